@@ -1,0 +1,74 @@
+"""Plain data types shared by the client, the embedded server and every stage.
+
+An `Endpoint` says where a model lives; a `Request` says what to ask it; a `Completion` is what
+came back (or why nothing did). Keeping them free of behaviour lets stages build requests and
+store completions without importing the client.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One model behind one or more OpenAI-compatible base URLs.
+
+    `api_key_env` names the environment variable that holds the key; the key itself is never
+    stored here, so an Endpoint can be logged or written to a summary safely.
+    """
+
+    model: str
+    base_urls: tuple[str, ...]
+    name: str | None = None  # a short label, e.g. the generator's name in a summary
+    mode: Literal["chat", "completion"] = "chat"
+    api_key_env: str | None = None
+    price_prompt: float | None = None  # USD per 1M prompt tokens
+    price_completion: float | None = None  # USD per 1M completion tokens
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+
+@dataclass(frozen=True)
+class Request:
+    """One sampling request. Exactly one of `messages` (chat) or `prompt` (completion) is set.
+
+    `sample_index` tells apart the k-th sample of the same prompt so that each sample has its
+    own cache entry and id, and servers without `n>1` support work the same way.
+    """
+
+    messages: tuple[tuple[str, str], ...] | None = None  # ((role, content), ...)
+    prompt: str | None = None
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    sample_index: int = 0
+
+    def cache_key(self, model: str) -> str:
+        """A hash of everything that determines the answer (never the key or the URL)."""
+        payload = {"model": model, **asdict(self)}
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Completion:
+    """What one request produced. `error` is set (and `text` empty) when it finally failed."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
