@@ -1,0 +1,201 @@
+"""Problem records and the loaders that make them.
+
+GSM8K and MATH come from the hub by default (`openai/gsm8k`, the seven subject configs of
+`EleutherAI/hendrycks_math`, `HuggingFaceH4/MATH-500`), or from local JSONL/Parquet files with
+the same field names: an explicit `data_file`, or `$LEMA_DATA_DIR/<dataset>/<split>*.jsonl`.
+Files already in the Problem format (what `lema evolve` writes) load too.
+
+Every source is normalized to one `Problem` shape with a content-hash id, the gold final answer
+and the gold rationale, so later stages never care where a question came from.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .records import RecordError, make_id, read_jsonl
+
+DATASETS = ("gsm8k", "math", "math500")
+MATH_SUBJECTS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)
+_LEVEL = re.compile(r"(\d+)")
+
+
+@dataclass
+class Problem:
+    id: str
+    dataset: str  # "gsm8k" or "math" (MATH-500 problems are MATH problems)
+    question: str
+    answer: str  # gold final answer
+    solution: str  # gold rationale
+    level: int | None = None
+    subject: str | None = None
+    extra: dict = field(default_factory=dict)  # provenance (evolved questions), source ids
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        extra = record.pop("extra")
+        return {**record, **extra}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "Problem":
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        extra = {k: v for k, v in record.items() if k not in known}
+        return cls(**{k: record.get(k) for k in known}, extra=extra)
+
+
+def grader_dataset(dataset: str) -> str:
+    """The grading rules a dataset uses: MATH-500 is graded as MATH."""
+    return "math" if dataset in ("math", "math500") else dataset
+
+
+def gsm8k_gold(rationale: str) -> str | None:
+    """The number after the last `####`, commas removed."""
+    if "####" not in rationale:
+        return None
+    answer = rationale.rsplit("####", 1)[1].strip().replace(",", "")
+    return answer or None
+
+
+def _parse_level(value) -> int | None:
+    if value is None:
+        return None
+    match = _LEVEL.search(str(value))
+    return int(match.group(1)) if match else None
+
+
+def _normalize_subject(value) -> str | None:
+    if not value:
+        return None
+    return str(value).strip().lower().replace(" & ", "_and_").replace(" ", "_")
+
+
+def normalize(record: dict, dataset: str, where: tuple[str, int | None] = ("<hub>", None)) -> Problem:
+    """Turn one raw record (hub or local, any supported shape) into a Problem."""
+    path, line = where
+
+    def need(name: str) -> str:
+        value = record.get(name)
+        if value in (None, ""):
+            raise RecordError(path, line, "missing or empty", field=name)
+        return str(value)
+
+    if {"id", "dataset", "question", "answer"} <= record.keys():  # already a Problem
+        for name in ("id", "dataset", "question", "answer"):
+            need(name)
+        problem = Problem.from_dict(record)
+        problem.solution = problem.solution or ""
+        return problem
+
+    if dataset == "gsm8k":
+        question, rationale = need("question"), need("answer")
+        gold = gsm8k_gold(rationale)
+        if gold is None:
+            raise RecordError(path, line, "no '#### <answer>' line", field="answer")
+        return Problem(make_id("gsm8k", question), "gsm8k", question, gold, rationale)
+
+    from .grading import last_boxed
+
+    question, solution = need("problem"), need("solution")
+    gold = record.get("answer") or last_boxed(solution)
+    if not gold:
+        raise RecordError(path, line, "no \\boxed{} answer in the solution", field="solution")
+    return Problem(
+        make_id("math", question),
+        "math",
+        question,
+        str(gold),
+        solution,
+        level=_parse_level(record.get("level")),
+        subject=_normalize_subject(record.get("type") or record.get("subject")),
+    )
+
+
+def _read_local(path: Path) -> list[tuple[dict, int | None]]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return [(row, i + 1) for i, row in enumerate(pq.read_table(path).to_pylist())]
+    if path.suffix in (".jsonl", ".json"):
+        rows = []
+        with open(path, encoding="utf-8") as handle:
+            for lineno, text in enumerate(handle, 1):
+                if text.strip():
+                    try:
+                        rows.append((json.loads(text), lineno))
+                    except json.JSONDecodeError as exc:
+                        raise RecordError(path, lineno, f"not valid JSON ({exc.msg})") from None
+        return rows
+    raise RecordError(path, None, "unsupported file type (use .jsonl or .parquet)")
+
+
+def read_problems_file(path: str | Path, dataset: str | None = None) -> list[Problem]:
+    """Load problems from one local file: raw GSM8K/MATH fields or the Problem format."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(path, None, "file not found")
+    problems = []
+    for record, line in _read_local(path):
+        if not isinstance(record, dict):
+            raise RecordError(path, line, "expected a JSON object")
+        guess = dataset or ("gsm8k" if "question" in record and "problem" not in record else "math")
+        problems.append(normalize(record, grader_dataset(guess) if guess != "math500" else "math", (str(path), line)))
+    return problems
+
+
+def local_split_file(data_dir: str | Path, dataset: str, split: str) -> Path:
+    """Find `<data_dir>/<dataset>/<split>.jsonl` (or `<split>*.jsonl|parquet`, e.g. test_sample1000)."""
+    folder = Path(data_dir) / dataset
+    for pattern in (f"{split}.jsonl", f"{split}.parquet", f"{split}*.jsonl", f"{split}*.parquet"):
+        matches = sorted(folder.glob(pattern))
+        if matches:
+            return matches[0]
+    if dataset == "math500":  # a MATH test sample stands in when no MATH-500 copy is present
+        return local_split_file(data_dir, "math", split)
+    raise RecordError(folder, None, f"no local file for split {split!r} (looked for {split}*.jsonl|parquet)")
+
+
+def _load_hub(dataset: str, split: str) -> list[tuple[dict, None]]:
+    import datasets
+
+    if dataset == "gsm8k":
+        parts = [datasets.load_dataset("openai/gsm8k", "main", split=split)]
+    elif dataset == "math500":
+        parts = [datasets.load_dataset("HuggingFaceH4/MATH-500", split=split)]
+    else:
+        parts = [datasets.load_dataset("EleutherAI/hendrycks_math", s, split=split) for s in MATH_SUBJECTS]
+    return [(row, None) for part in parts for row in part]
+
+
+def load_problems(
+    dataset: str,
+    split: str = "train",
+    data_file: str | Path | None = None,
+    limit: int | None = None,
+) -> list[Problem]:
+    """Load and normalize a dataset split.
+
+    Order of sources: `data_file` if given, else `$LEMA_DATA_DIR` if set, else the hub.
+    `limit` keeps the first N problems (in file order, so runs are reproducible).
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if data_file is not None:
+        problems = read_problems_file(data_file, dataset)
+    elif os.environ.get("LEMA_DATA_DIR"):
+        problems = read_problems_file(local_split_file(os.environ["LEMA_DATA_DIR"], dataset, split), dataset)
+    else:
+        kind = "gsm8k" if dataset == "gsm8k" else "math"
+        where = f"hub:{dataset}/{split}"
+        problems = [normalize(row, kind, (where, i + 1)) for i, (row, _) in enumerate(_load_hub(dataset, split))]
+    return problems[:limit] if limit is not None else problems
