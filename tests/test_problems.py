@@ -1,0 +1,75 @@
+"""Problem loading from local files and $LEMA_DATA_DIR, and its error messages."""
+import json
+
+import pytest
+
+from lema_plugin.problems import Problem, gsm8k_gold, load_problems, read_problems_file
+from lema_plugin.records import RecordError
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_gsm8k_gold_strips_commas_and_takes_last_marker():
+    assert gsm8k_gold("a\n#### 1,234") == "1234"
+    assert gsm8k_gold("x #### 3\n#### -5") == "-5"
+    assert gsm8k_gold("no marker") is None
+
+
+def test_real_gsm8k_train_from_data_dir(shared_data, monkeypatch):
+    monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
+    problems = load_problems("gsm8k", "train", limit=5)
+    assert len(problems) == 5
+    first = problems[0]
+    assert first.dataset == "gsm8k" and first.answer == "72" and "####" in first.solution
+    assert len({p.id for p in problems}) == 5
+    # ids are content hashes: the same question always gets the same id
+    assert load_problems("gsm8k", "train", limit=1)[0].id == first.id
+
+
+def test_real_math_sample_has_levels_subjects_and_gold(shared_data, monkeypatch):
+    monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
+    problems = load_problems("math", "test")
+    assert len(problems) == 1000
+    assert all(p.answer for p in problems)
+    assert {p.level for p in problems} <= {1, 2, 3, 4, 5, None}
+    assert "intermediate_algebra" in {p.subject for p in problems}
+    assert all(p.dataset == "math" for p in load_problems("math500", "test", limit=3))
+
+
+def test_nested_boxed_gold(tmp_path):
+    f = write_jsonl(tmp_path / "m.jsonl", [{"problem": "p", "solution": r"so $\boxed{\frac{1}{2}}$.", "level": "Level 2", "type": "Algebra"}])
+    (problem,) = load_problems("math", data_file=f)
+    assert problem.answer == r"\frac{1}{2}" and problem.level == 2 and problem.subject == "algebra"
+
+
+def test_problem_format_round_trips_with_provenance(tmp_path):
+    p = Problem("abc", "gsm8k", "q?", "4", "", extra={"seed_id": "s1", "agreement": 0.8})
+    f = write_jsonl(tmp_path / "problems.jsonl", [p.to_dict()])
+    (back,) = read_problems_file(f)
+    assert back == p
+
+
+@pytest.mark.parametrize(
+    "rows, dataset, line, field",
+    [
+        ([{"question": "q", "answer": "r\n#### 1"}, {"question": "q2"}], "gsm8k", 2, "answer"),
+        ([{"question": "q", "answer": "no marker"}], "gsm8k", 1, "answer"),
+        ([{"problem": "p", "solution": "no box"}], "math", 1, "solution"),
+        ([{"solution": r"\boxed{1}"}], "math", 1, "problem"),
+    ],
+)
+def test_bad_record_names_file_line_field(tmp_path, rows, dataset, line, field):
+    f = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(RecordError) as err:
+        load_problems(dataset, data_file=f)
+    assert str(err.value).startswith(f"{f}:{line}: field {field!r}")
+
+
+def test_not_json_names_line(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"question": "q", "answer": "#### 1"}\n{oops\n')
+    with pytest.raises(RecordError, match=rf"{f}:2: not valid JSON"):
+        load_problems("gsm8k", data_file=f)
