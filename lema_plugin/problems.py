@@ -149,7 +149,7 @@ def read_problems_file(path: str | Path, dataset: str | None = None) -> list[Pro
         if not isinstance(record, dict):
             raise RecordError(path, line, "expected a JSON object")
         guess = dataset or ("gsm8k" if "question" in record and "problem" not in record else "math")
-        problems.append(normalize(record, grader_dataset(guess) if guess != "math500" else "math", (str(path), line)))
+        problems.append(normalize(record, grader_dataset(guess), (str(path), line)))
     return problems
 
 
