@@ -1,0 +1,199 @@
+"""The recipe: one YAML file that describes a whole LeMa experiment, validated before anything runs.
+
+Like an axolotl config, a recipe names everything a run needs (data, generators, corrector, CoT
+source, evolution, export, and optionally the fine-tune and the evaluation), so that a run can be
+repeated or resumed from the file alone. Validation uses pydantic with unknown keys forbidden, and
+errors are reported as `RECIPE: key.path: message` so a typo never costs a paid request.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import os
+import re
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EndpointSpec(Strict):
+    """Where a model is served. `model: embedded` is the built-in SmolLM2-135M-Instruct."""
+
+    name: str | None = None
+    model: str = "embedded"
+    base_url: str | list[str] | None = None
+    mode: Literal["chat", "completion"] = "chat"
+    api_key_env: str | None = None
+    price_prompt: float | None = Field(None, ge=0, description="USD per 1M prompt tokens")
+    price_completion: float | None = Field(None, ge=0, description="USD per 1M completion tokens")
+
+    def spec(self) -> str:
+        """The endpoint in the `[NAME=]MODEL[@URL,...][;key=value]` grammar the stage commands take."""
+        text = f"{self.name}={self.model}" if self.name else self.model
+        if self.base_url:
+            urls = [self.base_url] if isinstance(self.base_url, str) else self.base_url
+            text += "@" + ",".join(urls)
+        if self.mode != "chat":
+            text += f";mode={self.mode}"
+        if self.api_key_env:
+            text += f";key_env={self.api_key_env}"
+        if self.price_prompt is not None or self.price_completion is not None:
+            text += f";price={self.price_prompt or 0}/{self.price_completion or 0}"
+        return text
+
+
+class Generator(EndpointSpec):
+    samples: int = Field(4, ge=1, description="reasoning paths per question")
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1)
+
+
+class Corrector(EndpointSpec):
+    prompt: Literal["fewshot", "zeroshot"] = "fewshot"
+    attempts: int = Field(1, ge=1, description="corrections sampled per mistake")
+    keep: int = Field(1, ge=1, description="stop sampling once this many are verified")
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(1024, ge=1)
+
+
+class Cot(Strict):
+    source: Literal["gold", "model", "none"] = "gold"
+    model: EndpointSpec | None = None
+    samples: int = Field(4, ge=1)
+    keep: int = Field(2, ge=1, description="correct rationales kept per question")
+    temperature: float = Field(0.8, ge=0)
+    max_tokens: int = Field(512, ge=1)
+
+    @model_validator(mode="after")
+    def _model_needs_endpoint(self):
+        if self.source == "model" and self.model is None:
+            raise ValueError("source 'model' needs a 'model' endpoint")
+        return self
+
+
+class Evolve(Strict):
+    enabled: bool = False
+    model: EndpointSpec | None = None  # defaults to the corrector's endpoint
+    per_seed: int = Field(2, ge=1, description="new questions asked per seed")
+    answers: int = Field(5, ge=1, description="answers sampled per new question")
+    min_agreement: float = Field(0.6, gt=0, le=1)
+
+
+class Export(Strict):
+    format: Literal["chat_template", "input_output", "alpaca"] = "chat_template"
+    mixes: list[Literal["lema", "cot-only", "cot-size-matched"]] = ["lema", "cot-only"]
+    val_fraction: float = Field(0.0, ge=0, lt=1)
+    seed: int = 0
+
+
+class Train(Strict):
+    """Optional: run `axolotl train` on the exported LeMa mix when the data is built."""
+
+    config: str
+    base_model: str | None = Field(None, description="'embedded' = the cached SmolLM2 model directory")
+    max_steps: int | None = Field(None, ge=1)
+
+
+class Eval(Strict):
+    """Optional: run `lm_eval` on the trained adapter (or the base model) with the lema tasks."""
+
+    tasks: list[str] = ["lema_gsm8k"]
+    limit: int | None = Field(None, ge=1)
+    max_gen_toks: int = Field(512, ge=1)
+
+
+class Recipe(Strict):
+    dataset: Literal["gsm8k", "math", "math500"] = "gsm8k"
+    split: str = "train"
+    data_file: str | None = None
+    limit: int | None = Field(None, ge=1, description="first N questions")
+    out: str = "runs/lema"
+    concurrency: int = Field(32, ge=1)
+    max_mistakes_per_question: int = Field(4, ge=1)
+    generators: list[Generator] = Field(..., min_length=1)
+    corrector: Corrector = Corrector()
+    cot: Cot = Cot()
+    evolve: Evolve = Evolve()
+    export: Export = Export()
+    train: Train | None = None
+    eval: Eval | None = None
+
+
+class RecipeError(ValueError):
+    """A recipe that does not validate; the message names the file and each bad key."""
+
+
+def builtin_recipes() -> list[str]:
+    folder = resources.files("lema_plugin.recipes")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_recipe_path(name_or_path: str) -> Path | resources.abc.Traversable:
+    """A path on disk, or the name of a recipe shipped with the package (`demo`, `gsm8k-paper`, ...)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = resources.files("lema_plugin.recipes").joinpath(f"{name_or_path}.yaml")
+    if shipped.is_file():
+        return shipped
+    raise RecipeError(f"{name_or_path}: no such file, and not a built-in recipe ({', '.join(builtin_recipes())})")
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value, key: str = ""):
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed recipe.
+
+    Endpoints and keys of real runs live in the environment, so a shipped recipe needs no edits.
+    An unset variable without a default is an error that names the recipe key.
+    """
+    if isinstance(value, dict):
+        return {k: expand_env(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{key}.{i}") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise RecipeError(f"{key}: environment variable {name} is not set")
+
+    return _ENV.sub(substitute, value)
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """Read and validate a recipe; raise RecipeError naming the file and the bad keys."""
+    source = resolve_recipe_path(name_or_path)
+    label = str(name_or_path)
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{label}:{mark.line + 1}" if mark else label
+        raise RecipeError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{label}: expected a mapping of keys at the top level")
+    try:
+        data = expand_env(data)
+    except RecipeError as exc:
+        raise RecipeError(f"{label}: {exc}") from None
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            problems.append(f"{key}: {error['msg']}")
+        raise RecipeError(f"{label}: " + "; ".join(problems)) from None
