@@ -1,0 +1,51 @@
+"""Recipes validate before anything runs, with errors that name the key."""
+import pytest
+
+from lema_plugin.recipe import RecipeError, builtin_recipes, load_recipe
+
+
+def test_builtin_recipes_validate(monkeypatch):
+    for var in ("LEMA_GEN_URL_7B", "LEMA_GEN_URL_13B", "LEMA_GEN_URL_70B"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9/v1")
+    assert {"demo", "gsm8k-paper", "math-paper"} <= set(builtin_recipes())
+    for name in builtin_recipes():
+        recipe = load_recipe(name)
+        assert recipe.generators and recipe.corrector
+    paper = load_recipe("math-paper")
+    assert paper.dataset == "math" and paper.corrector.api_key_env == "OPENAI_API_KEY"
+    assert paper.generators[0].spec() == "llama2-7b=meta-llama/Llama-2-7b-hf@http://127.0.0.1:9/v1;mode=completion"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("generators: [{model: m}]\ncorector: {model: x}\n", "corector: Extra inputs are not permitted"),
+        ("generators: [{model: m, samples: 0}]\n", "generators.0.samples: Input should be greater than or equal to 1"),
+        ("generators: []\n", "generators: List should have at least 1 item"),
+        ("dataset: svamp\ngenerators: [{model: m}]\n", "dataset: Input should be 'gsm8k', 'math' or 'math500'"),
+        ("generators: [{model: m, base_url: '${LEMA_TEST_UNSET_VAR}'}]\n", "generators.0.base_url: environment variable LEMA_TEST_UNSET_VAR is not set"),
+        ("generators: [{model: m}]\ncot: {source: model}\n", "cot: Value error, source 'model' needs a 'model' endpoint"),
+        ("generators: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_recipe_names_key(tmp_path, text, message):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(str(path))
+    assert str(err.value).startswith(f"{path}")
+    assert message in str(err.value)
+
+
+def test_env_default_is_used(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEMA_TEST_URL", raising=False)
+    path = tmp_path / "r.yaml"
+    path.write_text("generators: [{model: m, base_url: '${LEMA_TEST_URL:-http://h:1/v1}'}]\n")
+    assert load_recipe(str(path)).generators[0].base_url == "http://h:1/v1"
+    monkeypatch.setenv("LEMA_TEST_URL", "http://x:2/v1")
+    assert load_recipe(str(path)).generators[0].base_url == "http://x:2/v1"
+
+
+def test_unknown_recipe_name_lists_builtins():
+    with pytest.raises(RecipeError, match="not a built-in recipe.*demo"):
+        load_recipe("no-such-recipe")
