@@ -32,10 +32,19 @@ def friendly_errors(func: Callable) -> Callable:
     return wrapper
 
 
-def run_async(coro):
-    """Run a stage coroutine; Ctrl-C exits with status 130 (written records are kept)."""
+def run_async(coro, client=None):
+    """Run a stage coroutine (closing `client`'s connections after it); Ctrl-C exits with
+    status 130, keeping the records written so far."""
+
+    async def run():
+        try:
+            return await coro
+        finally:
+            if client is not None:
+                await client.aclose()
+
     try:
-        return asyncio.run(coro)
+        return asyncio.run(run())
     except KeyboardInterrupt:
         click.echo("interrupted: records written so far are kept; run the same command again to resume", err=True)
         raise SystemExit(130) from None
@@ -74,7 +83,7 @@ def make_client(out_dir: Path, concurrency: int, cache_dir: Path | None, no_cach
     """The one LLM client, with its cache in the run folder unless told otherwise."""
     from lema_plugin.llm import LLMClient
 
-    cache = None if no_cache else (cache_dir or Path(out_dir) / ".cache")
+    cache = False if no_cache else (cache_dir or Path(out_dir) / ".cache")
     return LLMClient(cache_dir=cache, concurrency=concurrency, timeout=timeout, max_retries=max_retries, progress=not quiet)
 
 
