@@ -1,0 +1,367 @@
+"""The one LLM client: every model call of every stage goes through `LLMClient`.
+
+It talks to any OpenAI-compatible server (vLLM, TGI, llama.cpp, `transformers serve`, OpenAI)
+through the official `openai` package and adds what long data-generation runs need:
+
+- bounded concurrency shared by all endpoints (one semaphore around each HTTP attempt);
+- its own retries (the package's are turned off so there is one policy): exponential backoff
+  with jitter on 429, 408/409, 5xx, timeouts, connection errors and malformed bodies, honouring
+  Retry-After; a request that still fails comes back as `Completion(error=...)`, never raised,
+  so a stage can record it instead of losing it;
+- an on-disk cache keyed by the request hash, so a re-run pays for nothing it already has;
+- usage per endpoint label and a progress bar.
+
+Requests go through `AsyncOpenAI.post(..., cast_to=bytes)` and the JSON is read here: that keeps
+the package's transport, auth and error types while skipping its per-request model validation,
+which would otherwise cost more CPU than everything else together at hundreds of requests per
+second, and it lets a malformed body be retried instead of raised. One `AsyncOpenAI` per base URL
+is reused; an endpoint with several base URLs gets its requests spread round-robin (a retry moves
+on to the next URL).
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import os
+import random
+import re
+import time
+from typing import AsyncIterator, Iterable
+
+import openai
+from tqdm.auto import tqdm
+
+from .cache import ResponseCache, default_cache_dir
+from .types import Completion, Endpoint, Request
+from .usage import Usage, usage_line
+
+try:  # aiohttp transport: far less CPU per request than the default one
+    from openai import DefaultAioHttpClient as _HttpClient
+except ImportError:  # older openai without the aiohttp extra
+    _HttpClient = None
+
+RETRIABLE_STATUS = {408, 409, 429}
+MAX_RETRY_AFTER = 120.0  # never sleep longer than this on a server's say-so
+
+
+class MalformedResponse(ValueError):
+    """A 200 answer whose body is not a usable completion (broken JSON, no choices)."""
+
+
+def request_body(endpoint: Endpoint, request: Request) -> dict:
+    """The JSON body for /chat/completions or /completions.
+
+    A prompt-only request to a chat endpoint becomes one user message; messages sent to a
+    completion endpoint are a caller bug (there is no template to render them) and raise.
+    """
+    body: dict = {"model": endpoint.model}
+    if endpoint.mode == "chat":
+        messages = request.messages if request.messages is not None else (("user", request.prompt or ""),)
+        body["messages"] = [{"role": role, "content": content} for role, content in messages]
+    elif endpoint.mode == "completion":
+        if request.prompt is None:
+            raise ValueError(f"endpoint {endpoint.label!r} is in completion mode but the request has no prompt")
+        body["prompt"] = request.prompt
+    else:
+        raise ValueError(f"endpoint {endpoint.label!r}: unknown mode {endpoint.mode!r}")
+    body["temperature"] = request.temperature
+    body["top_p"] = request.top_p
+    body["max_tokens"] = request.max_tokens
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.seed is not None:
+        body["seed"] = request.seed
+    return body
+
+
+def cache_key(endpoint: Endpoint, request: Request) -> str:
+    """`Request.cache_key(model)`, told apart by mode: the same prompt in chat and completion
+    mode gets different answers."""
+    key = request.cache_key(endpoint.model)
+    if endpoint.mode == "chat":
+        return key
+    return hashlib.sha256(f"{endpoint.mode}:{key}".encode()).hexdigest()
+
+
+def parse_completion(raw: bytes, chat: bool) -> Completion:
+    """Read the first choice of a completion body; raise MalformedResponse if it has none.
+
+    Empty or null content is a valid (empty) answer; finish_reason is kept as sent.
+    """
+    try:
+        payload = json.loads(raw)
+        choice = payload["choices"][0]
+        if chat:
+            text = (choice.get("message") or {}).get("content")
+        else:
+            text = choice.get("text")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        snippet = raw[:80].decode("utf-8", "replace")
+        raise MalformedResponse(f"malformed response body ({type(exc).__name__}): {snippet!r}") from None
+    usage = payload.get("usage") or {}
+    return Completion(
+        text=text if isinstance(text, str) else "",
+        finish_reason=choice.get("finish_reason"),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+def retry_after_seconds(headers) -> float | None:
+    """Seconds the server asked us to wait (retry-after-ms, retry-after as seconds or a date)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class LLMClient:
+    """Async client for OpenAI-compatible endpoints with concurrency, retries, cache and usage.
+
+    cache_dir: where responses are cached; None means `$LEMA_CACHE_DIR/responses` (else
+    `~/.cache/lema/responses`); False turns the cache off.
+    concurrency: the most HTTP requests in flight at once, over all endpoints.
+    timeout: seconds per HTTP attempt. max_retries: extra attempts after a retriable fault.
+    backoff_base / backoff_max: the exponential backoff schedule in seconds (the n-th retry
+    waits between half and all of min(backoff_max, backoff_base * 2**n)).
+
+    Use one client per event loop; `aclose()` (or `async with`) closes its connections.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike | None | bool = None,
+        concurrency: int = 32,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        progress: bool = True,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ):
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if cache_dir is False:
+            self.cache = None
+        else:
+            self.cache = ResponseCache(default_cache_dir() if cache_dir in (None, True) else cache_dir)
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.progress = progress
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.usage: dict[str, Usage] = {}
+        self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+        self._turns: dict[tuple[str, ...], int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    # -- public API ---------------------------------------------------------------------
+
+    async def complete(self, endpoint: Endpoint, request: Request) -> Completion:
+        """One completion, from the cache or the server. Never raises for a failed request:
+        the returned Completion carries `error` instead. Raises ValueError for a request the
+        endpoint cannot express (a caller bug)."""
+        self._bind_loop()
+        body = request_body(endpoint, request)
+        usage = self.usage.setdefault(endpoint.label, Usage())
+        usage.requests += 1
+        key = cache_key(endpoint, request)
+        if self.cache is not None:
+            entry = self.cache.get(key)
+            if entry is not None and isinstance(entry.get("text"), str):
+                usage.cached += 1
+                return Completion(
+                    text=entry["text"],
+                    finish_reason=entry.get("finish_reason"),
+                    prompt_tokens=entry.get("prompt_tokens", 0),
+                    completion_tokens=entry.get("completion_tokens", 0),
+                    cached=True,
+                )
+        completion = await self._fetch(endpoint, body, usage)
+        if not completion.ok:
+            usage.failures += 1
+            return completion
+        usage.add_tokens(completion.prompt_tokens, completion.completion_tokens, endpoint.price_prompt, endpoint.price_completion)
+        if self.cache is not None:
+            self.cache.put(key, {
+                "model": endpoint.model,
+                "text": completion.text,
+                "finish_reason": completion.finish_reason,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+            })
+        return completion
+
+    async def stream(
+        self, jobs: Iterable[tuple[Endpoint, Request]], desc: str | None = None
+    ) -> AsyncIterator[tuple[int, Completion]]:
+        """Run all jobs concurrently; yield `(index into jobs, Completion)` as each finishes.
+
+        Every job yields exactly once (failures included). Breaking out of the loop cancels the
+        requests still in flight.
+        """
+        jobs = list(jobs)
+        if not jobs:
+            return
+        self._bind_loop()
+        results: asyncio.Queue = asyncio.Queue()
+        feed = iter(enumerate(jobs))
+
+        async def worker() -> None:
+            for index, (endpoint, request) in feed:
+                try:
+                    results.put_nowait((index, await self.complete(endpoint, request)))
+                except Exception as exc:  # a caller bug: hand it to the consumer to raise
+                    results.put_nowait((index, exc))
+                    return
+
+        # More workers than HTTP slots, so requests sleeping in backoff do not idle the slots.
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(len(jobs), 2 * self.concurrency))]
+        bar = tqdm(total=len(jobs), desc=desc or "requests", unit="req", disable=not self.progress, mininterval=0.5)
+        failures = fresh_tokens = 0
+        start = last_note = time.monotonic()
+        try:
+            for _ in range(len(jobs)):
+                index, completion = await results.get()
+                if isinstance(completion, Exception):
+                    raise completion
+                if not completion.ok:
+                    failures += 1
+                elif not completion.cached:
+                    fresh_tokens += completion.completion_tokens
+                bar.update(1)
+                now = time.monotonic()
+                if self.progress and now - last_note >= 0.5:
+                    last_note = now
+                    bar.set_postfix(failed=failures, tok_s=f"{fresh_tokens / max(now - start, 1e-9):.0f}", refresh=False)
+                yield index, completion
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if self.progress:
+                elapsed = max(time.monotonic() - start, 1e-9)
+                bar.set_postfix(failed=failures, tok_s=f"{fresh_tokens / elapsed:.0f}", refresh=False)
+            bar.close()
+
+    async def complete_all(self, jobs: Iterable[tuple[Endpoint, Request]], desc: str | None = None) -> list[Completion]:
+        """All completions in job order (a convenience over `stream`)."""
+        jobs = list(jobs)
+        out: list[Completion | None] = [None] * len(jobs)
+        async for index, completion in self.stream(jobs, desc=desc):
+            out[index] = completion
+        return out  # type: ignore[return-value]
+
+    def usage_lines(self) -> list[str]:
+        """One summary line per endpoint label, in first-use order."""
+        return [usage_line(label, usage) for label, usage in self.usage.items()]
+
+    async def aclose(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            try:
+                await client.close()
+            except Exception:
+                pass
+
+    async def __aenter__(self) -> "LLMClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _bind_loop(self) -> None:
+        """Connections and the semaphore belong to one event loop; start fresh on a new one."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+            self._clients = {}
+
+    def _client(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
+        client = self._clients.get((base_url, api_key))
+        if client is None:
+            http_client = _HttpClient(timeout=self.timeout) if _HttpClient is not None else None
+            client = openai.AsyncOpenAI(
+                base_url=base_url, api_key=api_key, max_retries=0, timeout=self.timeout, http_client=http_client
+            )
+            self._clients[(base_url, api_key)] = client
+        return client
+
+    def _next_url(self, endpoint: Endpoint) -> str:
+        urls = endpoint.base_urls
+        if not urls:
+            raise ValueError(f"endpoint {endpoint.label!r} has no base URL")
+        turn = self._turns.get(urls, 0)
+        self._turns[urls] = turn + 1
+        return urls[turn % len(urls)]
+
+    def _backoff(self, retry: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * 2**retry)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    async def _fetch(self, endpoint: Endpoint, body: dict, usage: Usage) -> Completion:
+        chat = endpoint.mode == "chat"
+        path = "/chat/completions" if chat else "/completions"
+        api_key = (os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None) or "EMPTY"
+        reason = "no attempt made"
+        attempts = 0
+        for retry in range(self.max_retries + 1):
+            attempts += 1
+            client = self._client(self._next_url(endpoint), api_key)
+            wait: float | None = None
+            try:
+                async with self._semaphore:
+                    raw = await client.post(path, body=body, cast_to=bytes)
+                return parse_completion(raw, chat)
+            except MalformedResponse as exc:
+                reason = str(exc)
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                message = re.sub(r"^Error code: \d+ - ", "", exc.message or "")
+                reason = f"HTTP {status}: {_scrub(message, api_key)}"
+                if status not in RETRIABLE_STATUS and status < 500:
+                    break
+                wait = retry_after_seconds(getattr(exc.response, "headers", None))
+            except openai.APITimeoutError:
+                reason = f"timed out after {self.timeout:g} s"
+            except openai.APIConnectionError as exc:
+                cause = exc.__cause__ or exc
+                reason = _scrub(f"connection error: {type(cause).__name__}: {cause}", api_key)
+            if retry == self.max_retries:
+                break
+            usage.retries += 1
+            if wait is not None:
+                delay = min(wait, MAX_RETRY_AFTER) * random.uniform(1.0, 1.1)
+            else:
+                delay = self._backoff(retry)
+            await asyncio.sleep(delay)
+        return Completion(error=f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})")
+
+
+def _scrub(text: str, api_key: str) -> str:
+    """Keep an API key out of error messages (some servers echo part or all of it)."""
+    if api_key and api_key != "EMPTY":
+        text = text.replace(api_key, "***")
+    return text

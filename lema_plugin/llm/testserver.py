@@ -1,0 +1,250 @@
+"""A scripted OpenAI-compatible HTTP server for tests and benchmarks.
+
+Stage tests need exact control over what "the model" says to each prompt, and the client tests
+need faults on demand (429, 500, hangs, broken JSON). A real HTTP server on 127.0.0.1 lets the
+real `openai` client run unchanged against it, so the tests exercise the same code paths as a
+production run against vLLM or OpenAI.
+
+Usage::
+
+    def responder(body: dict, attempt: int) -> str | Reply:
+        if attempt == 0:
+            return Reply(status=500)          # only the first try fails
+        return "The answer is 4."
+
+    with ScriptedServer(responder, latency=0.01) as server:
+        endpoint = server.endpoint(model="m")  # an Endpoint pointing at server.base_url
+        ...
+        assert server.request_count == 2
+
+`body` is the parsed JSON request (`messages` or `prompt`, `model`, `temperature`, ...).
+`attempt` is 0 the first time this exact request body arrives, 1 on its first repeat, and so on,
+so a fault can be made to hit only the first try. The server runs aiohttp on its own event loop
+in a background thread; it handles hundreds of concurrent requests without threads per request.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from aiohttp import web
+
+from .types import Endpoint
+
+HANG_SECONDS = 3600.0  # "forever" for a hung request; cut short when the server stops
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted answer, or a scripted fault.
+
+    status != 200 sends an OpenAI-style error body (with a Retry-After header when `retry_after`
+    is set, in seconds, fractions allowed); `hang` never answers; `malformed` sends a 200 whose
+    body is not valid JSON.
+    """
+
+    content: str = ""
+    finish_reason: str = "stop"
+    status: int = 200
+    retry_after: float | None = None
+    hang: bool = False
+    malformed: bool = False
+
+
+Responder = Callable[[dict, int], Union[str, Reply]]
+
+
+def count_tokens(text: str) -> int:
+    """Whitespace tokens: a stand-in for a tokenizer so usage numbers are predictable."""
+    return len(text.split())
+
+
+def prompt_text(body: dict) -> str:
+    """The text of a chat or completion request body, for token counts and scripting."""
+    if "messages" in body:
+        return "\n".join(str(m.get("content") or "") for m in body["messages"])
+    prompt = body.get("prompt", "")
+    return prompt if isinstance(prompt, str) else "\n".join(map(str, prompt))
+
+
+class ScriptedServer:
+    """A real HTTP server speaking /v1/chat/completions, /v1/completions and /v1/models.
+
+    `request_count` counts completion requests (faults included); `max_in_flight` is the most
+    completion requests that were being handled at the same moment; `errors` holds exceptions
+    raised by the responder (each also answered with a 500).
+    """
+
+    def __init__(self, responder: Responder, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+        self.responder = responder
+        self.latency = latency
+        self.host = host
+        self.port = port
+        self.request_count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.errors: list[BaseException] = []
+        self._attempts: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopped: asyncio.Event | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> "ScriptedServer":
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._serve, args=(ready, failure), daemon=True, name="scripted-server")
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout=10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> "ScriptedServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def endpoint(self, model: str = "m", mode: str = "chat", **fields) -> Endpoint:
+        """An Endpoint for this server; extra fields (name, prices, api_key_env) pass through."""
+        return Endpoint(model=model, base_urls=(self.base_url,), mode=mode, **fields)
+
+    def reset_counts(self) -> None:
+        """Zero the request counters (not the per-body attempt counts)."""
+        self.request_count = 0
+        self.max_in_flight = 0
+
+    # -- the server thread ------------------------------------------------------------------
+
+    def _serve(self, ready: threading.Event, failure: list) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main(ready))
+        except BaseException as exc:  # startup failure: hand it to start()
+            failure.append(exc)
+            ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._stopped = asyncio.Event()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completion)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        await self._stopped.wait()
+        await self._runner.cleanup()
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "test"}]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, chat=True)
+
+    async def _completion(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, chat=False)
+
+    async def _complete(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        self.request_count += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            raw = await request.read()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return _error(400, "request body is not JSON")
+            attempt_key = raw.decode("utf-8", "replace")
+            attempt = self._attempts[attempt_key]
+            self._attempts[attempt_key] += 1
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            try:
+                reply = self.responder(body, attempt)
+            except Exception as exc:  # a broken responder is a test bug: answer 500, keep it
+                self.errors.append(exc)
+                return _error(500, f"responder failed: {exc!r}")
+            if isinstance(reply, str):
+                reply = Reply(content=reply)
+            return await self._answer(body, reply, chat)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, body: dict, reply: Reply, chat: bool) -> web.StreamResponse:
+        if reply.hang:  # answer nothing until the server stops (or an hour passes)
+            try:
+                await asyncio.wait_for(self._stopped.wait(), HANG_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+            return _error(503, "hung request released")
+        if reply.status != 200:
+            headers = {} if reply.retry_after is None else {"Retry-After": f"{reply.retry_after:g}"}
+            return _error(reply.status, f"scripted status {reply.status}", headers)
+        if reply.malformed:
+            return web.Response(text='{"id": "cmpl-broken", "choices": [', content_type="application/json")
+        prompt_tokens = count_tokens(prompt_text(body))
+        completion_tokens = count_tokens(reply.content)
+        if chat:
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.content},
+                "finish_reason": reply.finish_reason,
+            }
+        else:
+            choice = {"index": 0, "text": reply.content, "finish_reason": reply.finish_reason, "logprobs": None}
+        payload = {
+            "id": f"cmpl-{self.request_count}",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", "scripted"),
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return web.json_response(payload)
+
+
+def _error(status: int, message: str, headers: dict | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": "scripted_error", "code": status}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def echo_responder(body: dict, attempt: int) -> str:
+    """Answer every prompt with its own last line: handy for load tests and smoke runs."""
+    lines = prompt_text(body).strip().splitlines()
+    return f"Echo: {lines[-1] if lines else ''}"
