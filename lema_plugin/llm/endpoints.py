@@ -1,0 +1,135 @@
+"""Endpoint specs: one short string per model, as typed on the command line.
+
+Grammar::
+
+    [NAME=]MODEL[@URL[,URL2...]][;mode=chat|completion][;key_env=VAR][;price=IN/OUT]
+
+- ``NAME`` is the label used in records and summaries (default: ``default_name``, else MODEL).
+- ``MODEL`` is what the server calls the model. ``embedded`` (or nothing at all) means the
+  embedded SmolLM2-135M-Instruct default, started on demand by `open_endpoints`;
+  ``embedded@URL`` points at one already running (``lema serve``).
+- Several URLs spread the load over several servers that serve the same model.
+- A MODEL without URL goes to ``$OPENAI_BASE_URL`` if set, else the OpenAI API, with the key
+  read from ``$OPENAI_API_KEY`` (or the variable named by ``key_env``).
+- ``price`` is USD per million prompt / completion tokens, used only for the cost summary.
+
+Examples: ``embedded``, ``gpt4=gpt-4o;price=2.5/10``,
+``llama=meta-llama/Llama-3.1-8B-Instruct@http://gpu1:8000/v1,http://gpu2:8000/v1``.
+
+An endpoint of the embedded model that is not running yet has no base URL; `open_endpoints`
+fills it in once the server is up. Errors are one-line ValueErrors that name the spec, so a
+CLI can pass them on as they are.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+
+from lema_plugin.llm.embedded import ENDPOINT_NAME, embedded_server, served_model_name
+from lema_plugin.llm.types import Endpoint
+
+EMBEDDED = "embedded"
+OPENAI_URL = "https://api.openai.com/v1"
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
+MODES = ("chat", "completion")
+
+
+def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
+    """Turn one endpoint spec into an `Endpoint` (see the module docstring for the grammar)."""
+
+    def fail(why: str) -> ValueError:
+        return ValueError(f"endpoint spec {spec!r}: {why}")
+
+    head, *options = (spec or "").strip().split(";")
+    name_model, _, urls = head.partition("@")
+    name, eq, model = name_model.partition("=")
+    if not eq:
+        name, model = "", name_model
+    name, model = name.strip(), model.strip()
+    if eq and not name:
+        raise fail("empty NAME before '='")
+    if "@" in head and not urls.strip():
+        raise fail("no URL after '@'")
+
+    base_urls = tuple(u.strip().rstrip("/") for u in urls.split(",")) if urls.strip() else ()
+    for url in base_urls:
+        if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+            raise fail(f"URL {url!r} must start with http:// or https://")
+
+    settings: dict[str, str] = {}
+    for option in options:
+        if not option.strip():
+            continue
+        key, eq, value = option.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not value:
+            raise fail(f"option {option.strip()!r} must look like key=value")
+        if key not in ("mode", "key_env", "price"):
+            raise fail(f"unknown option {key!r} (expected mode, key_env or price)")
+        if key in settings:
+            raise fail(f"option {key!r} given twice")
+        settings[key] = value
+
+    mode = settings.get("mode", "chat")
+    if mode not in MODES:
+        raise fail(f"mode must be chat or completion, not {mode!r}")
+
+    price_prompt = price_completion = None
+    if "price" in settings:
+        parts = settings["price"].split("/")
+        try:
+            price_prompt, price_completion = (float(p) for p in parts)
+        except ValueError:
+            raise fail(f"price must be IN/OUT in USD per 1M tokens, e.g. 2.5/10, not {settings['price']!r}") from None
+        if price_prompt < 0 or price_completion < 0:
+            raise fail("price must not be negative")
+
+    key_env = settings.get("key_env")
+    if key_env is not None and not key_env.replace("_", "a").isalnum():
+        raise fail(f"key_env {key_env!r} is not an environment variable name")
+
+    if model in ("", EMBEDDED):
+        name = name or default_name or ENDPOINT_NAME
+        # with URLs: a `lema serve` already running, which knows the model by its own name
+        model = served_model_name() if base_urls else EMBEDDED
+    elif not base_urls:
+        base_urls = (os.environ.get("OPENAI_BASE_URL", "").strip().rstrip("/") or OPENAI_URL,)
+        key_env = key_env or OPENAI_KEY_ENV
+
+    return Endpoint(
+        model=model,
+        base_urls=base_urls,
+        name=name or default_name or None,
+        mode=mode,
+        api_key_env=key_env,
+        price_prompt=price_prompt,
+        price_completion=price_completion,
+    )
+
+
+def needs_embedded(endpoint: Endpoint) -> bool:
+    """True for an endpoint of the embedded model that still waits for its server."""
+    return endpoint.model == EMBEDDED and not endpoint.base_urls
+
+
+@contextlib.contextmanager
+def open_endpoints(specs: Sequence[str | Endpoint], **server_options) -> Iterator[list[Endpoint]]:
+    """Parse `specs` and make every endpoint reachable for the duration of the block.
+
+    The embedded server is started at most once, only if some spec asks for it, and stopped on
+    exit (also on error or Ctrl-C). `server_options` go to `embedded_server`.
+    """
+    endpoints = [s if isinstance(s, Endpoint) else parse_endpoint(s) for s in specs]
+    if not any(needs_embedded(e) for e in endpoints):
+        yield endpoints
+        return
+
+    with embedded_server(**server_options) as served:
+        yield [
+            dataclasses.replace(e, model=served.model, base_urls=served.base_urls, name=e.name or served.name)
+            if needs_embedded(e)
+            else e
+            for e in endpoints
+        ]
