@@ -309,13 +309,13 @@ class LLMClient:
             self._clients[(base_url, api_key)] = client
         return client
 
-    def _next_url(self, endpoint: Endpoint) -> str:
-        urls = endpoint.base_urls
-        if not urls:
+    def _first_turn(self, endpoint: Endpoint) -> int:
+        """Round-robin start for one request; its retries then walk on through the URLs."""
+        if not endpoint.base_urls:
             raise ValueError(f"endpoint {endpoint.label!r} has no base URL")
-        turn = self._turns.get(urls, 0)
-        self._turns[urls] = turn + 1
-        return urls[turn % len(urls)]
+        turn = self._turns.get(endpoint.base_urls, 0)
+        self._turns[endpoint.base_urls] = turn + 1
+        return turn
 
     def _backoff(self, retry: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2**retry)
@@ -325,11 +325,13 @@ class LLMClient:
         chat = endpoint.mode == "chat"
         path = "/chat/completions" if chat else "/completions"
         api_key = (os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None) or "EMPTY"
+        urls = endpoint.base_urls
+        first = self._first_turn(endpoint)
         reason = "no attempt made"
         attempts = 0
         for retry in range(self.max_retries + 1):
             attempts += 1
-            client = self._client(self._next_url(endpoint), api_key)
+            client = self._client(urls[(first + retry) % len(urls)], api_key)
             wait: float | None = None
             try:
                 async with self._semaphore:
@@ -344,11 +346,8 @@ class LLMClient:
                 if status not in RETRIABLE_STATUS and status < 500:
                     break
                 wait = retry_after_seconds(getattr(exc.response, "headers", None))
-            except openai.APITimeoutError:
-                reason = f"timed out after {self.timeout:g} s"
-            except openai.APIConnectionError as exc:
-                cause = exc.__cause__ or exc
-                reason = _scrub(f"connection error: {type(cause).__name__}: {cause}", api_key)
+            except openai.APIConnectionError as exc:  # timeouts included
+                reason = _scrub(_connection_failure(exc, self.timeout), api_key)
             if retry == self.max_retries:
                 break
             usage.retries += 1
@@ -358,6 +357,20 @@ class LLMClient:
                 delay = self._backoff(retry)
             await asyncio.sleep(delay)
         return Completion(error=f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})")
+
+
+def _connection_failure(exc: openai.APIConnectionError, timeout: float) -> str:
+    """Say what went wrong below the HTTP layer. Transports do not always label a refused
+    connection correctly (one maps it to a connect timeout), so look at the root cause."""
+    root: BaseException = exc
+    for _ in range(10):
+        deeper = root.__cause__ or root.__context__
+        if deeper is None:
+            break
+        root = deeper
+    if isinstance(exc, openai.APITimeoutError) and (root is exc or isinstance(root, TimeoutError) or not isinstance(root, OSError)):
+        return f"timed out after {timeout:g} s"
+    return f"connection error: {type(root).__name__}: {root}"
 
 
 def _scrub(text: str, api_key: str) -> str:

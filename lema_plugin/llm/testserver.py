@@ -77,7 +77,8 @@ class ScriptedServer:
 
     `request_count` counts completion requests (faults included); `max_in_flight` is the most
     completion requests that were being handled at the same moment; `errors` holds exceptions
-    raised by the responder (each also answered with a 500).
+    raised by the responder (each also answered with a 500); `authorizations` counts the
+    Authorization headers received, so a test can check which key was sent.
     """
 
     def __init__(self, responder: Responder, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0):
@@ -89,6 +90,7 @@ class ScriptedServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.errors: list[BaseException] = []
+        self.authorizations: Counter[str] = Counter()
         self._attempts: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -152,7 +154,11 @@ class ScriptedServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        # handler_cancellation: a request the client gave up on (a timed-out hang) stops
+        # counting as in flight once its connection closes.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True)
         await site.start()
@@ -180,6 +186,7 @@ class ScriptedServer:
         self.request_count += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.authorizations[request.headers.get("Authorization", "")] += 1
         try:
             raw = await request.read()
             try:
