@@ -1,0 +1,56 @@
+"""`lema cot`: CoT targets from the datasets' own rationales or by rejection sampling a strong model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, run_async
+
+
+@click.command()
+@click.option("--source", type=click.Choice(["gold", "model"]), default="gold", show_default=True,
+              help="gold: the dataset's rationales, rewritten to end 'The answer is X.'. "
+              "model: sample rationales from --model and keep the correct ones.")
+@click.option("--dataset", type=click.Choice(["gsm8k", "math", "math500"]), default="gsm8k", show_default=True)
+@click.option("--split", default="train", show_default=True)
+@click.option("--data-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Local problems (GSM8K/MATH fields or problems.jsonl from `lema evolve`) instead of the hub.")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N problems.")
+@click.option("--model", "model_spec", default="embedded", show_default=True, envvar="LEMA_STRONG_MODEL",
+              help="--source model: the strong model, [NAME=]MODEL[@URL][;mode=completion][;key_env=VAR] "
+              "(env LEMA_STRONG_MODEL). 'embedded' is the built-in small model.")
+@click.option("--samples", default=4, show_default=True, type=click.IntRange(1), help="Rationales sampled per question.")
+@click.option("--keep", "max_per_question", default=2, show_default=True, type=click.IntRange(1),
+              help="Distinct correct rationales kept per question.")
+@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0))
+@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1))
+@out_option
+@client_options
+@friendly_errors
+def cot(source, dataset, split, data_file, limit, model_spec, samples, max_per_question, temperature, max_tokens,
+        out_dir, concurrency, cache_dir, no_cache, timeout, max_retries, quiet):
+    """Write OUT/cot.jsonl: question -> a correct step-by-step rationale ending "The answer is X.".
+
+    With --source model every graded sample is kept in OUT/cot_samples.jsonl as it arrives, so
+    running the same command again resumes without asking the model twice.
+    """
+    from lema_plugin import cot as stage
+    from lema_plugin.problems import load_problems
+
+    problems = load_problems(dataset, split=split, data_file=data_file, limit=limit)
+    if source == "gold":
+        records, by_dataset = stage.write_gold_cot(problems, out_dir)
+        click.echo(f"problems: {len(problems)}; gold rationales written: {len(records)} "
+                   f"({len(problems) - len(records)} without a usable rationale)")
+    else:
+        from lema_plugin.llm.endpoints import open_endpoints
+
+        with open_endpoints([model_spec]) as (endpoint,):
+            client = make_client(out_dir, concurrency, cache_dir, no_cache, timeout, max_retries, quiet)
+            records, summary = run_async(stage.model_cot_async(
+                problems, endpoint, out_dir, samples=samples, max_per_question=max_per_question,
+                temperature=temperature, max_tokens=max_tokens, client=client), client)
+        for line in summary.lines():
+            click.echo(line)
+    click.echo(f"wrote {Path(out_dir) / 'cot.jsonl'}")

@@ -1,0 +1,263 @@
+"""CoT data: question -> a correct step-by-step rationale ending "The answer is X.".
+
+LeMa trains on CoT data next to the correction data. Two sources:
+
+- `gold_cot`: the datasets' own rationales, rewritten into the one target style (GSM8K calculator
+  annotations `<<48/2=24>>` removed and the `#### 72` line turned into `The answer is 72.`; MATH
+  solutions keep their `\\boxed{}` answer and gain a closing `The answer is X.`).
+- `model_cot`: rejection sampling from a strong model. K rationales per question with the `solve`
+  prompt, graded by the one grader; the correct ones are kept, de-duplicated and capped per
+  question. Every graded sample goes to `cot_samples.jsonl` (a run store) the moment it arrives,
+  so an interrupted run resumes without asking again; `cot.jsonl` is derived from it atomically.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from .llm.types import Endpoint
+from .problems import Problem, grader_dataset
+from .records import make_id
+from .store import RunStore, write_jsonl_atomic
+
+_CALCULATOR = re.compile(r"<<[^<>]*>>")
+_FINAL_GSM8K = re.compile(r"^\s*####\s*(.*?)\s*$", re.MULTILINE)
+_ANSWER_IS = re.compile(r"the answer is\b", re.IGNORECASE)
+# "The answer is X." up to the period that ends the sentence (not the one inside "3.5") or the line end
+_ANSWER_SENTENCE = re.compile(r"the answer is[^\n]*?(?:\.(?=\s|$)|$)", re.IGNORECASE | re.MULTILINE)
+
+
+def answer_sentence(answer: str) -> str:
+    """The closing line every CoT target ends with."""
+    return f"The answer is {answer.strip()}."
+
+
+def gsm8k_gold_rationale(solution: str, answer: str | None = None) -> str:
+    """GSM8K rationale without calculator annotations, `#### X` rewritten as `The answer is X.`."""
+    text = _CALCULATOR.sub("", solution)
+    match = None
+    for match in _FINAL_GSM8K.finditer(text):
+        pass
+    if match is None:
+        if answer is None:
+            raise ValueError("GSM8K rationale has no '#### <answer>' line and no answer was given")
+        body = text
+    else:
+        body = text[: match.start()]
+        answer = answer if answer is not None else match.group(1).replace(",", "")
+    lines = [line.rstrip() for line in body.strip().splitlines() if line.strip()]
+    if lines and lines[-1].lower().startswith("the answer is"):
+        lines.pop()  # a few rationales already say it in their own words: say it once, our way
+    return "\n".join(lines + [answer_sentence(answer)])
+
+
+def math_gold_rationale(solution: str, answer: str) -> str:
+    """MATH solution as written (boxed answer kept), closed by `The answer is X.`."""
+    return f"{solution.rstrip()}\n{answer_sentence(answer)}"
+
+
+def gold_rationale(problem: Problem) -> str:
+    """The dataset's own rationale for `problem` in the CoT target style."""
+    if grader_dataset(problem.dataset) == "gsm8k":
+        return gsm8k_gold_rationale(problem.solution or "", problem.answer)
+    if not problem.solution:
+        raise ValueError(f"problem {problem.id} has no gold solution")
+    return math_gold_rationale(problem.solution, problem.answer)
+
+
+def cot_record(problem: Problem, rationale: str, source: str) -> dict:
+    """One cot.jsonl record (id stable across runs: problem, source and rationale text)."""
+    record = {
+        "id": make_id("cot", problem.id, source, rationale),
+        "problem_id": problem.id,
+        "dataset": problem.dataset,
+        "question": problem.question,
+        "answer": problem.answer,
+        "rationale": rationale,
+        "source": source,
+    }
+    if problem.level is not None:
+        record["level"] = problem.level
+    if problem.subject is not None:
+        record["subject"] = problem.subject
+    return record
+
+
+def gold_cot(problems: Iterable[Problem]) -> list[dict]:
+    """CoT records from the gold rationales; problems without a usable rationale are skipped."""
+    records = []
+    for problem in problems:
+        try:
+            records.append(cot_record(problem, gold_rationale(problem), "gold"))
+        except ValueError:
+            continue
+    return records
+
+
+def finish_rationale(text: str, prediction: str) -> str:
+    """Cut a correct model rationale after its last `The answer is ...` sentence, or add one.
+
+    Chatter after the answer sentence is dropped so every target ends the same way.
+    """
+    text = text.strip()
+    starts = [m.start() for m in _ANSWER_IS.finditer(text)]
+    if starts:
+        sentence = _ANSWER_SENTENCE.match(text, starts[-1]).group(0).rstrip()
+        if not sentence.endswith("."):
+            sentence += "."
+        return (text[: starts[-1]] + sentence).strip()
+    return f"{text}\n{answer_sentence(prediction)}"
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, punctuation and spacing collapsed: two rationales equal here are duplicates."""
+    return " ".join(re.sub(r"[^\w.=+\-*/^]+", " ", text.lower()).split())
+
+
+@dataclass
+class CotSummary:
+    """Counts for the end-of-run summary of `model_cot`."""
+
+    questions: int = 0
+    samples: int = 0
+    requested: int = 0
+    failed: int = 0
+    correct: int = 0
+    duplicates: int = 0
+    capped: int = 0
+    kept: int = 0
+    questions_covered: int = 0
+    usage: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        graded = self.samples
+        rate = f"{self.correct / graded:.1%}" if graded else "n/a"
+        lines = [
+            f"questions: {self.questions} ({self.questions_covered} with at least one kept rationale)",
+            f"samples graded: {graded} (requested this run: {self.requested}, failed: {self.failed})",
+            f"correct: {self.correct} ({rate})",
+            f"kept: {self.kept} (duplicates dropped: {self.duplicates}, over the cap: {self.capped})",
+        ]
+        return lines + self.usage
+
+
+def sample_id(problem: Problem, endpoint: Endpoint, temperature: float, max_tokens: int, index: int) -> str:
+    return make_id("cot-sample", problem.id, endpoint.model, temperature, max_tokens, index)
+
+
+def select_rationales(problems: list[Problem], samples: Iterable[dict], max_per_question: int,
+                      summary: CotSummary, source: str) -> list[dict]:
+    """Correct samples -> CoT records: finished, de-duplicated, at most `max_per_question` each."""
+    by_problem: dict[str, list[dict]] = defaultdict(list)
+    for record in samples:
+        by_problem[record["problem_id"]].append(record)
+    records = []
+    for problem in problems:
+        seen: set[str] = set()
+        kept = 0
+        for sample in sorted(by_problem.get(problem.id, []), key=lambda r: r["sample_index"]):
+            if not sample.get("correct"):
+                continue
+            rationale = finish_rationale(sample["text"], sample["prediction"])
+            key = normalize_text(rationale)
+            if key in seen:
+                summary.duplicates += 1
+                continue
+            seen.add(key)
+            if kept >= max_per_question:
+                summary.capped += 1
+                continue
+            kept += 1
+            records.append(cot_record(problem, rationale, source))
+        summary.questions_covered += kept > 0
+    summary.kept = len(records)
+    return records
+
+
+async def _sample(problems: list[Problem], endpoint: Endpoint, store: RunStore, client, *,
+                  samples: int, temperature: float, max_tokens: int, summary: CotSummary) -> None:
+    from .grading import answers_match, extract_answer
+    from .sample import solve_request
+
+    jobs, owners = [], []
+    for problem in problems:
+        for index in range(samples):
+            rid = sample_id(problem, endpoint, temperature, max_tokens, index)
+            if rid in store:
+                continue
+            jobs.append((endpoint, solve_request(problem, endpoint, index, temperature=temperature,
+                                                 max_tokens=max_tokens)))
+            owners.append((rid, problem, index))
+    summary.requested = len(jobs)
+    if not jobs:
+        return
+    async for position, completion in client.stream(jobs, desc=f"cot {endpoint.label}"):
+        rid, problem, index = owners[position]
+        if not completion.ok:
+            summary.failed += 1
+            continue  # not stored: asked again on the next run
+        kind = grader_dataset(problem.dataset)
+        prediction = extract_answer(completion.text, kind)
+        correct = prediction is not None and answers_match(prediction, problem.answer, kind)
+        if completion.finish_reason == "length":
+            correct = False  # a truncated rationale is no training target
+        store.append({
+            "id": rid,
+            "problem_id": problem.id,
+            "model": endpoint.label,
+            "sample_index": index,
+            "text": completion.text,
+            "prediction": prediction,
+            "correct": correct,
+            "finish_reason": completion.finish_reason,
+        })
+
+
+async def model_cot_async(problems: list[Problem], endpoint: Endpoint, out_dir: str | Path, *, samples: int = 4,
+              max_per_question: int = 2, temperature: float = 0.8, max_tokens: int = 512,
+              client=None) -> tuple[list[dict], CotSummary]:
+    """Rejection-sample CoT rationales; write `cot_samples.jsonl` and `cot.jsonl` under `out_dir`."""
+    from .llm import LLMClient
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    client = client or LLMClient(cache_dir=out_dir / ".cache")
+    summary = CotSummary(questions=len(problems))
+    wanted = {sample_id(p, endpoint, temperature, max_tokens, i) for p in problems for i in range(samples)}
+    with RunStore(out_dir / "cot_samples.jsonl") as store:
+        await _sample(problems, endpoint, store, client, samples=samples, temperature=temperature,
+                      max_tokens=max_tokens, summary=summary)
+        graded = [r for r in store if r["id"] in wanted]
+    summary.samples = len(graded)
+    summary.correct = sum(bool(r.get("correct")) for r in graded)
+    records = select_rationales(problems, graded, max_per_question, summary, endpoint.label)
+    write_jsonl_atomic(out_dir / "cot.jsonl", records)
+    summary.usage = list(client.usage_lines())
+    return records, summary
+
+
+def model_cot(problems: list[Problem], endpoint: Endpoint, out_dir: str | Path, *, client=None,
+              **settings) -> tuple[list[dict], CotSummary]:
+    """`model_cot_async` for callers without an event loop (the client's connections are closed after)."""
+    from .llm import LLMClient
+
+    client = client or LLMClient(cache_dir=Path(out_dir) / ".cache")
+
+    async def run():
+        try:
+            return await model_cot_async(problems, endpoint, out_dir, client=client, **settings)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def write_gold_cot(problems: list[Problem], out_dir: str | Path) -> tuple[list[dict], Counter]:
+    """Write the gold CoT records to `out_dir/cot.jsonl`; return them and per-dataset counts."""
+    records = gold_cot(problems)
+    write_jsonl_atomic(Path(out_dir) / "cot.jsonl", records)
+    return records, Counter(r["dataset"] for r in records)

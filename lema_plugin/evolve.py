@@ -1,0 +1,479 @@
+"""Correction-centric evolution: grow the question set from the questions that produced corrections.
+
+LeMa's observation is that the questions a model gets wrong, and a strong model can correct, are
+the useful ones; so they seed new questions of the same kind. The pipeline, in order:
+
+1. Seeds: the problems behind verified corrections (`corrections.jsonl`). Optionally each seed
+   gets more new questions when its level's correction success rate was low (needs
+   `rejected.jsonl` to know the failures).
+2. Generate: the strong model writes new questions in the style of each seed, taking the styles
+   in turn (`similar`: same skill and difficulty; `harder`: one more step or condition), from the
+   `evolve_<dataset>` prompt template.
+3. Filter before paying for answers: unparseable replies; near-duplicates of a seed or of an
+   earlier new question (normalized text or word n-gram overlap); near-duplicates of a GSM8K or
+   MATH *test* question (contamination).
+4. Answer each survivor K times with the `solve` prompt; keep it only when a clear majority of
+   the K answers agree (the one grader's `answers_match` decides agreement). The majority answer
+   becomes the gold answer and one of its rationales the gold solution.
+5. Write `problems.jsonl` in the Problem format with provenance (seed id, generation, style,
+   agreement), ready for `lema sample --data-file` and `lema correct`.
+
+Generations and answers go to run stores (`evolve_questions.jsonl`, `evolve_answers.jsonl`) as
+they arrive, so an interrupted run resumes without asking again. Every dropped question is listed
+with its reason in `evolve_dropped.jsonl`.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from .cot import finish_rationale
+from .llm.types import Endpoint, Request
+from .problems import Problem, grader_dataset, load_problems, read_problems_file
+from .prompts import load_prompt, render
+from .records import make_id, read_jsonl
+from .store import RunStore, write_jsonl_atomic
+
+STYLES = ("similar", "harder")
+
+# --------------------------------------------------------------------------------------------
+# Near-duplicate detection (used for de-duplication and for the contamination check)
+
+_TOKEN = re.compile(r"\w+")
+
+
+def normalize_question(text: str) -> str:
+    """Lower case, words only: two questions equal here are the same question."""
+    return " ".join(_TOKEN.findall(text.lower()))
+
+
+def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    """Word n-grams of the normalized text (the whole text as one gram when it is shorter)."""
+    words = normalize_question(text).split()
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+class NearDuplicateIndex:
+    """Finds a stored text that a new text nearly repeats.
+
+    Near-duplicate means: the same normalized text, or a share of shared word n-grams of at least
+    `max_overlap`, measured against the smaller of the two n-gram sets (so a question pasted
+    inside a longer one still counts). An inverted index keeps lookups fast over a test set.
+    """
+
+    def __init__(self, n: int = 6, max_overlap: float = 0.5):
+        self.n, self.max_overlap = n, max_overlap
+        self._exact: dict[str, str] = {}
+        self._grams: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        self._keys: list[str] = []
+        self._sizes: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, text: str, key: str) -> None:
+        self._exact.setdefault(normalize_question(text), key)
+        grams = ngrams(text, self.n)
+        slot = len(self._keys)
+        self._keys.append(key)
+        self._sizes.append(len(grams))
+        for gram in grams:
+            self._grams[gram].append(slot)
+
+    def find(self, text: str) -> str | None:
+        """The key of a stored near-duplicate of `text`, or None."""
+        exact = self._exact.get(normalize_question(text))
+        if exact is not None:
+            return exact
+        grams = ngrams(text, self.n)
+        if not grams:
+            return None
+        shared: Counter[int] = Counter()
+        for gram in grams:
+            shared.update(self._grams.get(gram, ()))
+        for slot, count in shared.items():
+            if count / min(len(grams), self._sizes[slot]) >= self.max_overlap:
+                return self._keys[slot]
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Seeds
+
+
+@dataclass
+class Seed:
+    """A problem whose mistake got a verified correction."""
+
+    problem_id: str
+    dataset: str
+    question: str
+    answer: str
+    level: int | None = None
+    subject: str | None = None
+    generation: int = 0  # 0 for dataset problems; evolved problems carry theirs
+    corrections: int = 0
+
+
+def load_seeds(corrections: str | Path | Iterable[dict]) -> list[Seed]:
+    """Seeds from correction records (a path or records), in first-seen order."""
+    if isinstance(corrections, (str, Path)):
+        corrections = read_jsonl(corrections, required=("problem_id", "question", "answer", "dataset"))
+    seeds: dict[str, Seed] = {}
+    for record in corrections:
+        if record.get("correct") is False:
+            continue
+        seed = seeds.get(record["problem_id"])
+        if seed is None:
+            seed = seeds[record["problem_id"]] = Seed(
+                problem_id=record["problem_id"],
+                dataset=grader_dataset(record["dataset"]),
+                question=record["question"],
+                answer=str(record["answer"]),
+                level=record.get("level"),
+                subject=record.get("subject"),
+                generation=int(record.get("generation") or 0),
+            )
+        seed.corrections += 1
+    return list(seeds.values())
+
+
+def level_success(corrections: Iterable[dict], rejected: Iterable[dict]) -> dict:
+    """Correction success rate per level: verified / (verified + rejected) attempts."""
+    good, bad = Counter(), Counter()
+    for record in corrections:
+        if record.get("correct") is not False:
+            good[record.get("level")] += 1
+    for record in rejected:
+        bad[record.get("level")] += 1
+    return {level: good[level] / (good[level] + bad[level]) for level in set(good) | set(bad)}
+
+
+def questions_per_seed(seeds: list[Seed], per_seed: int, success: dict | None = None) -> dict[str, int]:
+    """How many new questions each seed gets (styles are taken in turn).
+
+    Without success rates every seed gets `per_seed`. With them, a seed's share follows its
+    level's failure rate (1 - success, floored at 0.1 so no level is left out), scaled so the
+    average over the seeds stays `per_seed`; every seed gets at least one.
+    """
+    if not success:
+        return {s.problem_id: per_seed for s in seeds}
+    weights = {s.problem_id: max(1.0 - success.get(s.level, 0.0), 0.1) for s in seeds}
+    mean = sum(weights.values()) / len(weights)
+    return {pid: max(1, round(per_seed * w / mean)) for pid, w in weights.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Generated questions and majority answers
+
+_LABEL = re.compile(r"^\s*(?:#+\s*)?\**\s*(?:new\s+)?(?:problem|question)\s*\d*\s*\**\s*[:.]\s*\**\s*", re.IGNORECASE)
+_STOP = re.compile(r"^\s*\**\s*(?:answer|solution|final answer|note|explanation)\b\s*\**\s*:", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_new_question(text: str) -> str | None:
+    """The new question in a generator reply: labels and markdown removed, anything after an
+    `Answer:`/`Solution:` line dropped. None when nothing usable is left."""
+    text = text.strip()
+    labelled = list(re.finditer(r"(?im)^.*?\b(?:new\s+)(?:problem|question)\s*\**\s*:", text))
+    if labelled:
+        text = text[labelled[-1].end():]
+    text = _LABEL.sub("", text, count=1)
+    stop = _STOP.search(text)
+    if stop:
+        text = text[: stop.start()]
+    text = text.strip().strip('"').strip("*").strip()
+    return text if len(normalize_question(text).split()) >= 4 else None
+
+
+def majority(predictions: list[str | None], dataset: str, answers_match) -> tuple[str | None, int, bool]:
+    """Group predictions by equivalence; return (answer, votes, clear).
+
+    `answer` is the most frequent spelling inside the largest group; `clear` is False when two
+    groups tie for first place. Unextractable answers (None) vote for nothing.
+    """
+    groups: list[list[str]] = []
+    for prediction in predictions:
+        if prediction is None:
+            continue
+        for group in groups:
+            if answers_match(prediction, group[0], dataset):
+                group.append(prediction)
+                break
+        else:
+            groups.append([prediction])
+    if not groups:
+        return None, 0, False
+    groups.sort(key=len, reverse=True)
+    clear = len(groups) == 1 or len(groups[0]) > len(groups[1])
+    answer = Counter(groups[0]).most_common(1)[0][0]
+    return answer, len(groups[0]), clear
+
+
+@dataclass
+class EvolveSummary:
+    """Counts for the end-of-run summary."""
+
+    seeds: int = 0
+    asked: int = 0  # generation requests this run (not cached in the store)
+    generated: int = 0  # generation replies stored (this run and earlier)
+    failed: int = 0  # requests that failed this run (retried next run)
+    unparseable: int = 0
+    duplicates: int = 0
+    contaminated: int = 0
+    answered: int = 0  # candidates with all K answers
+    unanswered: int = 0  # candidates still missing answers (failed requests)
+    no_majority: int = 0
+    kept: int = 0
+    kept_by_style: Counter = field(default_factory=Counter)
+    agreement: Counter = field(default_factory=Counter)  # votes -> kept questions
+    usage: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        agreement = ", ".join(f"{votes} votes: {n}" for votes, n in sorted(self.agreement.items(), reverse=True))
+        styles = ", ".join(f"{style}: {n}" for style, n in sorted(self.kept_by_style.items()))
+        return [
+            f"seeds: {self.seeds}",
+            f"new questions generated: {self.generated} (requested this run: {self.asked}, failed: {self.failed})",
+            f"dropped: unparseable {self.unparseable}, duplicates {self.duplicates}, "
+            f"contaminated (test-set near-duplicates) {self.contaminated}, no clear majority {self.no_majority}",
+            f"answered: {self.answered} (still missing answers: {self.unanswered})",
+            f"kept: {self.kept}" + (f" ({styles})" if styles else ""),
+            f"agreement of kept questions: {agreement or 'n/a'}",
+        ] + self.usage
+
+
+@dataclass
+class EvolveConfig:
+    """Knobs of the evolution stage (CLI options map one to one)."""
+
+    per_seed: int = 2  # new questions asked per seed, styles taken in turn (before level weighting)
+    styles: tuple[str, ...] = STYLES
+    answers: int = 5  # K answers per new question
+    min_agreement: float = 0.6  # share of the K answers the majority needs
+    generate_temperature: float = 1.0
+    answer_temperature: float = 0.7
+    generate_max_tokens: int = 512
+    answer_max_tokens: int = 1024
+    ngram: int = 6
+    max_overlap: float = 0.5
+
+
+def load_test_questions(datasets: Iterable[str], files: Iterable[str | Path] = ()) -> list[tuple[str, str]]:
+    """(key, question) pairs of the GSM8K / MATH test sets the seeds' datasets need, plus `files`.
+
+    The test splits load like any split (`$LEMA_DATA_DIR` or the hub, see `load_problems`).
+    """
+    pairs = []
+    for dataset in sorted(set(datasets)):
+        pairs += [(f"{dataset}-test:{p.id}", p.question) for p in load_problems(dataset, split="test")]
+    for path in files:
+        pairs += [(f"{Path(path).name}:{p.id}", p.question) for p in read_problems_file(path)]
+    return pairs
+
+
+def generation_request(seed: Seed, style: str, endpoint: Endpoint, config: "EvolveConfig", index: int) -> Request:
+    """Ask for one new question in `style` after `seed` (a base model stops before an answer)."""
+    prompt = render(f"evolve_{seed.dataset}", question=seed.question, task=load_prompt(f"evolve_{style}").strip())
+    common = dict(temperature=config.generate_temperature, max_tokens=config.generate_max_tokens, sample_index=index)
+    if endpoint.mode == "completion":
+        return Request(prompt=prompt, stop=("\nAnswer:", "\nSolution:", "\nProblem:"), **common)
+    return Request(messages=(("user", prompt.rstrip()),), **common)
+
+
+def _answer_id(candidate_id: str, endpoint: Endpoint, config: EvolveConfig, index: int) -> str:
+    return make_id("evolve-answer", candidate_id, endpoint.model, config.answer_temperature,
+                   config.answer_max_tokens, index)
+
+
+async def _run_jobs(client, jobs, owners, desc, on_done, summary) -> None:
+    if not jobs:
+        return
+    async for position, completion in client.stream(jobs, desc=desc):
+        if not completion.ok:
+            summary.failed += 1
+            continue  # not stored: asked again on the next run
+        on_done(owners[position], completion)
+
+
+async def _evolve(seeds, endpoint, config, counts, client, questions: RunStore, answers: RunStore,
+                  contamination: NearDuplicateIndex | None, summary: EvolveSummary):
+    from .grading import answers_match, extract_answer
+    from .sample import solve_request
+
+    # 1. generate new questions
+    plan = []  # (candidate id, seed, style, index) in a fixed order
+    for seed in seeds:
+        for index in range(counts[seed.problem_id]):
+            style = config.styles[index % len(config.styles)]  # alternate: similar, harder, similar, ...
+            cid = make_id("evolve-question", seed.problem_id, style, index, endpoint.model,
+                          config.generate_temperature, config.generate_max_tokens)
+            plan.append((cid, seed, style, index))
+    jobs, owners = [], []
+    for cid, seed, style, index in plan:
+        if cid not in questions:
+            jobs.append((endpoint, generation_request(seed, style, endpoint, config, index)))
+            owners.append((cid, seed, style, index))
+    summary.asked = len(jobs)
+
+    def store_question(owner, completion):
+        cid, seed, style, index = owner
+        questions.append({
+            "id": cid, "seed_id": seed.problem_id, "style": style, "sample_index": index,
+            "generation": seed.generation + 1, "model": endpoint.label, "raw": completion.text,
+            "question": parse_new_question(completion.text), "finish_reason": completion.finish_reason,
+        })
+
+    await _run_jobs(client, jobs, owners, f"evolve: new questions ({endpoint.label})", store_question, summary)
+
+    # 2. filter in plan order so the result does not depend on reply order
+    seen = NearDuplicateIndex(config.ngram, config.max_overlap)
+    for seed in seeds:
+        seen.add(seed.question, f"seed:{seed.problem_id}")
+    candidates, dropped = [], []
+    for cid, seed, style, index in plan:
+        record = questions.get(cid)
+        if record is None:
+            continue
+        summary.generated += 1
+        question = record["question"]
+        reason, detail = None, None
+        if question is None:
+            reason = "unparseable"
+            summary.unparseable += 1
+        elif (detail := seen.find(question)) is not None:
+            reason = "duplicate"
+            summary.duplicates += 1
+        elif contamination is not None and (detail := contamination.find(question)) is not None:
+            reason = "contaminated"
+            summary.contaminated += 1
+        if reason:
+            dropped.append({**record, "reason": reason, "detail": detail})
+            continue
+        seen.add(question, cid)
+        candidates.append((record, seed))
+
+    # 3. answer each candidate K times
+    jobs, owners = [], []
+    for record, seed in candidates:
+        new = Problem(record["id"], seed.dataset, record["question"], answer="", solution="")
+        for index in range(config.answers):
+            aid = _answer_id(record["id"], endpoint, config, index)
+            if aid not in answers:
+                jobs.append((endpoint, solve_request(new, endpoint, index, temperature=config.answer_temperature,
+                                                     max_tokens=config.answer_max_tokens)))
+                owners.append((aid, record, seed, index))
+
+    def store_answer(owner, completion):
+        aid, record, seed, index = owner
+        truncated = completion.finish_reason == "length"
+        answers.append({
+            "id": aid, "question_id": record["id"], "sample_index": index, "model": endpoint.label,
+            "text": completion.text, "finish_reason": completion.finish_reason,
+            "prediction": None if truncated else extract_answer(completion.text, seed.dataset),
+        })
+
+    await _run_jobs(client, jobs, owners, f"evolve: answers ({endpoint.label})", store_answer, summary)
+
+    # 4. keep the clear majorities
+    problems = []
+    for record, seed in candidates:
+        got = [answers.get(_answer_id(record["id"], endpoint, config, i)) for i in range(config.answers)]
+        if any(a is None for a in got):
+            summary.unanswered += 1
+            continue
+        summary.answered += 1
+        answer, votes, clear = majority([a["prediction"] for a in got], seed.dataset, answers_match)
+        agreement = votes / config.answers
+        if answer is None or not clear or agreement < config.min_agreement:
+            summary.no_majority += 1
+            dropped.append({**record, "reason": "no_majority", "detail": f"{votes}/{config.answers} agree",
+                            "predictions": [a["prediction"] for a in got]})
+            continue
+        rationale = next(a["text"] for a in got
+                         if a["prediction"] is not None and answers_match(a["prediction"], answer, seed.dataset))
+        problem = Problem(
+            id=make_id(seed.dataset, record["question"]),
+            dataset=seed.dataset,
+            question=record["question"],
+            answer=answer,
+            solution=finish_rationale(rationale, answer),
+            level=seed.level,
+            subject=seed.subject,
+            extra={
+                "seed_id": seed.problem_id,
+                "generation": record["generation"],
+                "style": record["style"],
+                "agreement": round(agreement, 4),
+                "votes": votes,
+                "answers": config.answers,
+                "evolved_by": endpoint.label,
+            },
+        )
+        problems.append(problem)
+        summary.kept_by_style[record["style"]] += 1
+        summary.agreement[votes] += 1
+    summary.kept = len(problems)
+    return problems, dropped
+
+
+async def evolve_async(
+    seeds: list[Seed],
+    endpoint: Endpoint,
+    out_dir: str | Path,
+    config: EvolveConfig | None = None,
+    *,
+    level_success_rates: dict | None = None,
+    contamination_questions: list[tuple[str, str]] | None = None,
+    client=None,
+) -> tuple[list[Problem], EvolveSummary]:
+    """Run the evolution stage and write `problems.jsonl` and `evolve_dropped.jsonl` in `out_dir`.
+
+    `contamination_questions` are (key, question) pairs to check against; pass None to skip the
+    check (the CLI loads the GSM8K / MATH test sets by default, see `load_test_questions`).
+    `level_success_rates` (see `level_success`) turns on the weighting toward weak levels.
+    """
+    from .llm import LLMClient
+
+    config = config or EvolveConfig()
+    unknown = set(config.styles) - set(STYLES)
+    if unknown:
+        raise ValueError(f"unknown style(s) {', '.join(sorted(unknown))}; choose from {', '.join(STYLES)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    client = client or LLMClient(cache_dir=out_dir / ".cache")
+    summary = EvolveSummary(seeds=len(seeds))
+    counts = questions_per_seed(seeds, config.per_seed, level_success_rates)
+    contamination = None
+    if contamination_questions is not None:
+        contamination = NearDuplicateIndex(config.ngram, config.max_overlap)
+        for key, question in contamination_questions:
+            contamination.add(question, key)
+    with RunStore(out_dir / "evolve_questions.jsonl") as questions, RunStore(out_dir / "evolve_answers.jsonl") as answers:
+        problems, dropped = await _evolve(seeds, endpoint, config, counts, client, questions, answers,
+                                          contamination, summary)
+    write_jsonl_atomic(out_dir / "problems.jsonl", [p.to_dict() for p in problems])
+    write_jsonl_atomic(out_dir / "evolve_dropped.jsonl", dropped)
+    summary.usage = list(client.usage_lines())
+    return problems, summary
+
+
+def evolve(seeds: list[Seed], endpoint: Endpoint, out_dir: str | Path, config: EvolveConfig | None = None, *,
+           client=None, **options) -> tuple[list[Problem], EvolveSummary]:
+    """`evolve_async` for callers without an event loop (the client's connections are closed after)."""
+    from .llm import LLMClient
+
+    client = client or LLMClient(cache_dir=Path(out_dir) / ".cache")
+
+    async def run():
+        try:
+            return await evolve_async(seeds, endpoint, out_dir, config, client=client, **options)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
