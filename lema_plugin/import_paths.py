@@ -1,0 +1,313 @@
+"""Import reasoning paths people already have, graded and filtered like sampled ones.
+
+Three input formats:
+
+- ``lm-eval``: the per-sample files that ``lm_eval --log_samples`` writes
+  (``samples_<task>_<time>.jsonl``: ``doc`` holds the question, ``resps`` the generations; one
+  line per doc and filter, so repeated doc ids are read once). The model label defaults to the
+  folder the file sits in, which is where lm-eval puts the model's name.
+- ``jsonl``: any JSONL with a question and a solution text per line (field names as options; the
+  text may be a list of samples; a model field is optional). Dotted names reach nested fields.
+- ``gsm8k-solutions``: GSM8K's model-solution files (``question``, ``ground_truth``, and one
+  object per model with ``solution`` and ``is_correct``; the file's verdict is kept as
+  ``reported_correct``, the one grader decides ``correct``).
+
+Every question must match a known problem (by its text, whitespace aside), which supplies the
+gold answer and the problem id; otherwise the import stops with the file and line. With
+``gold_field`` the gold answer is read from the file itself instead ("#### 72" and "A: 72"
+rationales, a final ``\\boxed{}`` and bare answers all work).
+
+Paths go to ``OUT/paths.jsonl`` through the run store, then the folder is finalized exactly as
+after `lema sample` (mistakes, de-duplication, caps, summary).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .problems import Problem, grader_dataset, gsm8k_gold
+from .records import RecordError, make_id
+from .sample import PATHS_FILE, SampleSummary, finalize_run, path_record, write_summary
+from .store import RunStore
+
+FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
+_FINAL_A = re.compile(r"^\s*A:\s*(.+?)\s*$", re.MULTILINE)
+_PLAIN_NUMBER = re.compile(r"^-?[\d,]*\.?\d+$")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read a file. Field names may be dotted ("doc.question")."""
+
+    dataset: str = "gsm8k"
+    format: str = "auto"
+    model: str | None = None  # label for every path (default: per format, see the module doc)
+    question_field: str | None = None  # default: "question" (or "problem" for MATH records)
+    text_field: str = "solution"  # jsonl format only
+    gold_field: str | None = None  # read the gold answer from the file instead of known problems
+    model_field: str | None = None  # jsonl format only: a per-line model label
+    max_mistakes_per_question: int | None = None
+    keep_unfinished: bool = False
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.dataset not in ("gsm8k", "math", "math500"):
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose gsm8k, math or math500")
+
+
+@dataclass
+class RawPath:
+    """One solution text as read from a file, before it is matched and graded."""
+
+    line: int
+    question: str
+    text: str
+    model: str
+    gold: str | None = None
+    level: object = None
+    subject: str | None = None
+    extra: dict | None = None
+
+
+def import_paths(
+    sources: Sequence[str | Path],
+    out_dir: str | Path,
+    options: ImportOptions = ImportOptions(),
+    problems: Sequence[Problem] | None = None,
+) -> SampleSummary:
+    """Read, match, grade and store the paths of `sources`; finalize `out_dir`; return its summary."""
+    if options.gold_field is None and problems is None:
+        raise ValueError("no known problems to match questions against; give problems or a gold field")
+    index = {_question_key(p.question): p for p in problems or ()}
+    out_dir = Path(out_dir)
+    problem_order: list[str] = []
+    model_order: list[str] = []
+    with RunStore(out_dir / PATHS_FILE) as store:
+        for source in sources:
+            source = Path(source)
+            if not source.exists():
+                raise RecordError(source, None, "file not found")
+            counts: dict[tuple[str, str], int] = {}
+            for raw in read_raw_paths(source, options):
+                problem = _problem_for(raw, source, options, index)
+                key = (problem.id, raw.model)
+                sample_index = counts.get(key, 0)
+                counts[key] = sample_index + 1
+                if problem.id not in problem_order:
+                    problem_order.append(problem.id)
+                if raw.model not in model_order:
+                    model_order.append(raw.model)
+                record_id = make_id(problem.id, raw.model, "import", source.name, sample_index)
+                if record_id in store:
+                    continue
+                store.append(
+                    path_record(problem, raw.model, sample_index, raw.text, None, record_id, source=source.name, **(raw.extra or {}))
+                )
+    summary = finalize_run(
+        out_dir,
+        problem_order=problem_order,
+        model_order=model_order,
+        max_mistakes_per_question=options.max_mistakes_per_question,
+        keep_unfinished=options.keep_unfinished,
+    )
+    write_summary(out_dir, summary)
+    return summary
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def read_raw_paths(path: Path, options: ImportOptions) -> Iterator[RawPath]:
+    """Yield the solution texts of one file, whatever its format."""
+    records = _read_objects(path)
+    fmt = options.format
+    if fmt == "auto":
+        first = next((r for _, r in records), None)
+        fmt = detect_format(first) if first is not None else "jsonl"
+    reader = {"lm-eval": _read_lm_eval, "jsonl": _read_generic, "gsm8k-solutions": _read_gsm8k_solutions}[fmt]
+    yield from reader(path, records, options)
+
+
+def detect_format(record: dict) -> str:
+    if "doc" in record and "resps" in record:
+        return "lm-eval"
+    if "ground_truth" in record and any(isinstance(v, dict) and "solution" in v for v in record.values()):
+        return "gsm8k-solutions"
+    return "jsonl"
+
+
+def _read_objects(path: Path) -> list[tuple[int, dict]]:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, text in enumerate(handle, 1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise RecordError(path, lineno, f"not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise RecordError(path, lineno, "expected a JSON object")
+            rows.append((lineno, record))
+    return rows
+
+
+def _get(record: dict, name: str):
+    value = record
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _need_text(path: Path, line: int, record: dict, name: str) -> str:
+    value = _get(record, name)
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(path, line, "missing or empty" if value in (None, "") else "expected text", field=name)
+    return value
+
+
+def _question_field(record: dict, options: ImportOptions) -> str:
+    if options.question_field:
+        return options.question_field
+    return "problem" if "problem" in record and "question" not in record else "question"
+
+
+def _gold(record: dict, options: ImportOptions):
+    return None if options.gold_field is None else _get(record, options.gold_field)
+
+
+def _read_lm_eval(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
+    model = options.model or path.resolve().parent.name or path.stem
+    seen_docs: set = set()
+    for line, record in records:
+        if "doc" not in record or "resps" not in record:
+            raise RecordError(path, line, "not an lm-eval sample (needs 'doc' and 'resps')", field="doc" if "doc" not in record else "resps")
+        doc_id = record.get("doc_id", line)
+        if doc_id in seen_docs:  # the same doc again under another filter
+            continue
+        seen_docs.add(doc_id)
+        doc = record["doc"] if isinstance(record["doc"], dict) else {}
+        field = _question_field(doc, options)
+        question = _need_text(path, line, doc, field) if _get(doc, field) is not None else _need_text(path, line, record, field)
+        gold = None
+        if options.gold_field is not None:
+            gold = _get(doc, options.gold_field)
+            if gold is None:
+                gold = _get(record, options.gold_field)
+        texts = []
+        for response in record["resps"] or []:
+            for text in response if isinstance(response, list) else [response]:
+                if not isinstance(text, str):
+                    raise RecordError(path, line, "expected generated text", field="resps")
+                texts.append(text)
+        if not texts:
+            raise RecordError(path, line, "no generations", field="resps")
+        for text in texts:
+            yield RawPath(line, question, text, model, gold, doc.get("level"), doc.get("type") or doc.get("subject"), {"doc_id": doc_id})
+
+
+def _read_generic(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
+    for line, record in records:
+        question = _need_text(path, line, record, _question_field(record, options))
+        texts = _get(record, options.text_field)
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise RecordError(path, line, "missing, or not text / a list of texts", field=options.text_field)
+        if options.model_field:
+            model = _need_text(path, line, record, options.model_field)
+        else:
+            model = options.model or path.stem
+        for text in texts:
+            yield RawPath(line, question, text, model, _gold(record, options), record.get("level"), record.get("type") or record.get("subject"))
+
+
+def _read_gsm8k_solutions(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
+    for line, record in records:
+        question = _need_text(path, line, record, options.question_field or "question")
+        found = False
+        for key, value in record.items():
+            if not (isinstance(value, dict) and "solution" in value):
+                continue
+            found = True
+            if options.model and key != options.model:
+                continue
+            text = value["solution"]
+            if not isinstance(text, str):
+                raise RecordError(path, line, "expected text", field=f"{key}.solution")
+            extra = {"reported_correct": value["is_correct"]} if isinstance(value.get("is_correct"), bool) else {}
+            yield RawPath(line, question, text, key, _gold(record, options), extra=extra)
+        if not found:
+            raise RecordError(path, line, "no model objects with a 'solution'")
+
+
+# -- matching -------------------------------------------------------------------------------
+
+
+def _question_key(question: str) -> str:
+    return " ".join(question.split())
+
+
+def _problem_for(raw: RawPath, source: Path, options: ImportOptions, index: dict[str, Problem]) -> Problem:
+    dataset = grader_dataset(options.dataset)
+    if options.gold_field is not None:
+        gold = gold_from_value(raw.gold, dataset)
+        if gold is None:
+            raise RecordError(source, raw.line, "no gold answer found", field=options.gold_field)
+        return Problem(
+            id=make_id(dataset, raw.question),
+            dataset=dataset,
+            question=raw.question,
+            answer=gold,
+            solution=raw.gold if isinstance(raw.gold, str) else "",
+            level=_level(raw.level),
+            subject=raw.subject,
+        )
+    problem = index.get(_question_key(raw.question))
+    if problem is None:
+        snippet = _question_key(raw.question)[:60]
+        raise RecordError(
+            source, raw.line,
+            f"question matches no known problem ({snippet!r}...); check --dataset/--split/--data-file or read the gold answer with --gold-field",
+            field=options.question_field or "question",
+        )
+    return problem
+
+
+def _level(value) -> int | None:
+    match = re.search(r"\d+", str(value)) if value is not None else None
+    return int(match.group()) if match else None
+
+
+def gold_from_value(value, dataset: str) -> str | None:
+    """The gold final answer in a file's field: a bare answer, or a rationale that ends in
+    "#### X", "A: X" (GSM8K styles) or a final \\boxed{X} (MATH)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list) and len(value) == 1:
+        return gold_from_value(value[0], dataset)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if dataset == "gsm8k":
+        if "####" in text:
+            return gsm8k_gold(text)
+        finals = _FINAL_A.findall(text)
+        if finals:
+            return finals[-1].replace(",", "")
+        if _PLAIN_NUMBER.match(text):
+            return text.replace(",", "")
+        from .grading import extract_answer
+
+        return extract_answer(text, dataset)
+    from .grading import last_boxed
+
+    return last_boxed(text) or text

@@ -1,0 +1,469 @@
+"""Collect mistakes: sample reasoning paths from generator LLMs, grade them, keep the wrong ones.
+
+LeMa's first stage. For every problem and every generator, K paths are sampled with the `solve`
+prompt, graded by the one grader, split into numbered steps, and appended to `paths.jsonl` the
+moment they arrive (a run store: an interrupted run, started again, asks only for what is
+missing; the response cache in `OUT/.cache` covers answers that arrived but were not yet stored).
+
+When the requests are done, the run folder is finalized from the store alone:
+
+- `paths.jsonl` is rewritten in a fixed order (problem, generator, sample index), so a resumed run
+  and an uninterrupted one give the same file;
+- `mistakes.jsonl` holds the wrong paths, de-duplicated per question by normalized text and
+  capped per question (taking generators in turn, so every model's mistakes are represented);
+  paths with no extractable answer and truncated ones are kept out unless `keep_unfinished`;
+- `summary.json`: per generator accuracy, mistakes kept, unextractable and truncated shares and
+  tokens (and, for MATH, accuracy per level).
+
+Failed requests are recorded too (kind "failed", with the error) but never count as done: a
+re-run asks again, and once a path succeeds its failure records are dropped on finalize.
+`lema import` reuses `path_record` and `finalize_run`, so imported paths are graded and
+filtered exactly like sampled ones.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .llm.types import Completion, Endpoint, Request
+from .problems import Problem, grader_dataset
+from .prompts import load_prompt, render
+from .records import make_id
+from .steps import split_steps
+from .store import RunStore, write_atomic, write_jsonl_atomic
+
+PATHS_FILE = "paths.jsonl"
+MISTAKES_FILE = "mistakes.jsonl"
+SUMMARY_FILE = "summary.json"
+COMPLETION_STOP = ("\nQuestion:",)  # a base model would otherwise go on to invent the next question
+KINDS = ("correct", "wrong", "unextractable", "truncated", "failed")
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """How paths are sampled and which of them become mistakes."""
+
+    samples_per_question: int = 4
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    prompt: str = "solve"  # template name in lema_plugin/prompts/
+    seed: int | None = None
+    max_mistakes_per_question: int | None = None  # None: keep every distinct mistake
+    keep_unfinished: bool = False  # also keep unextractable and truncated paths as mistakes
+
+    def __post_init__(self):
+        if self.samples_per_question < 1:
+            raise ValueError("samples per question must be at least 1")
+        if self.max_tokens < 1:
+            raise ValueError("max tokens must be at least 1")
+        if self.max_mistakes_per_question is not None and self.max_mistakes_per_question < 0:
+            raise ValueError("max mistakes per question must not be negative")
+        load_prompt(self.prompt)  # fail early on an unknown template
+
+
+@dataclass
+class SampleSummary:
+    """What a run folder holds after finalizing: counts per generator and overall."""
+
+    out_dir: str
+    generators: dict[str, dict]
+    total: dict
+    questions: int
+    questions_with_mistakes: int
+    elapsed_s: float = 0.0
+    requests: int = 0  # requests sent by this run (not answered from the store)
+    usage_lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A text table for the terminal: one row per generator, then per MATH level."""
+        from .cli.common import format_table
+
+        headers = ["generator", "paths", "accuracy", "mistakes", "dupes", "unextr.", "trunc.", "failed", "tokens in", "tokens out"]
+
+        def row(label: str, s: dict) -> list:
+            return [
+                label, s["paths"], s["accuracy"], s["mistakes"], s["duplicates"], s["unextractable_share"],
+                s["truncated_share"], s["failed"], s["prompt_tokens"], s["completion_tokens"],
+            ]
+
+        rows = [row(name, stats) for name, stats in self.generators.items()]
+        if len(self.generators) > 1:
+            rows.append(row("all", self.total))
+        parts = [format_table(headers, rows)]
+        level_rows = [
+            [name, level, s["paths"], s["accuracy"], s["mistakes"]]
+            for name, stats in self.generators.items()
+            for level, s in sorted(stats.get("by_level", {}).items(), key=lambda kv: int(kv[0]))
+        ]
+        if level_rows:
+            parts.append(format_table(["generator", "level", "paths", "accuracy", "mistakes"], level_rows))
+        parts.append(
+            f"{self.questions} questions, {self.questions_with_mistakes} with at least one mistake kept; "
+            f"{self.total['mistakes']} mistakes in {Path(self.out_dir) / MISTAKES_FILE}"
+        )
+        return "\n\n".join(parts)
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+def sampling_key(endpoint: Endpoint, settings: SampleSettings) -> dict:
+    """Everything besides the problem and the index that decides what a path is."""
+    return {
+        "model": endpoint.model,
+        "mode": endpoint.mode,
+        "prompt": settings.prompt,
+        "template": make_id(load_prompt(settings.prompt)),
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "max_tokens": settings.max_tokens,
+        "seed": settings.seed,
+    }
+
+
+def path_id(problem: Problem, endpoint: Endpoint, settings: SampleSettings, sample_index: int) -> str:
+    return make_id(problem.id, endpoint.label, sampling_key(endpoint, settings), sample_index)
+
+
+def solve_request(
+    problem: Problem,
+    endpoint: Endpoint,
+    sample_index: int = 0,
+    *,
+    prompt: str = "solve",
+    temperature: float = 0.7,
+    top_p: float = 1.0,
+    max_tokens: int = 512,
+    seed: int | None = None,
+) -> Request:
+    """The request for one sample: the template as the user message (chat) or the prompt
+    (completion mode, stopped before a made-up next question)."""
+    text = render(prompt, question=problem.question)
+    common = dict(
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        seed=None if seed is None else seed + sample_index,
+        sample_index=sample_index,
+    )
+    if endpoint.mode == "completion":
+        return Request(prompt=text, stop=COMPLETION_STOP, **common)
+    return Request(messages=(("user", text.rstrip()),), **common)
+
+
+# -- grading one path ----------------------------------------------------------------------
+
+
+def path_record(
+    problem: Problem,
+    model: str,
+    sample_index: int,
+    text: str,
+    finish_reason: str | None,
+    record_id: str,
+    **extra,
+) -> dict:
+    """Grade and split one reasoning path into a path record.
+
+    kind: "correct" when the grader accepts it; otherwise "truncated" when generation hit the
+    token limit, "unextractable" when no final answer can be found, else "wrong".
+    """
+    from .grading import extract_answer, is_correct
+
+    dataset = grader_dataset(problem.dataset)
+    prediction = extract_answer(text, dataset)
+    correct = bool(is_correct(text, problem.answer, dataset)) if text.strip() else False
+    if correct:
+        kind = "correct"
+    elif finish_reason == "length":
+        kind = "truncated"
+    elif prediction is None:
+        kind = "unextractable"
+    else:
+        kind = "wrong"
+    record = {
+        "id": record_id,
+        "problem_id": problem.id,
+        "dataset": dataset,
+        "question": problem.question,
+        "answer": problem.answer,
+        "model": model,
+        "sample_index": sample_index,
+        "text": text,
+        "steps": split_steps(text),
+        "prediction": prediction,
+        "correct": correct,
+        "finish_reason": finish_reason,
+        "kind": kind,
+    }
+    if problem.level is not None:
+        record["level"] = problem.level
+    if problem.subject is not None:
+        record["subject"] = problem.subject
+    record.update(extra)
+    return record
+
+
+def failed_record(problem: Problem, model: str, sample_index: int, sample_id: str, error: str) -> dict:
+    """A request that finally failed. Its id is fresh each time, so it never marks the path done."""
+    record = {
+        "id": make_id(sample_id, "failed", time.time_ns()),
+        "sample_id": sample_id,
+        "problem_id": problem.id,
+        "dataset": grader_dataset(problem.dataset),
+        "question": problem.question,
+        "answer": problem.answer,
+        "model": model,
+        "sample_index": sample_index,
+        "text": "",
+        "steps": [],
+        "prediction": None,
+        "correct": False,
+        "finish_reason": None,
+        "kind": "failed",
+        "error": error,
+    }
+    if problem.level is not None:
+        record["level"] = problem.level
+    if problem.subject is not None:
+        record["subject"] = problem.subject
+    return record
+
+
+# -- the stage -----------------------------------------------------------------------------
+
+
+async def sample_paths(
+    problems: Sequence[Problem],
+    endpoints: Sequence[Endpoint],
+    client,
+    out_dir: str | Path,
+    settings: SampleSettings = SampleSettings(),
+) -> SampleSummary:
+    """Sample, grade and store paths for every (problem, generator, index) not done yet; then
+    finalize the run folder and return its summary. `client` is an `LLMClient`."""
+    if not endpoints:
+        raise ValueError("no generator endpoints given")
+    labels = [e.label for e in endpoints]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"generator names must differ (got {', '.join(labels)}); name them NAME=MODEL")
+    started = time.monotonic()
+    out_dir = Path(out_dir)
+    problems = list({p.id: p for p in problems}.values())  # a question listed twice is sampled once
+
+    todo: list[tuple[Problem, Endpoint, int, str]] = []
+    with RunStore(out_dir / PATHS_FILE) as store:
+        for problem in problems:
+            for endpoint in endpoints:
+                for k in range(settings.samples_per_question):
+                    pid = path_id(problem, endpoint, settings, k)
+                    if pid not in store:
+                        todo.append((problem, endpoint, k, pid))
+        jobs = [
+            (
+                endpoint,
+                solve_request(
+                    problem, endpoint, k, prompt=settings.prompt, temperature=settings.temperature,
+                    top_p=settings.top_p, max_tokens=settings.max_tokens, seed=settings.seed,
+                ),
+            )
+            for problem, endpoint, k, _ in todo
+        ]
+        if jobs:
+            async for index, completion in client.stream(jobs, desc="sampling paths"):
+                problem, endpoint, k, pid = todo[index]
+                store.append(_record_for(problem, endpoint, k, pid, completion))
+
+    summary = finalize_run(
+        out_dir,
+        problem_order=[p.id for p in problems],
+        model_order=labels,
+        max_mistakes_per_question=settings.max_mistakes_per_question,
+        keep_unfinished=settings.keep_unfinished,
+    )
+    summary.elapsed_s = round(time.monotonic() - started, 3)
+    summary.requests = len(jobs)
+    usage_lines = getattr(client, "usage_lines", None)
+    summary.usage_lines = list(usage_lines()) if callable(usage_lines) else []
+    write_summary(out_dir, summary)
+    return summary
+
+
+def _record_for(problem: Problem, endpoint: Endpoint, k: int, pid: str, completion: Completion) -> dict:
+    if not completion.ok:
+        return failed_record(problem, endpoint.label, k, pid, completion.error or "request failed")
+    return path_record(
+        problem,
+        endpoint.label,
+        k,
+        completion.text or "",
+        completion.finish_reason,
+        pid,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+    )
+
+
+# -- finalizing a run folder ---------------------------------------------------------------
+
+
+def normalized_text(text: str) -> str:
+    """Text compared for de-duplication: case and whitespace do not make a mistake new."""
+    return " ".join(text.lower().split())
+
+
+def current_paths(records: Iterable[dict]) -> list[dict]:
+    """The store's records with failures dropped once the same path succeeded (or failed
+    again later: the last failure is kept)."""
+    records = list(records)
+    done = {r["id"] for r in records if r.get("kind") != "failed"}
+    last_failure: dict[str, dict] = {}
+    for r in records:
+        if r.get("kind") == "failed" and r.get("sample_id") not in done:
+            last_failure[r.get("sample_id") or r["id"]] = r
+    keep_failures = {id(r) for r in last_failure.values()}
+    return [r for r in records if r.get("kind") != "failed" or id(r) in keep_failures]
+
+
+def select_mistakes(
+    paths: Sequence[dict],
+    max_per_question: int | None = None,
+    keep_unfinished: bool = False,
+) -> tuple[list[dict], Counter]:
+    """Mistakes from ordered paths: per question, distinct texts only, at most `max_per_question`
+    taken from the generators in turn. Returns (mistakes, duplicates dropped per model)."""
+    allowed = {"wrong"} | ({"unextractable", "truncated"} if keep_unfinished else set())
+    duplicates: Counter = Counter()
+    by_question: dict[str, list[dict]] = defaultdict(list)
+    seen: dict[str, set[str]] = defaultdict(set)
+    for path in paths:
+        if path.get("kind") not in allowed:
+            continue
+        key = normalized_text(path.get("text", ""))
+        if key in seen[path["problem_id"]]:
+            duplicates[path["model"]] += 1
+            continue
+        seen[path["problem_id"]].add(key)
+        by_question[path["problem_id"]].append(path)
+    mistakes: list[dict] = []
+    for candidates in by_question.values():
+        mistakes.extend(_round_robin(candidates, max_per_question))
+    return mistakes, duplicates
+
+
+def _round_robin(candidates: list[dict], limit: int | None) -> list[dict]:
+    if limit is None or len(candidates) <= limit:
+        return candidates
+    queues: dict[str, list[dict]] = defaultdict(list)
+    for c in candidates:
+        queues[c["model"]].append(c)
+    chosen: list[dict] = []
+    while len(chosen) < limit:
+        for queue in queues.values():
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    order = {id(c): i for i, c in enumerate(candidates)}
+    return sorted(chosen, key=lambda c: order[id(c)])
+
+
+def finalize_run(
+    out_dir: str | Path,
+    problem_order: Sequence[str] = (),
+    model_order: Sequence[str] = (),
+    max_mistakes_per_question: int | None = None,
+    keep_unfinished: bool = False,
+) -> SampleSummary:
+    """Rewrite `paths.jsonl` in a fixed order, derive `mistakes.jsonl` and `summary.json`.
+
+    Works on everything in the folder's store, so paths sampled earlier, or imported, count too.
+    """
+    out_dir = Path(out_dir)
+    with RunStore(out_dir / PATHS_FILE) as store:
+        records = list(store)
+    problem_rank = {pid: i for i, pid in enumerate(problem_order)}
+    model_rank = {m: i for i, m in enumerate(model_order)}
+    unknown = len(problem_rank) + len(model_rank) + 1
+
+    def order(r: dict):
+        return (
+            problem_rank.get(r["problem_id"], unknown), r["problem_id"],
+            model_rank.get(r["model"], unknown), r["model"], r.get("sample_index", 0), r["id"],
+        )
+
+    paths = sorted(current_paths(records), key=order)
+    write_jsonl_atomic(out_dir / PATHS_FILE, paths)
+    mistakes, duplicates = select_mistakes(paths, max_mistakes_per_question, keep_unfinished)
+    write_jsonl_atomic(out_dir / MISTAKES_FILE, mistakes)
+    summary = summarize(out_dir, paths, mistakes, duplicates)
+    write_summary(out_dir, summary)
+    return summary
+
+
+def summarize(out_dir: Path, paths: Sequence[dict], mistakes: Sequence[dict], duplicates: Counter) -> SampleSummary:
+    kept = Counter(m["model"] for m in mistakes)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for p in paths:
+        groups[p["model"]].append(p)
+    generators = {}
+    for model, items in groups.items():
+        stats = _stats(items, kept[model], duplicates[model])
+        levels = sorted({p["level"] for p in items if p.get("dataset") == "math" and p.get("level") is not None})
+        if levels:
+            kept_by_level = Counter(m.get("level") for m in mistakes if m["model"] == model)
+            stats["by_level"] = {
+                str(level): _level_stats([p for p in items if p.get("level") == level], kept_by_level[level])
+                for level in levels
+            }
+        generators[model] = stats
+    total = _stats(list(paths), len(mistakes), sum(duplicates.values()))
+    return SampleSummary(
+        out_dir=str(out_dir),
+        generators=generators,
+        total=total,
+        questions=len({p["problem_id"] for p in paths}),
+        questions_with_mistakes=len({m["problem_id"] for m in mistakes}),
+    )
+
+
+def _stats(items: Sequence[dict], mistakes: int, duplicates: int) -> dict:
+    kinds = Counter(p.get("kind") for p in items)
+    answered = len(items) - kinds["failed"]
+    share = (lambda n: round(n / answered, 4)) if answered else (lambda n: None)
+    return {
+        "paths": answered,
+        "failed": kinds["failed"],
+        "correct": kinds["correct"],
+        "wrong": kinds["wrong"],
+        "unextractable": kinds["unextractable"],
+        "truncated": kinds["truncated"],
+        "accuracy": share(kinds["correct"]),
+        "unextractable_share": share(kinds["unextractable"]),
+        "truncated_share": share(kinds["truncated"]),
+        "duplicates": duplicates,
+        "mistakes": mistakes,
+        "prompt_tokens": sum(p.get("prompt_tokens") or 0 for p in items),
+        "completion_tokens": sum(p.get("completion_tokens") or 0 for p in items),
+    }
+
+
+def _level_stats(items: Sequence[dict], mistakes: int) -> dict:
+    answered = [p for p in items if p.get("kind") != "failed"]
+    correct = sum(p.get("kind") == "correct" for p in answered)
+    return {
+        "paths": len(answered),
+        "correct": correct,
+        "accuracy": round(correct / len(answered), 4) if answered else None,
+        "mistakes": mistakes,
+    }
+
+
+def write_summary(out_dir: Path, summary: SampleSummary) -> None:
+    write_atomic(Path(out_dir) / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
