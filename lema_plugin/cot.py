@@ -13,22 +13,35 @@ LeMa trains on CoT data next to the correction data. Two sources:
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from .llm.types import Endpoint
 from .problems import Problem, grader_dataset
 from .records import make_id
-from .store import RunStore, write_jsonl_atomic
+from .store import RunStore, write_atomic, write_jsonl_atomic
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _FINAL_GSM8K = re.compile(r"^\s*####\s*(.*?)\s*$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"the answer is\b", re.IGNORECASE)
 # "The answer is X." up to the period that ends the sentence (not the one inside "3.5") or the line end
 _ANSWER_SENTENCE = re.compile(r"the answer is[^\n]*?(?:\.(?=\s|$)|$)", re.IGNORECASE | re.MULTILINE)
+
+
+def strong_model_spec(spec: str | None = None, environ=os.environ) -> str:
+    """The strong model for CoT sampling and evolution: `spec`, else `$LEMA_STRONG_MODEL`, else the
+    corrector's default (the paper uses one GPT-4-class model for all three jobs)."""
+    from .correct import corrector_spec
+
+    for candidate in (spec, environ.get("LEMA_STRONG_MODEL")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    return corrector_spec(None, environ)
 
 
 def answer_sentence(answer: str) -> str:
@@ -237,6 +250,7 @@ async def model_cot_async(problems: list[Problem], endpoint: Endpoint, out_dir: 
     records = select_rationales(problems, graded, max_per_question, summary, endpoint.label)
     write_jsonl_atomic(out_dir / "cot.jsonl", records)
     summary.usage = list(client.usage_lines())
+    write_atomic(out_dir / "cot_summary.json", json.dumps(asdict(summary), indent=2) + "\n")
     return records, summary
 
 

@@ -25,6 +25,7 @@ with its reason in `evolve_dropped.jsonl`.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from .llm.types import Endpoint, Request
 from .problems import Problem, grader_dataset, load_problems, read_problems_file
 from .prompts import load_prompt, render
 from .records import make_id, read_jsonl
-from .store import RunStore, write_jsonl_atomic
+from .store import RunStore, write_atomic, write_jsonl_atomic
 
 STYLES = ("similar", "harder")
 
@@ -233,6 +234,9 @@ class EvolveSummary:
     kept_by_style: Counter = field(default_factory=Counter)
     agreement: Counter = field(default_factory=Counter)  # votes -> kept questions
     usage: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: dict(v) if isinstance(v, Counter) else v for k, v in vars(self).items()}
 
     def lines(self) -> list[str]:
         agreement = ", ".join(f"{votes} votes: {n}" for votes, n in sorted(self.agreement.items(), reverse=True))
@@ -460,6 +464,7 @@ async def evolve_async(
     write_jsonl_atomic(out_dir / "problems.jsonl", [p.to_dict() for p in problems])
     write_jsonl_atomic(out_dir / "evolve_dropped.jsonl", dropped)
     summary.usage = list(client.usage_lines())
+    write_atomic(out_dir / "evolve_summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
     return problems, summary
 
 

@@ -15,6 +15,7 @@ from lema_plugin.cot import (
     gsm8k_gold_rationale,
     math_gold_rationale,
     model_cot,
+    strong_model_spec,
 )
 from lema_plugin.grading import answers_match, extract_strict, last_boxed
 from lema_plugin.llm import LLMClient
@@ -232,3 +233,11 @@ def test_cli_cot_bad_data_file(tmp_path):
     result = CliRunner().invoke(main, ["cot", "--data-file", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert f"{bad}:1: field 'answer'" in result.output
+
+
+def test_strong_model_spec_order():
+    assert strong_model_spec("a=m@http://h/v1", {"LEMA_STRONG_MODEL": "b"}) == "a=m@http://h/v1"
+    assert strong_model_spec(None, {"LEMA_STRONG_MODEL": "b", "LEMA_CORRECTOR": "c"}) == "b"
+    assert strong_model_spec(None, {"LEMA_CORRECTOR": "c"}) == "c"  # the corrector's default chain
+    assert strong_model_spec(None, {"OPENAI_API_KEY": "k"}).startswith("gpt-4")
+    assert strong_model_spec(None, {}) == "embedded"

@@ -12,6 +12,7 @@ from lema_plugin.evolve import (
     NearDuplicateIndex,
     Seed,
     evolve,
+    generation_request,
     level_success,
     load_seeds,
     majority,
@@ -20,7 +21,7 @@ from lema_plugin.evolve import (
     load_test_questions,
 )
 from lema_plugin.grading import answers_match
-from lema_plugin.llm import LLMClient
+from lema_plugin.llm import Endpoint, LLMClient
 from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
 from lema_plugin.problems import load_problems, read_problems_file
 
@@ -165,6 +166,21 @@ def test_load_seeds_and_level_weights(tmp_path):
     assert questions_per_seed(seeds, 4, success) == {"a": 5, "b": 3}
 
 
+def test_generation_prompts_per_dataset_and_style():
+    endpoint = Endpoint(model="m", base_urls=("http://127.0.0.1:9/v1",))
+    seed = Seed("s", "math", "Find $x$ if $2x+3=7$.", "2")
+    request = generation_request(seed, "harder", endpoint, EvolveConfig(), 0)
+    (role, text), = request.messages
+    assert role == "user" and "Find $x$ if $2x+3=7$." in text
+    assert "competition mathematics" in text and "\\boxed{}" in text and "harder variant" in text
+    assert text.rstrip().endswith("New problem:")
+    gsm8k = generation_request(Seed("t", "gsm8k", "How many?", "1"), "similar", endpoint, EvolveConfig(), 3)
+    assert "grade-school" in gsm8k.messages[0][1] and "same skill" in gsm8k.messages[0][1]
+    assert gsm8k.sample_index == 3 and gsm8k.temperature == EvolveConfig().generate_temperature
+    completion = generation_request(seed, "similar", Endpoint("m", ("http://127.0.0.1:9/v1",), mode="completion"), EvolveConfig(), 0)
+    assert completion.prompt.endswith("New problem:\n") and "\nAnswer:" in completion.stop
+
+
 def test_bad_corrections_file_names_line_and_field(tmp_path):
     path = tmp_path / "corrections.jsonl"
     path.write_text('{"problem_id": "a", "dataset": "gsm8k", "question": "q", "answer": "1"}\n'
@@ -218,6 +234,9 @@ def test_evolve_counts_against_scripted_model(gsm8k_train, janet, shared_data, m
     gsm8k_test = load_problems("gsm8k", split="test")
     assert contaminated["detail"] == f"gsm8k-test:{gsm8k_test[0].id}"
     assert f"seed:{weng.id}" in {d["detail"] for d in dropped if d["reason"] == "duplicate"}
+
+    written = json.loads((out / "evolve_summary.json").read_text())
+    assert (written["kept"], written["contaminated"], written["duplicates"]) == (3, 1, 2)
 
     # the output loads back as problems, with the provenance kept
     loaded = load_problems("gsm8k", data_file=out / "problems.jsonl")

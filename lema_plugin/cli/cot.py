@@ -12,19 +12,22 @@ from lema_plugin.cli.common import client_options, friendly_errors, make_client,
 @click.option("--source", type=click.Choice(["gold", "model"]), default="gold", show_default=True,
               help="gold: the dataset's rationales, rewritten to end 'The answer is X.'. "
               "model: sample rationales from --model and keep the correct ones.")
-@click.option("--dataset", type=click.Choice(["gsm8k", "math", "math500"]), default="gsm8k", show_default=True)
-@click.option("--split", default="train", show_default=True)
+@click.option("--dataset", type=click.Choice(["gsm8k", "math", "math500"]), default="gsm8k", show_default=True,
+              help="Which problems.")
+@click.option("--split", default="train", show_default=True, help="Dataset split (CoT targets come from training questions).")
 @click.option("--data-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Local problems (GSM8K/MATH fields or problems.jsonl from `lema evolve`) instead of the hub.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N problems.")
-@click.option("--model", "model_spec", default="embedded", show_default=True, envvar="LEMA_STRONG_MODEL",
-              help="--source model: the strong model, [NAME=]MODEL[@URL][;mode=completion][;key_env=VAR] "
-              "(env LEMA_STRONG_MODEL). 'embedded' is the built-in small model.")
+@click.option("--model", "model_spec", metavar="SPEC",
+              help="--source model: the strong model, [NAME=]MODEL[@URL][;mode=completion][;key_env=VAR][;price=IN/OUT]. "
+              "Default: $LEMA_STRONG_MODEL; else the corrector's default ($LEMA_CORRECTOR; gpt-4o when "
+              "OPENAI_API_KEY is set; else the embedded model).")
 @click.option("--samples", default=4, show_default=True, type=click.IntRange(1), help="Rationales sampled per question.")
 @click.option("--keep", "max_per_question", default=2, show_default=True, type=click.IntRange(1),
               help="Distinct correct rationales kept per question.")
-@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0))
-@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1))
+@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0), help="--source model: sampling temperature.")
+@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1),
+              help="--source model: token limit per rationale (truncated ones are never kept).")
 @out_option
 @client_options
 @friendly_errors
@@ -46,7 +49,7 @@ def cot(source, dataset, split, data_file, limit, model_spec, samples, max_per_q
     else:
         from lema_plugin.llm.endpoints import open_endpoints
 
-        with open_endpoints([model_spec]) as (endpoint,):
+        with open_endpoints([stage.strong_model_spec(model_spec)]) as (endpoint,):
             client = make_client(out_dir, concurrency, cache_dir, no_cache, timeout, max_retries, quiet)
             records, summary = run_async(stage.model_cot_async(
                 problems, endpoint, out_dir, samples=samples, max_per_question=max_per_question,

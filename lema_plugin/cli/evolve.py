@@ -18,9 +18,10 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
               "(success rates from --corrections and --rejected).")
 @click.option("--rejected", "rejected_path", type=_FILE,
               help="rejected.jsonl from `lema correct` (default: the one next to --corrections).")
-@click.option("--model", "model_spec", default="embedded", show_default=True, envvar="LEMA_STRONG_MODEL",
-              help="The strong model that writes and answers the new questions, "
-              "[NAME=]MODEL[@URL][;mode=completion][;key_env=VAR] (env LEMA_STRONG_MODEL).")
+@click.option("--model", "model_spec", metavar="SPEC",
+              help="The strong model that writes and answers the new questions, [NAME=]MODEL[@URL][;mode=completion][;key_env=VAR][;price=IN/OUT]. "
+              "Default: $LEMA_STRONG_MODEL; else the corrector's default ($LEMA_CORRECTOR; gpt-4o when "
+              "OPENAI_API_KEY is set; else the embedded model).")
 @click.option("--per-seed", default=2, show_default=True, type=click.IntRange(1),
               help="New questions asked per seed; the styles are taken in turn.")
 @click.option("--styles", default="similar,harder", show_default=True,
@@ -28,8 +29,10 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--answers", default=5, show_default=True, type=click.IntRange(1), help="Answers sampled per new question.")
 @click.option("--min-agreement", default=0.6, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="Share of the answers that must agree (and more than any other answer) to keep a question.")
-@click.option("--generate-temperature", default=1.0, show_default=True, type=click.FloatRange(0))
-@click.option("--answer-temperature", default=0.7, show_default=True, type=click.FloatRange(0))
+@click.option("--generate-temperature", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Sampling temperature for writing new questions (high: varied questions).")
+@click.option("--answer-temperature", default=0.7, show_default=True, type=click.FloatRange(0),
+              help="Sampling temperature for the answers (above 0, so the vote means something).")
 @click.option("--max-tokens", default=1024, show_default=True, type=click.IntRange(1), help="Per answer.")
 @click.option("--ngram", default=6, show_default=True, type=click.IntRange(1),
               help="Word n-gram size for near-duplicate and contamination checks.")
@@ -53,6 +56,7 @@ def evolve(corrections_path, weight_by_level, rejected_path, model_spec, per_see
     `lema sample --data-file OUT/problems.jsonl` and then `lema correct`.
     """
     from lema_plugin import evolve as stage
+    from lema_plugin.cot import strong_model_spec
     from lema_plugin.llm.endpoints import open_endpoints
     from lema_plugin.records import read_jsonl
 
@@ -80,7 +84,7 @@ def evolve(corrections_path, weight_by_level, rejected_path, model_spec, per_see
                 f"could not load the test splits for the contamination check ({exc}); "
                 "set LEMA_DATA_DIR to a folder with <dataset>/test*.jsonl, or pass --no-contamination-check"
             ) from None
-    with open_endpoints([model_spec]) as (endpoint,):
+    with open_endpoints([strong_model_spec(model_spec)]) as (endpoint,):
         client = make_client(out_dir, concurrency, cache_dir, no_cache, timeout, max_retries, quiet)
         problems, summary = run_async(stage.evolve_async(
             seeds, endpoint, out_dir, config, level_success_rates=success,
