@@ -230,9 +230,17 @@ async def _sample(problems: list[Problem], endpoint: Endpoint, store: RunStore, 
         })
 
 
-async def model_cot_async(problems: list[Problem], endpoint: Endpoint, out_dir: str | Path, *, samples: int = 4,
-              max_per_question: int = 2, temperature: float = 0.8, max_tokens: int = 512,
-              client=None) -> tuple[list[dict], CotSummary]:
+async def model_cot_async(
+    problems: list[Problem],
+    endpoint: Endpoint,
+    out_dir: str | Path,
+    *,
+    samples: int = 4,
+    max_per_question: int = 2,
+    temperature: float = 0.8,
+    max_tokens: int = 512,
+    client=None,
+) -> tuple[list[dict], CotSummary]:
     """Rejection-sample CoT rationales; write `cot_samples.jsonl` and `cot.jsonl` under `out_dir`."""
     from .llm import LLMClient
 

@@ -290,140 +290,155 @@ def generation_request(seed: Seed, style: str, endpoint: Endpoint, config: "Evol
     return Request(messages=(("user", prompt.rstrip()),), **common)
 
 
-def _answer_id(candidate_id: str, endpoint: Endpoint, config: EvolveConfig, index: int) -> str:
-    return make_id("evolve-answer", candidate_id, endpoint.model, config.answer_temperature,
-                   config.answer_max_tokens, index)
+class _Evolution:
+    """One run of the stage: the model, the settings, the two run stores and the counts."""
 
+    def __init__(self, endpoint: Endpoint, config: EvolveConfig, client, questions: RunStore, answers: RunStore,
+                 summary: EvolveSummary):
+        self.endpoint, self.config, self.client = endpoint, config, client
+        self.questions, self.answers, self.summary = questions, answers, summary
 
-async def _run_jobs(client, jobs, owners, desc, on_done, summary) -> None:
-    if not jobs:
-        return
-    async for position, completion in client.stream(jobs, desc=desc):
-        if not completion.ok:
-            summary.failed += 1
-            continue  # not stored: asked again on the next run
-        on_done(owners[position], completion)
+    def plan(self, seeds: list[Seed], counts: dict[str, int]) -> list[tuple[str, Seed, str, int]]:
+        """(question id, seed, style, index) for every new question wanted, in a fixed order."""
+        plan = []
+        for seed in seeds:
+            for index in range(counts[seed.problem_id]):
+                style = self.config.styles[index % len(self.config.styles)]  # similar, harder, similar, ...
+                qid = make_id("evolve-question", seed.problem_id, style, index, self.endpoint.model,
+                              self.config.generate_temperature, self.config.generate_max_tokens)
+                plan.append((qid, seed, style, index))
+        return plan
 
+    async def _run(self, jobs: list, owners: list, what: str, store) -> None:
+        """Send the jobs; hand each good completion to `store`. Failures are counted, not stored,
+        so the next run asks again."""
+        if not jobs:
+            return
+        async for position, completion in self.client.stream(jobs, desc=f"evolve: {what} ({self.endpoint.label})"):
+            if completion.ok:
+                store(owners[position], completion)
+            else:
+                self.summary.failed += 1
 
-async def _evolve(seeds, endpoint, config, counts, client, questions: RunStore, answers: RunStore,
-                  contamination: NearDuplicateIndex | None, summary: EvolveSummary):
-    from .grading import answers_match, extract_answer
-    from .sample import solve_request
+    async def generate(self, plan) -> None:
+        todo = [item for item in plan if item[0] not in self.questions]
+        self.summary.asked = len(todo)
+        jobs = [(self.endpoint, generation_request(seed, style, self.endpoint, self.config, index))
+                for _, seed, style, index in todo]
 
-    # 1. generate new questions
-    plan = []  # (candidate id, seed, style, index) in a fixed order
-    for seed in seeds:
-        for index in range(counts[seed.problem_id]):
-            style = config.styles[index % len(config.styles)]  # alternate: similar, harder, similar, ...
-            cid = make_id("evolve-question", seed.problem_id, style, index, endpoint.model,
-                          config.generate_temperature, config.generate_max_tokens)
-            plan.append((cid, seed, style, index))
-    jobs, owners = [], []
-    for cid, seed, style, index in plan:
-        if cid not in questions:
-            jobs.append((endpoint, generation_request(seed, style, endpoint, config, index)))
-            owners.append((cid, seed, style, index))
-    summary.asked = len(jobs)
+        def store(item, completion):
+            qid, seed, style, index = item
+            self.questions.append({
+                "id": qid, "seed_id": seed.problem_id, "style": style, "sample_index": index,
+                "generation": seed.generation + 1, "model": self.endpoint.label, "raw": completion.text,
+                "question": parse_new_question(completion.text), "finish_reason": completion.finish_reason,
+            })
 
-    def store_question(owner, completion):
-        cid, seed, style, index = owner
-        questions.append({
-            "id": cid, "seed_id": seed.problem_id, "style": style, "sample_index": index,
-            "generation": seed.generation + 1, "model": endpoint.label, "raw": completion.text,
-            "question": parse_new_question(completion.text), "finish_reason": completion.finish_reason,
-        })
+        await self._run(jobs, todo, "new questions", store)
 
-    await _run_jobs(client, jobs, owners, f"evolve: new questions ({endpoint.label})", store_question, summary)
+    def filter(self, plan, seeds: list[Seed], contamination: NearDuplicateIndex | None, dropped: list):
+        """Drop unparseable replies, near-duplicates (of a seed or an earlier new question) and
+        test-set near-duplicates, in plan order so the result does not depend on reply order."""
+        seen = NearDuplicateIndex(self.config.ngram, self.config.max_overlap)
+        for seed in seeds:
+            seen.add(seed.question, f"seed:{seed.problem_id}")
+        candidates = []
+        for qid, seed, _, _ in plan:
+            record = self.questions.get(qid)
+            if record is None:
+                continue
+            self.summary.generated += 1
+            question, reason, detail = record["question"], None, None
+            if question is None:
+                reason = "unparseable"
+                self.summary.unparseable += 1
+            elif (detail := seen.find(question)) is not None:
+                reason = "duplicate"
+                self.summary.duplicates += 1
+            elif contamination is not None and (detail := contamination.find(question)) is not None:
+                reason = "contaminated"
+                self.summary.contaminated += 1
+            if reason:
+                dropped.append({**record, "reason": reason, "detail": detail})
+                continue
+            seen.add(question, qid)
+            candidates.append((record, seed))
+        return candidates
 
-    # 2. filter in plan order so the result does not depend on reply order
-    seen = NearDuplicateIndex(config.ngram, config.max_overlap)
-    for seed in seeds:
-        seen.add(seed.question, f"seed:{seed.problem_id}")
-    candidates, dropped = [], []
-    for cid, seed, style, index in plan:
-        record = questions.get(cid)
-        if record is None:
-            continue
-        summary.generated += 1
-        question = record["question"]
-        reason, detail = None, None
-        if question is None:
-            reason = "unparseable"
-            summary.unparseable += 1
-        elif (detail := seen.find(question)) is not None:
-            reason = "duplicate"
-            summary.duplicates += 1
-        elif contamination is not None and (detail := contamination.find(question)) is not None:
-            reason = "contaminated"
-            summary.contaminated += 1
-        if reason:
-            dropped.append({**record, "reason": reason, "detail": detail})
-            continue
-        seen.add(question, cid)
-        candidates.append((record, seed))
+    def answer_id(self, question_id: str, index: int) -> str:
+        return make_id("evolve-answer", question_id, self.endpoint.model, self.config.answer_temperature,
+                       self.config.answer_max_tokens, index)
 
-    # 3. answer each candidate K times
-    jobs, owners = [], []
-    for record, seed in candidates:
-        new = Problem(record["id"], seed.dataset, record["question"], answer="", solution="")
-        for index in range(config.answers):
-            aid = _answer_id(record["id"], endpoint, config, index)
-            if aid not in answers:
-                jobs.append((endpoint, solve_request(new, endpoint, index, temperature=config.answer_temperature,
-                                                     max_tokens=config.answer_max_tokens)))
-                owners.append((aid, record, seed, index))
+    async def answer(self, candidates) -> None:
+        """K answers per surviving question with the `solve` prompt (what `lema sample` asks)."""
+        from .grading import extract_answer
+        from .sample import solve_request
 
-    def store_answer(owner, completion):
-        aid, record, seed, index = owner
-        truncated = completion.finish_reason == "length"
-        answers.append({
-            "id": aid, "question_id": record["id"], "sample_index": index, "model": endpoint.label,
-            "text": completion.text, "finish_reason": completion.finish_reason,
-            "prediction": None if truncated else extract_answer(completion.text, seed.dataset),
-        })
+        jobs, owners = [], []
+        for record, seed in candidates:
+            new = Problem(record["id"], seed.dataset, record["question"], answer="", solution="")
+            for index in range(self.config.answers):
+                aid = self.answer_id(record["id"], index)
+                if aid not in self.answers:
+                    jobs.append((self.endpoint, solve_request(new, self.endpoint, index,
+                                                              temperature=self.config.answer_temperature,
+                                                              max_tokens=self.config.answer_max_tokens)))
+                    owners.append((aid, record, seed, index))
 
-    await _run_jobs(client, jobs, owners, f"evolve: answers ({endpoint.label})", store_answer, summary)
+        def store(owner, completion):
+            aid, record, seed, index = owner
+            truncated = completion.finish_reason == "length"
+            self.answers.append({
+                "id": aid, "question_id": record["id"], "sample_index": index, "model": self.endpoint.label,
+                "text": completion.text, "finish_reason": completion.finish_reason,
+                "prediction": None if truncated else extract_answer(completion.text, seed.dataset),
+            })
 
-    # 4. keep the clear majorities
-    problems = []
-    for record, seed in candidates:
-        got = [answers.get(_answer_id(record["id"], endpoint, config, i)) for i in range(config.answers)]
-        if any(a is None for a in got):
-            summary.unanswered += 1
-            continue
-        summary.answered += 1
-        answer, votes, clear = majority([a["prediction"] for a in got], seed.dataset, answers_match)
-        agreement = votes / config.answers
-        if answer is None or not clear or agreement < config.min_agreement:
-            summary.no_majority += 1
-            dropped.append({**record, "reason": "no_majority", "detail": f"{votes}/{config.answers} agree",
-                            "predictions": [a["prediction"] for a in got]})
-            continue
-        rationale = next(a["text"] for a in got
-                         if a["prediction"] is not None and answers_match(a["prediction"], answer, seed.dataset))
-        problem = Problem(
-            id=make_id(seed.dataset, record["question"]),
-            dataset=seed.dataset,
-            question=record["question"],
-            answer=answer,
-            solution=finish_rationale(rationale, answer),
-            level=seed.level,
-            subject=seed.subject,
-            extra={
-                "seed_id": seed.problem_id,
-                "generation": record["generation"],
-                "style": record["style"],
-                "agreement": round(agreement, 4),
-                "votes": votes,
-                "answers": config.answers,
-                "evolved_by": endpoint.label,
-            },
-        )
-        problems.append(problem)
-        summary.kept_by_style[record["style"]] += 1
-        summary.agreement[votes] += 1
-    summary.kept = len(problems)
-    return problems, dropped
+        await self._run(jobs, owners, "answers", store)
+
+    def vote(self, candidates, dropped: list) -> list[Problem]:
+        """Keep the questions whose answers agree clearly; the majority answer becomes the gold."""
+        from .grading import answers_match
+
+        config, summary, problems = self.config, self.summary, []
+        for record, seed in candidates:
+            got = [self.answers.get(self.answer_id(record["id"], i)) for i in range(config.answers)]
+            if any(a is None for a in got):
+                summary.unanswered += 1
+                continue
+            summary.answered += 1
+            predictions = [a["prediction"] for a in got]
+            answer, votes, clear = majority(predictions, seed.dataset, answers_match)
+            agreement = votes / config.answers
+            if answer is None or not clear or agreement < config.min_agreement:
+                summary.no_majority += 1
+                dropped.append({**record, "reason": "no_majority", "detail": f"{votes}/{config.answers} agree",
+                                "predictions": predictions})
+                continue
+            rationale = next(a["text"] for a in got
+                             if a["prediction"] is not None and answers_match(a["prediction"], answer, seed.dataset))
+            problems.append(Problem(
+                id=make_id(seed.dataset, record["question"]),  # the id `load_problems` would give it
+                dataset=seed.dataset,
+                question=record["question"],
+                answer=answer,
+                solution=finish_rationale(rationale, answer),
+                level=seed.level,  # inherited from the seed
+                subject=seed.subject,
+                extra={
+                    "seed_id": seed.problem_id,
+                    "generation": record["generation"],
+                    "style": record["style"],
+                    "agreement": round(agreement, 4),
+                    "votes": votes,
+                    "answers": config.answers,
+                    "evolved_by": self.endpoint.label,
+                },
+            ))
+            summary.kept_by_style[record["style"]] += 1
+            summary.agreement[votes] += 1
+        summary.kept = len(problems)
+        return problems
 
 
 async def evolve_async(
@@ -458,9 +473,14 @@ async def evolve_async(
         contamination = NearDuplicateIndex(config.ngram, config.max_overlap)
         for key, question in contamination_questions:
             contamination.add(question, key)
+    dropped: list[dict] = []
     with RunStore(out_dir / "evolve_questions.jsonl") as questions, RunStore(out_dir / "evolve_answers.jsonl") as answers:
-        problems, dropped = await _evolve(seeds, endpoint, config, counts, client, questions, answers,
-                                          contamination, summary)
+        run = _Evolution(endpoint, config, client, questions, answers, summary)
+        plan = run.plan(seeds, counts)
+        await run.generate(plan)
+        candidates = run.filter(plan, seeds, contamination, dropped)
+        await run.answer(candidates)
+        problems = run.vote(candidates, dropped)
     write_jsonl_atomic(out_dir / "problems.jsonl", [p.to_dict() for p in problems])
     write_jsonl_atomic(out_dir / "evolve_dropped.jsonl", dropped)
     summary.usage = list(client.usage_lines())
