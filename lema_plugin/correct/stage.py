@@ -1,0 +1,211 @@
+"""The correction stage: mistakes in, verified corrections and counted rejections out.
+
+Attempts are sampled in rounds: round i asks for attempt i of every mistake that has fewer than
+`keep` verified corrections among its attempts 0..i-1. The rule depends only on records already
+written, so an interrupted run, run again, asks for exactly what an uninterrupted run would
+have asked for, and nothing it already has. Every judged reply goes, the moment it arrives, to
+`corrections.jsonl` (verified) or `rejected.jsonl` (with a reason); a request that failed is
+recorded too and asked again on the next run.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lema_plugin.llm.types import Completion, Endpoint
+from lema_plugin.problems import grader_dataset
+from lema_plugin.records import RecordError, make_id, read_jsonl
+from lema_plugin.steps import split_steps
+from lema_plugin.store import RunStore, write_atomic, write_jsonl_atomic
+
+from .parse import UnparseableReply, parse_correction
+from .prompt import STYLES, build_request, reply_text, template_name
+from .summary import CorrectSummary, summarize
+from .verify import verify
+
+CORRECTIONS = "corrections.jsonl"
+REJECTED = "rejected.jsonl"
+SUMMARY = "correct_summary.json"
+DATASETS = ("gsm8k", "math", "math500")
+OPENAI_CORRECTOR = "gpt-4o;price=2.5/10"  # a GPT-4-class model, as in the paper
+EMBEDDED_CORRECTOR = "embedded"
+
+
+def corrector_spec(spec: str | None = None, environ=os.environ) -> str:
+    """The corrector endpoint spec to use.
+
+    In order: `spec` (the --corrector option), `$LEMA_CORRECTOR`, a GPT-4-class OpenAI model
+    when `$OPENAI_API_KEY` is set (at `$OPENAI_BASE_URL` if set), else the embedded default.
+    """
+    for candidate in (spec, environ.get("LEMA_CORRECTOR")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    if environ.get("OPENAI_API_KEY"):
+        return OPENAI_CORRECTOR
+    return EMBEDDED_CORRECTOR
+
+
+@dataclass(frozen=True)
+class CorrectSettings:
+    attempts: int = 1  # corrector samples per mistake, at most
+    keep: int = 1  # stop sampling a mistake once this many corrections are verified
+    temperature: float | None = None  # None: greedy for one attempt, 0.7 for several
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    style: str = "fewshot"  # "fewshot" or "zeroshot"
+
+    def __post_init__(self):
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1, not {self.attempts}")
+        if self.keep < 1:
+            raise ValueError(f"keep must be at least 1, not {self.keep}")
+        if self.style not in STYLES:
+            raise ValueError(f"prompt style must be one of {', '.join(STYLES)}, not {self.style!r}")
+
+    @property
+    def sampling_temperature(self) -> float:
+        if self.temperature is not None:
+            return self.temperature
+        return 0.0 if self.attempts == 1 else 0.7
+
+
+def load_mistakes(path: str | Path, limit: int | None = None) -> list[dict]:
+    """Wrong paths from `mistakes.jsonl` (or `paths.jsonl`: its correct paths are skipped).
+
+    A record without `steps` gets them from its `text`; duplicate ids are read once.
+    """
+    mistakes: dict[str, dict] = {}
+    for number, record in enumerate(read_jsonl(path, required=("id", "question", "answer", "dataset")), 1):
+        if record["dataset"] not in DATASETS:
+            raise RecordError(path, number, f"unknown dataset {record['dataset']!r} (expected gsm8k, math or math500)", field="dataset")
+        steps = record.get("steps")
+        if steps is not None and not (isinstance(steps, list) and all(isinstance(s, str) for s in steps)):
+            raise RecordError(path, number, "expected a list of strings", field="steps")
+        if not steps:
+            steps = split_steps(record.get("text") or "")
+            if not steps:
+                raise RecordError(path, number, "no steps and no text to split into steps", field="steps")
+            record = {**record, "steps": steps}
+        if record.get("correct") is True or record["id"] in mistakes:
+            continue
+        mistakes[record["id"]] = record
+        if limit is not None and len(mistakes) >= limit:
+            break
+    return list(mistakes.values())
+
+
+def attempt_id(mistake: dict, corrector: Endpoint, settings: CorrectSettings, attempt: int) -> str:
+    """Everything that decides the corrector's reply, so a changed setting is new work."""
+    return make_id(
+        "correction",
+        mistake["id"],
+        corrector.model,
+        template_name(mistake["dataset"], settings.style),
+        settings.sampling_temperature,
+        settings.top_p,
+        settings.max_tokens,
+        attempt,
+    )
+
+
+def judge(mistake: dict, corrector: Endpoint, settings: CorrectSettings, attempt: int, completion: Completion) -> dict:
+    """Turn one corrector reply into a correction record (`correct` true) or a rejected one."""
+    record = {
+        "id": attempt_id(mistake, corrector, settings, attempt),
+        "path_id": mistake["id"],
+        "problem_id": mistake.get("problem_id"),
+        "dataset": mistake["dataset"],
+        "question": mistake["question"],
+        "answer": mistake["answer"],
+        "source_model": mistake.get("model"),
+        "steps": mistake["steps"],
+        "corrector": corrector.label,
+        "prompt": template_name(mistake["dataset"], settings.style),
+        "attempt": attempt,
+        "raw": completion.text,
+        "finish_reason": completion.finish_reason,
+        "incorrect_step": None,
+        "explanation": None,
+        "corrected_solution": None,
+        "prediction": None,
+        "correct": False,
+        "usage": {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens},
+    }
+    for name in ("level", "subject"):
+        if mistake.get(name) is not None:
+            record[name] = mistake[name]
+    if not completion.ok:
+        return {**record, "reason": "request_failed", "detail": completion.error}
+    try:
+        parsed = parse_correction(reply_text(corrector, completion.text))
+    except UnparseableReply as exc:
+        return {**record, "reason": "unparseable", "detail": str(exc)}
+    record.update(
+        incorrect_step=parsed.incorrect_step,
+        explanation=parsed.explanation,
+        corrected_solution=parsed.corrected_solution,
+    )
+    verdict = verify(parsed, mistake["steps"], mistake["answer"], mistake["dataset"])
+    record["prediction"] = verdict.prediction
+    if not verdict.ok:
+        return {**record, "reason": verdict.reason, "detail": verdict.detail}
+    record["correct"] = True
+    return record
+
+
+def _drop_failures(path: Path, retry_ids: set[str]) -> None:
+    """Take failed requests that will be asked again out of `rejected.jsonl`."""
+    if not path.exists():
+        return
+    with RunStore(path) as store:  # also trims a torn last line
+        records = list(store)
+    kept = [r for r in records if not (r.get("reason") == "request_failed" and r["id"] in retry_ids)]
+    if len(kept) < len(records):
+        write_jsonl_atomic(path, kept)
+
+
+async def correct_mistakes(
+    mistakes: list[dict],
+    corrector: Endpoint,
+    client,
+    out_dir: str | Path,
+    settings: CorrectSettings | None = None,
+) -> CorrectSummary:
+    """Ask `corrector` to correct each mistake; write corrections.jsonl and rejected.jsonl in `out_dir`.
+
+    `mistakes` are path records (see `load_mistakes`); `client` is the shared `LLMClient`.
+    Returns the summary (also written to `correct_summary.json`).
+    """
+    settings = settings or CorrectSettings()
+    out_dir = Path(out_dir)
+    ids = {m["id"]: [attempt_id(m, corrector, settings, i) for i in range(settings.attempts)] for m in mistakes}
+    _drop_failures(out_dir / REJECTED, {i for attempt_ids in ids.values() for i in attempt_ids})
+
+    with RunStore(out_dir / CORRECTIONS) as kept, RunStore(out_dir / REJECTED) as rejected:
+        for attempt in range(settings.attempts):
+            todo = [
+                m
+                for m in mistakes
+                if ids[m["id"]][attempt] not in kept
+                and ids[m["id"]][attempt] not in rejected
+                and sum(i in kept for i in ids[m["id"]][:attempt]) < settings.keep
+            ]
+            if not todo:
+                continue
+            jobs = [
+                (corrector, build_request(m, corrector, settings.style, attempt, settings.sampling_temperature, settings.top_p, settings.max_tokens))
+                for m in todo
+            ]
+            desc = f"correct {attempt + 1}/{settings.attempts}" if settings.attempts > 1 else "correct"
+            async for index, completion in client.stream(jobs, desc=desc):
+                record = judge(todo[index], corrector, settings, attempt, completion)
+                (kept if record["correct"] else rejected).append(record)
+
+        mine = {i for attempt_ids in ids.values() for i in attempt_ids}
+        records = [r for store in (kept, rejected) for r in store if r["id"] in mine]
+
+    summary = summarize(mistakes, records, corrector)
+    write_atomic(out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    return summary
