@@ -189,7 +189,7 @@ def parse_new_question(text: str) -> str | None:
     if stop:
         text = text[: stop.start()]
     text = text.strip().strip('"').strip("*").strip()
-    return text if len(normalize_question(text).split()) >= 4 else None
+    return text if len(normalize_question(text).split()) >= 3 else None
 
 
 def majority(predictions: list[str | None], dataset: str, answers_match) -> tuple[str | None, int, bool]:
@@ -221,6 +221,7 @@ class EvolveSummary:
     """Counts for the end-of-run summary."""
 
     seeds: int = 0
+    test_questions: int | None = None  # size of the contamination check (None: not checked)
     asked: int = 0  # generation requests this run (not cached in the store)
     generated: int = 0  # generation replies stored (this run and earlier)
     failed: int = 0  # requests that failed this run (retried next run)
@@ -241,8 +242,10 @@ class EvolveSummary:
     def lines(self) -> list[str]:
         agreement = ", ".join(f"{votes} votes: {n}" for votes, n in sorted(self.agreement.items(), reverse=True))
         styles = ", ".join(f"{style}: {n}" for style, n in sorted(self.kept_by_style.items()))
+        checked = ("contamination check: off" if self.test_questions is None
+                   else f"contamination check against {self.test_questions} test questions")
         return [
-            f"seeds: {self.seeds}",
+            f"seeds: {self.seeds}; {checked}",
             f"new questions generated: {self.generated} (requested this run: {self.asked}, failed: {self.failed})",
             f"dropped: unparseable {self.unparseable}, duplicates {self.duplicates}, "
             f"contaminated (test-set near-duplicates) {self.contaminated}, no clear majority {self.no_majority}",
@@ -266,6 +269,15 @@ class EvolveConfig:
     answer_max_tokens: int = 1024
     ngram: int = 6
     max_overlap: float = 0.5
+
+    def __post_init__(self):
+        unknown = set(self.styles) - set(STYLES)
+        if unknown or not self.styles:
+            raise ValueError(f"styles must be some of {', '.join(STYLES)}, not {', '.join(self.styles) or 'none'}")
+        if self.per_seed < 1 or self.answers < 1:
+            raise ValueError("per_seed and answers must be at least 1")
+        if not 0 < self.min_agreement <= 1 or not 0 < self.max_overlap <= 1:
+            raise ValueError("min_agreement and max_overlap must be in (0, 1]")
 
 
 def load_test_questions(datasets: Iterable[str], files: Iterable[str | Path] = ()) -> list[tuple[str, str]]:
@@ -460,9 +472,6 @@ async def evolve_async(
     from .llm import LLMClient
 
     config = config or EvolveConfig()
-    unknown = set(config.styles) - set(STYLES)
-    if unknown:
-        raise ValueError(f"unknown style(s) {', '.join(sorted(unknown))}; choose from {', '.join(STYLES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     client = client or LLMClient(cache_dir=out_dir / ".cache")
@@ -473,6 +482,7 @@ async def evolve_async(
         contamination = NearDuplicateIndex(config.ngram, config.max_overlap)
         for key, question in contamination_questions:
             contamination.add(question, key)
+        summary.test_questions = len(contamination)
     dropped: list[dict] = []
     with RunStore(out_dir / "evolve_questions.jsonl") as questions, RunStore(out_dir / "evolve_answers.jsonl") as answers:
         run = _Evolution(endpoint, config, client, questions, answers, summary)
@@ -486,6 +496,60 @@ async def evolve_async(
     summary.usage = list(client.usage_lines())
     write_atomic(out_dir / "evolve_summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
     return problems, summary
+
+
+@dataclass
+class EvolveInputs:
+    """What the stage reads before asking anything: seeds, level weights, the test questions."""
+
+    seeds: list[Seed]
+    level_success_rates: dict | None = None
+    contamination_questions: list[tuple[str, str]] | None = None
+
+
+def read_inputs(
+    corrections_path: str | Path,
+    *,
+    weight_by_level: bool = False,
+    rejected_path: str | Path | None = None,
+    contamination_check: bool = True,
+    test_files: Iterable[str | Path] = (),
+) -> EvolveInputs:
+    """Read `lema correct`'s files (and the test splits) up front, so bad input fails before any
+    model is started or paid.
+
+    Seeds come from `corrections_path`; with `weight_by_level`, success rates per level from it
+    and `rejected_path` (default: rejected.jsonl next to it). The contamination check loads the
+    test splits of the seeds' datasets (and `test_files`). Problems are ValueError/RecordError.
+    """
+    corrections_path = Path(corrections_path)
+    corrections = list(read_jsonl(corrections_path, required=("problem_id", "question", "answer", "dataset")))
+    seeds = load_seeds(corrections)
+    if not seeds:
+        raise ValueError(f"{corrections_path}: no verified corrections, so no seeds")
+    inputs = EvolveInputs(seeds)
+    if weight_by_level:
+        rejected_path = Path(rejected_path or corrections_path.with_name("rejected.jsonl"))
+        if not rejected_path.exists():
+            raise ValueError(f"weighting by level needs rejected.jsonl: {rejected_path} not found")
+        inputs.level_success_rates = level_success(corrections, read_jsonl(rejected_path))
+    if contamination_check:
+        try:
+            inputs.contamination_questions = load_test_questions({s.dataset for s in seeds}, test_files)
+        except Exception as exc:  # offline without $LEMA_DATA_DIR, or a bad file
+            raise ValueError(
+                f"could not load the test splits for the contamination check ({exc}); set LEMA_DATA_DIR "
+                "to a folder with <dataset>/test*.jsonl, or turn the check off"
+            ) from None
+    return inputs
+
+
+async def evolve_from_files(corrections_path: str | Path, endpoint: Endpoint, out_dir: str | Path,
+                            config: EvolveConfig | None = None, *, client=None, **reading) -> tuple[list[Problem], EvolveSummary]:
+    """`read_inputs` then `evolve_async`: the whole stage from `lema correct`'s output folder."""
+    inputs = read_inputs(corrections_path, **reading)
+    return await evolve_async(inputs.seeds, endpoint, out_dir, config, level_success_rates=inputs.level_success_rates,
+                              contamination_questions=inputs.contamination_questions, client=client)
 
 
 def evolve(seeds: list[Seed], endpoint: Endpoint, out_dir: str | Path, config: EvolveConfig | None = None, *,

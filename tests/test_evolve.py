@@ -118,8 +118,10 @@ def scripted_model(generations: dict[str, list[str]], answers: dict[str, list], 
         (f"Question: {SAM}\nSolution: 15 * 7 = 105.", SAM),
         (f'"{SAM}"', SAM),
         (SAM, SAM),
+        ("New problem: Evaluate $\\log_2 1024$.", "Evaluate $\\log_2 1024$."),  # short is fine
         ("", None),
         ("...", None),
+        ("OK.", None),
         ("New problem:", None),
     ],
 )
@@ -191,11 +193,18 @@ def test_bad_corrections_file_names_line_and_field(tmp_path):
     assert f"{path}:2: field 'question'" in result.output
 
 
-def test_test_questions_load_the_real_test_splits(shared_data, monkeypatch):
+def test_contamination_index_over_the_real_test_splits(shared_data, monkeypatch):
     monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
     pairs = load_test_questions(["gsm8k", "math"])
     assert len(pairs) == 1319 + 1000
     assert sum(key.startswith("gsm8k-test:") for key, _ in pairs) == 1319
+    index = NearDuplicateIndex()
+    for key, question in pairs:
+        index.add(question, key)
+    key, digits = pairs[1319 + 2]  # a real MATH test problem: the digits 2, 3, 4, 7 and 8 ...
+    assert "divisible by 11" in digits
+    assert index.find(digits.replace("11", "7").replace("2, 3, 4, 7 and 8", "1, 3, 5, 7 and 9")) == key
+    assert index.find("The digits 1, 2 and 3 are arranged at random. What is the chance of an even number?") is None
 
 
 # -- the stage ---------------------------------------------------------------------------------
@@ -297,3 +306,68 @@ def test_cli_evolve_then_sample(gsm8k_train, janet, shared_data, monkeypatch, tm
     mistakes = (tmp_path / "sample" / "mistakes.jsonl").read_text().splitlines()
     assert len(paths) == 3 and sum(p["correct"] for p in paths) == 1  # Tom's 90 is right; the others wrong
     assert len(mistakes) == 2
+
+
+DISTINCT_MATH = [
+    "Find the remainder when $7^{100}$ is divided by $5$.",
+    "How many positive divisors does $360$ have?",
+    "Solve for $y$: $3y - 7 = 2y + 4$.",
+    "What is the sum of the interior angles of a convex octagon, in degrees?",
+    "Compute $\\binom{9}{4}$.",
+    "If $f(x) = x^2 + 1$, what is $f(f(2))$?",
+    "What is the least common multiple of $18$ and $24$?",
+    "Evaluate $\\log_2 1024$.",
+]
+
+
+def test_cli_evolve_weights_seeds_toward_weak_levels(shared_data, monkeypatch, tmp_path):
+    monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
+    folder = tmp_path / "correct"
+    folder.mkdir()
+    hard = {"problem_id": "hard", "dataset": "math", "question": "Find all real $x$ with $x^4 = 16$.",
+            "answer": "\\pm 2", "level": 5, "subject": "algebra"}
+    easy = {"problem_id": "easy", "dataset": "math", "question": "What is $2 + 3 \\cdot 4$?",
+            "answer": "14", "level": 1, "subject": "prealgebra"}
+    (folder / "corrections.jsonl").write_text(json.dumps(hard) + "\n" + json.dumps(easy) + "\n")
+    (folder / "rejected.jsonl").write_text("".join(json.dumps({**r, "reason": "wrong_answer"}) + "\n"
+                                                   for r in [hard] * 3 + [easy] * 0))
+    pending = list(DISTINCT_MATH)
+
+    def responder(body, attempt):
+        text = prompt_text(body)
+        if "New problem:" in text:
+            return f"New problem: {pending.pop()}"
+        return "So it is $\\boxed{7}$.\nThe answer is 7."
+
+    out = tmp_path / "evolve"
+    args = ["evolve", "--corrections", str(folder / "corrections.jsonl"), "--per-seed", "4", "--answers", "2",
+            "--out", str(out), "--quiet"]
+    with ScriptedServer(responder) as server:
+        result = CliRunner().invoke(main, args + ["--weight-by-level", "--model", f"m@{server.base_url}"])
+        assert result.exit_code == 0, result.output
+        assert server.request_count == 8 + 8 * 2
+    # level 5 succeeded 1 time in 4 (failure 0.75), level 1 always (failure floored at 0.1):
+    # mean 0.425, so 4 * 0.75 / 0.425 -> 7 questions and 4 * 0.1 / 0.425 -> 1
+    asked = [json.loads(line)["seed_id"] for line in (out / "evolve_questions.jsonl").read_text().splitlines()]
+    assert sorted(asked) == ["easy"] + ["hard"] * 7
+    problems = read_problems_file(out / "problems.jsonl")
+    assert len(problems) == 8 and all(p.answer == "7" and p.dataset == "math" for p in problems)
+    assert {p.level for p in problems if p.extra["seed_id"] == "hard"} == {5}
+    assert "contamination check against 1000 test questions" in result.output
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--styles", "easier"], "styles must be some of similar, harder"),
+        (["--weight-by-level"], "weighting by level needs rejected.jsonl"),
+    ],
+)
+def test_cli_evolve_rejects_bad_options_before_asking(extra, message, tmp_path):
+    corrections = tmp_path / "corrections.jsonl"
+    corrections.write_text(json.dumps({"problem_id": "a", "dataset": "gsm8k", "question": "q", "answer": "1"}) + "\n")
+    with ScriptedServer(lambda body, attempt: "unused") as server:
+        result = CliRunner().invoke(main, ["evolve", "--corrections", str(corrections), "--no-contamination-check",
+                                           "--model", f"m@{server.base_url}", "--out", str(tmp_path / "o"), *extra])
+        assert server.request_count == 0
+    assert result.exit_code == 1 and message in result.output

@@ -58,39 +58,19 @@ def evolve(corrections_path, weight_by_level, rejected_path, model_spec, per_see
     from lema_plugin import evolve as stage
     from lema_plugin.cot import strong_model_spec
     from lema_plugin.llm.endpoints import open_endpoints
-    from lema_plugin.records import read_jsonl
 
     config = stage.EvolveConfig(
         per_seed=per_seed, styles=tuple(s.strip() for s in styles.split(",") if s.strip()), answers=answers,
         min_agreement=min_agreement, generate_temperature=generate_temperature,
         answer_temperature=answer_temperature, answer_max_tokens=max_tokens, ngram=ngram, max_overlap=max_overlap,
     )
-    corrections = list(read_jsonl(corrections_path, required=("problem_id", "question", "answer", "dataset")))
-    seeds = stage.load_seeds(corrections)
-    if not seeds:
-        raise click.ClickException(f"{corrections_path}: no verified corrections, so no seeds")
-    success = None
-    if weight_by_level:
-        rejected_path = rejected_path or corrections_path.with_name("rejected.jsonl")
-        if not rejected_path.exists():
-            raise click.ClickException(f"--weight-by-level needs rejected.jsonl: {rejected_path} not found (use --rejected)")
-        success = stage.level_success(corrections, read_jsonl(rejected_path))
-    contamination = None
-    if not no_contamination_check:
-        try:
-            contamination = stage.load_test_questions({s.dataset for s in seeds}, test_files)
-        except Exception as exc:  # offline without $LEMA_DATA_DIR, or a bad file
-            raise click.ClickException(
-                f"could not load the test splits for the contamination check ({exc}); "
-                "set LEMA_DATA_DIR to a folder with <dataset>/test*.jsonl, or pass --no-contamination-check"
-            ) from None
+    inputs = stage.read_inputs(corrections_path, weight_by_level=weight_by_level, rejected_path=rejected_path,
+                               contamination_check=not no_contamination_check, test_files=test_files)
     with open_endpoints([strong_model_spec(model_spec)]) as (endpoint,):
         client = make_client(out_dir, concurrency, cache_dir, no_cache, timeout, max_retries, quiet)
         problems, summary = run_async(stage.evolve_async(
-            seeds, endpoint, out_dir, config, level_success_rates=success,
-            contamination_questions=contamination, client=client), client)
-    if contamination is not None:
-        click.echo(f"contamination check against {len(contamination)} test questions")
+            inputs.seeds, endpoint, out_dir, config, level_success_rates=inputs.level_success_rates,
+            contamination_questions=inputs.contamination_questions, client=client), client)
     for line in summary.lines():
         click.echo(line)
     click.echo(f"wrote {Path(out_dir) / 'problems.jsonl'}")
