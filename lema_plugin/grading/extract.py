@@ -88,6 +88,8 @@ def _math_span(text: str) -> str | None:
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if text.startswith(left):
             close = text.find(right, len(left))
+            while right == "$" and close > 0 and text[close - 1] == "\\":  # \$ is a dollar sign
+                close = text.find(right, close + 1)
             if close < 0:
                 return text[len(left):]
             return text[len(left):close]

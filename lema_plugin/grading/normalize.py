@@ -20,8 +20,9 @@ _REPLACE = (
     ("\\dbinom", "\\binom"), ("\\tbinom", "\\binom"), ("{,}", ","), ("\u2212", "-"),
     ("\u221e", "\\infty"), ("\\infinity", "\\infty"), ("\u03c0", "\\pi"), ("\\le ", "\\leq "),
     ("\\ge ", "\\geq "), ("\\lbrace", "\\{"), ("\\rbrace", "\\}"), ("\\lvert", "|"), ("\\rvert", "|"),
-    ("\\colon", ":"), ("\\ ", " "), ("~", " "), ("\n", " "),
+    ("\\colon", ":"), ("~", " "), ("\n", " "),
 )
+_ESCAPED_SPACE = re.compile(r"(?<!\\)\\ ")  # "\ " but not the row break "\\ "
 _LEFT_RIGHT = re.compile(r"\\(?:left|right)(?![a-zA-Z])")
 _TEXT_CMD = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|textsf|texttt|mathrm|mathbf|mathit|mathsf|"
@@ -85,6 +86,8 @@ def normalize_math(answer: str) -> str:
     for old, new in _REPLACE:
         if old in text:
             text = text.replace(old, new)
+    if "\\ " in text:
+        text = _ESCAPED_SPACE.sub(" ", text)
     for old in _REMOVE:
         if old in text:
             text = text.replace(old, "")

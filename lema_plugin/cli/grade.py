@@ -1,0 +1,55 @@
+"""`lema grade`: grade a JSONL file of model outputs with the project's one grader."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lema_plugin.cli.common import format_table, friendly_errors
+
+
+def _breakdown(title: str, table: dict[str, list[int]]) -> str:
+    rows = [(name, graded, correct, correct / graded) for name, (correct, graded) in sorted(table.items())]
+    return f"{title}:\n" + format_table([title, "graded", "correct", "accuracy"], rows)
+
+
+@click.command()
+@click.option("--dataset", required=True, type=click.Choice(["gsm8k", "math", "math500"]), help="Answer format to grade.")
+@click.option("--predictions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSONL of model outputs: plain records, lm-eval --log_samples output, or LeMa inference output (detected by their fields).")
+@click.option("--prediction-field", default="completion", show_default=True, help="Field holding the model text (plain records).")
+@click.option("--gold-field", default="answer", show_default=True,
+              help="Field holding the gold answer; a GSM8K rationale ending in '#### N' or a MATH solution with \\boxed{} is fine.")
+@click.option("--gold-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSONL with the gold answers line by line, for LeMa inference output (which holds only `samples`).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write each input record plus `extracted` and `correct` here.")
+@friendly_errors
+def grade(dataset, predictions, prediction_field, gold_field, gold_file, out):
+    """Extract each final answer, compare it with the gold answer and print the accuracy.
+
+    MATH results are also broken down per level and per subject when the records carry them.
+    Lines that are not JSON or lack a field are reported with their line numbers; the rest are
+    still graded.
+    """
+    from lema_plugin.grading.files import grade_file
+
+    report = grade_file(predictions, dataset, prediction_field, gold_field, out=out, gold_file=gold_file)
+    layouts = ", ".join(f"{name} {count}" for name, count in sorted(report.formats.items())) or "none"
+    click.echo(f"graded {report.graded} ({layouts}); answer found in {report.extracted}")
+    click.echo(f"accuracy {report.accuracy:.4f} ({report.correct}/{report.graded})")
+    if dataset != "gsm8k":
+        if report.by_level:
+            click.echo(_breakdown("level", report.by_level))
+        if report.by_subject:
+            click.echo(_breakdown("subject", report.by_subject))
+    if report.bad_lines:
+        click.echo(f"{len(report.bad_lines)} bad line(s) skipped in {predictions}:", err=True)
+        for lineno, message in report.bad_lines[:20]:
+            click.echo(f"  {predictions}:{lineno}: {message}", err=True)
+        if len(report.bad_lines) > 20:
+            click.echo(f"  ... and {len(report.bad_lines) - 20} more", err=True)
+    if out is not None:
+        click.echo(f"wrote {out}")
+    if report.graded == 0 and report.bad_lines:
+        raise click.ClickException(f"{predictions}: no line could be graded")

@@ -1,0 +1,163 @@
+"""Grade a JSONL file of predictions (the work behind `lema grade`).
+
+Three layouts are recognised line by line from their fields, so no flag is needed:
+
+* plain records: the prediction in `prediction_field`, the gold answer in `gold_field`;
+* lm-eval `--log_samples` output: `resps` / `filtered_resps`, `doc`, `target` (the raw
+  generation `resps[0][0]` is graded, so lm-eval's own filters do not decide the verdict);
+* the official LeMa inference output: `{"samples": [text, ...]}`, gold from the record or, since
+  that file carries none, from the matching line of a separate gold file.
+
+A bad line (not JSON, a field missing) is counted and reported with its line number; the other
+lines are still graded.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import answers_match, extract_answer, gold_answer
+from ..records import RecordError
+
+_GOLD_FALLBACKS = ("answer", "completion", "target", "solution", "gold")
+
+
+@dataclass
+class GradeReport:
+    """Counts for the summary: overall and per level / subject."""
+
+    graded: int = 0
+    correct: int = 0
+    extracted: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+    formats: Counter = field(default_factory=Counter)
+    by_level: dict[str, list[int]] = field(default_factory=dict)  # name -> [correct, graded]
+    by_subject: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.graded if self.graded else 0.0
+
+    def add(self, correct: bool, extracted: bool, level: object, subject: object) -> None:
+        self.graded += 1
+        self.correct += bool(correct)
+        self.extracted += bool(extracted)
+        for table, key in ((self.by_level, level), (self.by_subject, subject)):
+            if key not in (None, ""):
+                counts = table.setdefault(str(key), [0, 0])
+                counts[0] += bool(correct)
+                counts[1] += 1
+
+
+def _first_text(value: object) -> str | None:
+    """The first string in a (possibly nested) list, as lm-eval stores responses."""
+    while isinstance(value, (list, tuple)):
+        if not value:
+            return None
+        value = value[0]
+    return value if isinstance(value, str) else None
+
+
+def _gold_from(record: dict, gold_field: str) -> object:
+    for name in (gold_field, *_GOLD_FALLBACKS):
+        value = record.get(name)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def read_item(record: dict, prediction_field: str, gold_field: str, gold_record: dict | None) -> tuple[str, str, object, dict]:
+    """(layout, prediction text, gold, the dict holding level/subject) for one input record.
+
+    Raises KeyError naming the missing field.
+    """
+    if "doc" in record and ("resps" in record or "filtered_resps" in record):
+        text = _first_text(record.get("resps")) or _first_text(record.get("filtered_resps"))
+        if text is None:
+            raise KeyError("resps")
+        doc = record.get("doc") if isinstance(record.get("doc"), dict) else {}
+        gold = record.get("target")
+        if gold in (None, ""):
+            gold = _gold_from(doc, gold_field)
+        if gold in (None, ""):
+            raise KeyError("target")
+        return "lm-eval", text, gold, doc
+    if "samples" in record and prediction_field not in record:
+        text = _first_text(record.get("samples"))
+        if text is None:
+            raise KeyError("samples")
+        gold = _gold_from(record, gold_field)
+        if gold is None and gold_record is not None:
+            gold = _gold_from(gold_record, gold_field)
+        if gold is None:
+            raise KeyError(gold_field)
+        return "lema", text, gold, gold_record or record
+    text = record.get(prediction_field)
+    if not isinstance(text, str):
+        raise KeyError(prediction_field)
+    gold = record.get(gold_field)
+    if gold in (None, ""):
+        raise KeyError(gold_field)
+    return "plain", text, gold, record
+
+
+def _gold_lines(path: Path | None) -> list[dict | None]:
+    if path is None:
+        return []
+    rows: list[dict | None] = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RecordError(path, lineno, f"not valid JSON ({exc.msg})") from None
+            rows.append(row if isinstance(row, dict) else None)
+    return rows
+
+
+def grade_file(
+    predictions: str | Path,
+    dataset: str,
+    prediction_field: str = "completion",
+    gold_field: str = "answer",
+    out: str | Path | None = None,
+    gold_file: str | Path | None = None,
+) -> GradeReport:
+    """Grade every line of `predictions`; write each record plus `extracted`/`correct` to `out`."""
+    report = GradeReport()
+    golds = _gold_lines(Path(gold_file) if gold_file else None)
+    graded: list[dict] = []
+    index = 0  # position among non-blank lines, to pair with the gold file
+    with open(predictions, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            gold_record = golds[index] if index < len(golds) else None
+            index += 1
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                report.bad_lines.append((lineno, f"not valid JSON ({exc.msg})"))
+                continue
+            if not isinstance(record, dict):
+                report.bad_lines.append((lineno, "expected a JSON object"))
+                continue
+            try:
+                layout, text, gold, doc = read_item(record, prediction_field, gold_field, gold_record)
+            except KeyError as exc:
+                report.bad_lines.append((lineno, f"field {exc.args[0]!r}: missing or empty"))
+                continue
+            extracted = extract_answer(text, dataset)
+            correct = answers_match(extracted, gold, dataset)
+            report.formats[layout] += 1
+            report.add(correct, extracted is not None, doc.get("level"), doc.get("subject") or doc.get("type"))
+            graded.append({**record, "gold_answer": gold_answer(gold, dataset), "extracted": extracted, "correct": correct})
+    if out is not None:
+        from ..store import write_jsonl_atomic
+
+        write_jsonl_atomic(out, graded)
+    return report
