@@ -22,16 +22,23 @@ __all__ = ["extract_answer", "extract_strict", "answers_match", "is_correct", "l
 
 
 def gold_answer(gold: object, dataset: str) -> str | None:
-    """The gold final answer: GSM8K text after the last `####`, MATH the last `\\boxed{}` if any."""
+    """The gold final answer from a bare answer or a whole gold rationale.
+
+    GSM8K: the text after the last `####`; MATH: the last `\\boxed{}`; a rationale that ends
+    "The answer is X" (the LeMa test files) gives X.
+    """
     if gold is None:
         return None
     gold = str(gold).strip()
-    if _dataset(dataset) == "gsm8k":
-        if "####" in gold:
-            gold = gold.rsplit("####", 1)[1].strip()
-        return gold.replace(",", "") or None
-    if "\\boxed" in gold or "\\fbox" in gold:
+    dataset = _dataset(dataset)
+    if dataset == "gsm8k" and "####" in gold:
+        return gold.rsplit("####", 1)[1].strip().replace(",", "") or None
+    if dataset == "math" and ("\\boxed" in gold or "\\fbox" in gold):
         return last_boxed(gold)
+    if "answer is" in gold.lower() and len(gold) > 40:
+        return extract_answer(gold, dataset)
+    if dataset == "gsm8k":
+        gold = gold.replace(",", "")
     return gold or None
 
 
