@@ -281,6 +281,14 @@ def test_a_damaged_cache_entry_is_a_miss_and_gets_rewritten(tmp_path):
     assert cache.get(key)["text"] == "answer to q"
 
 
+def test_an_unwritable_cache_does_not_lose_the_answer(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with ScriptedServer(answer) as server:
+        completion = ask(make_client(tmp_path), server.endpoint(), chat("q"))
+    assert completion.ok and completion.text == "answer to q"
+
+
 # -- API keys --------------------------------------------------------------------------------
 
 

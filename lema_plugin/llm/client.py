@@ -24,6 +24,7 @@ import asyncio
 import email.utils
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -42,7 +43,16 @@ try:  # aiohttp transport: far less CPU per request than the default one
 except ImportError:  # older openai without the aiohttp extra
     _HttpClient = None
 
+log = logging.getLogger(__name__)
+
 RETRIABLE_STATUS = {408, 409, 429}
+# The package's telemetry headers (OS, arch, runtime...): no server needs them, and every
+# header costs CPU on each of hundreds of requests a second.
+_NO_PLATFORM_HEADERS = {
+    name: openai.omit
+    for name in ("X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS", "X-Stainless-Arch",
+                 "X-Stainless-Runtime", "X-Stainless-Runtime-Version")
+} if hasattr(openai, "omit") else None
 MAX_RETRY_AFTER = 120.0  # never sleep longer than this on a server's say-so
 
 
@@ -202,13 +212,17 @@ class LLMClient:
             return completion
         usage.add_tokens(completion.prompt_tokens, completion.completion_tokens, endpoint.price_prompt, endpoint.price_completion)
         if self.cache is not None:
-            self.cache.put(key, {
+            entry = {
                 "model": endpoint.model,
                 "text": completion.text,
                 "finish_reason": completion.finish_reason,
                 "prompt_tokens": completion.prompt_tokens,
                 "completion_tokens": completion.completion_tokens,
-            })
+            }
+            try:
+                self.cache.put(key, entry)
+            except OSError as exc:  # a full or read-only disk must not lose the answer in hand
+                log.warning("could not cache a response under %s: %s", self.cache.root, exc)
         return completion
 
     async def stream(
@@ -304,7 +318,12 @@ class LLMClient:
         if client is None:
             http_client = _HttpClient(timeout=self.timeout) if _HttpClient is not None else None
             client = openai.AsyncOpenAI(
-                base_url=base_url, api_key=api_key, max_retries=0, timeout=self.timeout, http_client=http_client
+                base_url=base_url,
+                api_key=api_key,
+                max_retries=0,
+                timeout=self.timeout,
+                http_client=http_client,
+                default_headers=_NO_PLATFORM_HEADERS,
             )
             self._clients[(base_url, api_key)] = client
         return client
