@@ -17,7 +17,7 @@ from .numbers import format_number, number_in_text
 
 MAX_TEXT_CHARS = 200_000  # longer completions are graded on their last 200,000 characters
 
-_CONTINUATION = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:Question|Q|Problem|Human|User)[ \t]*[:\uff1a]")
+_CONTINUATION = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:Question|Q|Problem|Human|User)[ \t]*(\d*)[ \t]*[:\uff1a]")
 _PHRASE = re.compile(
     r"(?:\b(?:the\s+)?(?:final\s+)?answer\s+(?:is|would\s+be|will\s+be|should\s+be)\b"
     r"|\b(?:final\s+)?answer\s*:|\bfinal\s+answer\b(?=[ \t*#]*\n))",
@@ -37,10 +37,18 @@ _NUMBER_START = re.compile(r"[\s*:$\\({-]*(?:\\\$)?[\s$]*-?[\d.]")
 
 
 def drop_continuation(text: str) -> str:
-    """Cut the text at a hallucinated next question ("\\nQuestion:", "\\nQ:", "\\nProblem:")."""
+    """Cut the text at a hallucinated next question ("\\nQuestion:", "\\nQ:", "\\nProblem:").
+
+    A numbered one ("Question 2:") only counts once an answer has been stated: solutions
+    legitimately walk through "Question 1: ... Question 2: ..." before their final answer.
+    """
     for match in _CONTINUATION.finditer(text):
-        if text[: match.start()].strip():
-            return text[: match.start()]
+        head = text[: match.start()]
+        if not head.strip():
+            continue
+        if match.group(1) and not ("####" in head or "\\boxed" in head or _PHRASE.search(head)):
+            continue
+        return head
     return text
 
 
