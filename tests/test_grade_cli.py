@@ -63,8 +63,11 @@ def test_lm_eval_log_samples_with_level_and_subject(tmp_path):
             "exact_match": 0.0,
         }
 
+    repeated = sample(0, "So $x=\\boxed{\\dfrac{1}{2}}$.", "\\frac{1}{2}", "Level 1", "Algebra")
+    repeated["filter"] = "flexible-extract"  # lm-eval writes one row per document and filter
     predictions = _write(tmp_path / "samples_math.jsonl", [
         sample(0, "So $x=\\boxed{\\dfrac{1}{2}}$.", "\\frac{1}{2}", "Level 1", "Algebra"),
+        repeated,
         sample(1, "Final Answer: The final answer is $(1, 2)$. I hope it is correct.", "(1,2)", "Level 2", "Algebra"),
         sample(2, "The answer is $3$.", "4", "Level 2", "Geometry"),
     ])
@@ -72,12 +75,13 @@ def test_lm_eval_log_samples_with_level_and_subject(tmp_path):
     result = CliRunner().invoke(main, ["grade", "--dataset", "math", "--predictions", str(predictions), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "lm-eval 3" in result.output
+    assert "1 repeated lm-eval row(s)" in result.output
     assert "accuracy 0.6667 (2/3)" in result.output
     lines = result.output.splitlines()
     assert any(line.split()[:4] == ["Level", "1", "1", "1"] for line in lines)
     assert any(line.split()[:4] == ["Level", "2", "2", "1"] for line in lines)
     assert any(line.split()[:3] == ["Geometry", "1", "0"] for line in lines)
-    assert [row["correct"] for row in _read(out)] == [True, True, False]
+    assert [row["correct"] for row in _read(out)] == [True, True, True, False]
 
 
 def test_lema_inference_output_with_a_gold_file(tmp_path):

@@ -37,6 +37,8 @@ def grade(dataset, predictions, prediction_field, gold_field, gold_file, out):
     report = grade_file(predictions, dataset, prediction_field, gold_field, out=out, gold_file=gold_file)
     layouts = ", ".join(f"{name} {count}" for name, count in sorted(report.formats.items())) or "none"
     click.echo(f"graded {report.graded} ({layouts}); answer found in {report.extracted}")
+    if report.repeated:
+        click.echo(f"{report.repeated} repeated lm-eval row(s) (one per filter) counted once")
     click.echo(f"accuracy {report.accuracy:.4f} ({report.correct}/{report.graded})")
     if dataset != "gsm8k":
         if report.by_level:

@@ -4,7 +4,8 @@ Three layouts are recognised line by line from their fields, so no flag is neede
 
 * plain records: the prediction in `prediction_field`, the gold answer in `gold_field`;
 * lm-eval `--log_samples` output: `resps` / `filtered_resps`, `doc`, `target` (the raw
-  generation `resps[0][0]` is graded, so lm-eval's own filters do not decide the verdict);
+  generation `resps[0][0]` is graded, so lm-eval's own filters do not decide the verdict; lm-eval
+  writes one row per document and filter, and a repeated document counts once);
 * the official LeMa inference output: `{"samples": [text, ...]}`, gold from the record or, since
   that file carries none, from the matching line of a separate gold file.
 
@@ -32,6 +33,7 @@ class GradeReport:
     correct: int = 0
     extracted: int = 0
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
+    repeated: int = 0  # lm-eval rows repeating a document (one row per filter), counted once
     formats: Counter = field(default_factory=Counter)
     by_level: dict[str, list[int]] = field(default_factory=dict)  # name -> [correct, graded]
     by_subject: dict[str, list[int]] = field(default_factory=dict)
@@ -132,6 +134,7 @@ def grade_file(
     golds = _gold_lines(Path(gold_file) if gold_file else None)
     graded: list[dict] = []
     index = 0  # position among non-blank lines, to pair with the gold file
+    seen_docs: set[tuple] = set()
     with open(predictions, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
@@ -153,9 +156,15 @@ def grade_file(
                 continue
             extracted = extract_answer(text, dataset)
             correct = answers_match(extracted, gold, dataset)
+            graded.append({**record, "gold_answer": gold_answer(gold, dataset), "extracted": extracted, "correct": correct})
+            if layout == "lm-eval":
+                key = (record.get("doc_id"), record.get("prompt_hash"), text)
+                if key in seen_docs:
+                    report.repeated += 1
+                    continue
+                seen_docs.add(key)
             report.formats[layout] += 1
             report.add(correct, extracted is not None, doc.get("level"), doc.get("subject") or doc.get("type"))
-            graded.append({**record, "gold_answer": gold_answer(gold, dataset), "extracted": extracted, "correct": correct})
     if out is not None:
         from ..store import write_jsonl_atomic
 
