@@ -105,3 +105,23 @@ def test_symbolic_checks_work_from_other_threads():
     for thread in threads:
         thread.join()
     assert results == {"same": True, "different": False}
+
+
+def test_plain_answers_never_import_sympy():
+    """Numbers, fractions, tuples and string-equal answers take the fast path (fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from lema_plugin.grading import is_correct\n"
+        "assert is_correct('The answer is $1,200.', '1200', 'gsm8k')\n"
+        "assert not is_correct('The answer is 7.', '8', 'gsm8k')\n"
+        "assert is_correct('The answer is $\\\\dfrac{1}{2}$.', '0.5', 'math')\n"
+        "assert is_correct('so $\\\\boxed{(1, \\\\frac{3}{4})}$', '(1,0.75)', 'math')\n"
+        "assert is_correct('The answer is $x^2+1$.', 'x^2 + 1', 'math')\n"
+        "assert not is_correct('The answer is $2\\\\sqrt{3}$.', '\\\\sqrt{13}', 'math')\n"
+        "assert 'sympy' not in sys.modules and 'math_verify' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -16,7 +16,7 @@ text or evaluates it; symbolic checks run under a time bound (see `symbolic`).
 from __future__ import annotations
 
 from .compare import gsm8k_answers_match, math_answers_match
-from .extract import _dataset, extract_answer, extract_strict, last_boxed
+from .extract import dataset_kind, extract_answer, extract_strict, last_boxed
 
 __all__ = ["extract_answer", "extract_strict", "answers_match", "is_correct", "last_boxed", "gold_answer"]
 
@@ -30,7 +30,7 @@ def gold_answer(gold: object, dataset: str) -> str | None:
     if gold is None:
         return None
     gold = str(gold).strip()
-    dataset = _dataset(dataset)
+    dataset = dataset_kind(dataset)
     if dataset == "gsm8k" and "####" in gold:
         return gold.rsplit("####", 1)[1].strip().replace(",", "") or None
     if dataset == "math" and ("\\boxed" in gold or "\\fbox" in gold):
@@ -44,7 +44,7 @@ def gold_answer(gold: object, dataset: str) -> str | None:
 
 def answers_match(pred: object, gold: object, dataset: str) -> bool:
     """Whether an extracted answer `pred` equals the gold answer (a `####` rationale is fine too)."""
-    dataset = _dataset(dataset)
+    dataset = dataset_kind(dataset)
     if pred is None or gold is None:
         return False
     gold = gold_answer(gold, dataset)

@@ -2,8 +2,9 @@
 
 Order of checks, cheapest first: normalized-string equality; exact numbers (`Fraction`);
 structures (tuples, intervals, sets, unordered answer lists, matrices, unions) compared element
-by element; different variables; a float value for constant expressions; and only then sympy through math-verify, under a time bound shared by the whole
-comparison. Plain numbers and string-equal answers never import sympy.
+by element; text answers as words; different variables (never equal); a float value for
+constant expressions; and only then sympy through math-verify, under a time bound shared by
+the whole comparison. Plain numbers and string-equal answers never import sympy.
 """
 from __future__ import annotations
 
@@ -23,11 +24,6 @@ _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end
 _WORDS_ONLY = re.compile(r"[A-Za-z][A-Za-z ]*")
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
 _LETTER = re.compile(r"[a-zA-Z]")
-
-
-def variables(text: str) -> frozenset[str]:
-    """Letters used as variables (LaTeX commands such as \\pi or \\sqrt are not variables)."""
-    return frozenset(_LETTER.findall(_COMMAND.sub(" ", text)))
 _BRACKETS = re.compile(r"\\\{|\\\}|\\langle|\\rangle|\\\\|[()\[\]{},&]|\\cup")
 
 
@@ -110,6 +106,11 @@ def structure(text: str) -> Structure | None:
         if parts and len(parts) > 1 and all(part.strip() for part in parts):
             return Structure("unordered", "", tuple(part.strip() for part in parts))
     return None
+
+
+def variables(text: str) -> frozenset[str]:
+    """Letters used as variables (LaTeX commands such as \\pi or \\sqrt are not variables)."""
+    return frozenset(_LETTER.findall(_COMMAND.sub(" ", text)))
 
 
 class _Budget:

@@ -188,7 +188,7 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
         yield numbers[-1].rstrip(",")
 
 
-def _dataset(dataset: str) -> str:
+def dataset_kind(dataset: str) -> str:
     name = (dataset or "").lower()
     if name == "gsm8k":
         return "gsm8k"
@@ -219,7 +219,7 @@ def extract_answer(text: str, dataset: str) -> str | None:
     GSM8K: a canonical number string ("1200", "0.5", "-3", "1/3"). MATH: the answer's LaTeX
     without `$` delimiters or `\\boxed{}` (compare it with `answers_match`).
     """
-    dataset = _dataset(dataset)
+    dataset = dataset_kind(dataset)
     text = _prepare(text)
     check = _gsm8k_value if dataset == "gsm8k" else _math_value
     value = _pick(_strong_candidates(text, _PHRASE, with_hash=True), check)
@@ -238,7 +238,7 @@ def extract_strict(text: str, dataset: str) -> str | None:
     This mirrors lm-eval's strict-match filter: a model that does not state its answer in the
     required format scores zero even when a number in its text happens to be right.
     """
-    dataset = _dataset(dataset)
+    dataset = dataset_kind(dataset)
     text = _prepare(text)
     if dataset == "gsm8k":
         def check(value):
