@@ -1,0 +1,71 @@
+"""`lema build`: write an axolotl training set from CoT and correction records."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lema_plugin.cli.common import format_table, friendly_errors
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.option("--cot", "cot_path", required=True, type=_FILE, help="CoT records (cot.jsonl from `lema cot`).")
+@click.option(
+    "--corrections", "corrections_path", type=_FILE,
+    help="Verified corrections (corrections.jsonl from `lema correct`). Needed by lema and cot-size-matched; "
+    "give it to cot-only too so that all mixes hold out the same validation problems.",
+)
+@click.option(
+    "--mix", type=click.Choice(["lema", "cot-only", "cot-size-matched"]), default="lema", show_default=True,
+    help="lema: CoT + corrections. cot-only: the CoT alone. cot-size-matched: CoT alone grown to the size of the "
+    "lema mix (extra distinct rationales from --extra-cot first, then whole seeded repeats).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["chat_template", "input_output", "alpaca"]), default="chat_template",
+    show_default=True,
+    help="axolotl dataset type. chat_template: chat models; input_output: raw prompt -> completion (the paper's "
+    "style, for base models); alpaca: instruction/output. The loss is on the response only in every format.",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for train.jsonl, val.jsonl and dataset_info.json.")
+@click.option("--val-fraction", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Fraction of problems (all their examples) held out for validation.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split, the padding and the shuffle.")
+@click.option("--extra-cot", "extra_cot_path", type=_FILE,
+              help="More CoT records, used only to grow cot-size-matched with distinct rationales.")
+@click.option("--bos-token", default="", help="input_output only: text put before each prompt, e.g. '<s>' for LLaMA-2.")
+@click.option("--eos-token", default="", help="input_output only: text put after each response, e.g. '</s>' for LLaMA-2.")
+@friendly_errors
+def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, extra_cot_path, bos_token, eos_token):
+    """Build one training mix in one axolotl dataset format.
+
+    Correction examples teach: given a question and a wrong solution in numbered steps, name the
+    first wrong step, explain it, and solve from there. CoT examples teach: the zero-shot solve
+    prompt -> a rationale ending in "The answer is X.". Paste the printed `datasets:` lines into an
+    axolotl config (see axolotl_configs/).
+    """
+    from lema_plugin.export import build_dataset
+
+    info = build_dataset(
+        out_dir, cot_path, corrections_path, mix=mix, fmt=fmt, val_fraction=val_fraction, seed=seed,
+        extra_cot_path=extra_cot_path, bos_token=bos_token, eos_token=eos_token,
+    )
+    rows = []
+    for split in ("train", "val"):
+        for key, value in info["counts"][split]["by_source"].items():
+            kind, source = key.split(":", 1)
+            rows.append((split, kind, source, value))
+    click.echo(format_table(("split", "kind", "source", "examples"), rows))
+    for name, spec in info["inputs"].items():
+        skipped = {k: v for k, v in spec["skipped"].items() if v}
+        if skipped:
+            click.echo(f"skipped in {name}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items()))
+    if info["size_matching"]:
+        pad = info["size_matching"]
+        click.echo(f"size-matched to {pad['target']}: {pad['extra_cot']} extra CoT, {pad['repeated']} repeated")
+    if fmt == "input_output" and not eos_token:
+        click.echo("warning: no --eos-token: axolotl adds none in input_output, so the model will not learn to stop", err=True)
+    click.echo(f"wrote {Path(out_dir) / 'train.jsonl'}; axolotl config lines:\n")
+    click.echo(info["axolotl_datasets_yaml"])
