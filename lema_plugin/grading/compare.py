@@ -2,8 +2,8 @@
 
 Order of checks, cheapest first: normalized-string equality; exact numbers (`Fraction`);
 structures (tuples, intervals, sets, unordered answer lists, matrices, unions) compared element
-by element; text answers as words; different variables (never equal); a float value for
-constant expressions; and only then sympy through math-verify, under a time bound shared by
+by element; text answers as words; different variables (never equal); float evaluation (at a
+few points when there are variables); and only then sympy through math-verify, under a time bound shared by
 the whole comparison. Plain numbers and string-equal answers never import sympy.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .evaluate import close, numeric_value
+from .evaluate import numerically_equal
 from .normalize import normalize_math
 from .numbers import number_in_text, parse_number
 from .symbolic import symbolic_equal
@@ -169,10 +169,10 @@ def _equal(pred: str, gold: str, budget: _Budget) -> bool:
     pred_variables = variables(pred)
     if pred_variables != variables(gold):  # x^2+1 can never equal 2y or 5
         return False
-    if not pred_variables:  # constants: a float evaluation settles most of them without sympy
-        pred_value, gold_value = numeric_value(pred), numeric_value(gold)
-        if pred_value is not None and gold_value is not None:
-            return close(pred_value, gold_value)
+    if not pred_variables & {"e", "i"}:  # e and i may be constants: leave those to sympy
+        verdict = numerically_equal(pred, gold, pred_variables)
+        if verdict is not None:
+            return verdict
     return symbolic_equal(gold, pred, budget.left())
 
 

@@ -1,10 +1,15 @@
-"""Numeric value of a constant LaTeX expression, without sympy and without `eval`.
+"""Numeric value of a LaTeX expression, without sympy and without `eval`.
 
 A small recursive-descent reader for what most MATH answers are made of: numbers, `+ - * /`,
-`\\cdot`, `\\times`, `^`, `\\frac`, `\\sqrt`, `\\sqrt[n]`, `\\pi`, brackets and implicit products
-(`2\\sqrt{3}`, `12\\frac{3}{5}` read as a mixed number). Anything else (variables, functions,
-intervals) gives None and the caller falls back to sympy. Floats only, so nothing here can build
-a huge integer; overflow and division by zero also give None.
+`\\cdot`, `\\times`, `^`, `\\frac`, `\\sqrt`, `\\sqrt[n]`, `\\pi`, brackets, single-letter
+variables (given values) and implicit products (`2\\sqrt{3}`, `3xy`, `12\\frac{3}{5}` read as a
+mixed number). Anything else (functions, relations, intervals) gives None and the caller falls
+back to sympy. Floats only, so nothing here can build a huge integer; overflow and division by
+zero also give None.
+
+Two expressions in the same variables that agree at several arbitrary points are equal (for
+the polynomial and rational answers MATH asks for); one point where they differ proves them
+different. Either way sympy is not needed.
 """
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ import re
 _TOKEN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+|\\[a-zA-Z]+|\S)")
 _MAX_CHARS = 300
 _ATOM_START = ("(", "{", "\\frac", "\\sqrt", "\\pi")
+# arbitrary, positive (so square roots stay real) and unrelated to each other
+SAMPLE_POINTS = (1.3178, 0.7234, 2.1456)
+_EXACT_LIMIT = 1e12
 
 
 class _Unsupported(Exception):
@@ -21,8 +29,9 @@ class _Unsupported(Exception):
 
 
 class _Reader:
-    def __init__(self, text: str):
-        self.tokens = [t for t in _TOKEN.findall(text)]
+    def __init__(self, text: str, values: dict[str, float]):
+        self.tokens = _TOKEN.findall(text)
+        self.values = values
         self.pos = 0
 
     def peek(self) -> str | None:
@@ -51,8 +60,9 @@ class _Reader:
             elif token in ("/", "\\div"):
                 self.take()
                 value /= self.unary()
-            elif token is not None and (token in _ATOM_START or token[0].isdigit() or token == "."):
-                value *= self.power()  # implicit product: 2\sqrt{3}
+            elif token is not None and (token in _ATOM_START or token[0].isdigit() or token == "."
+                                        or token in self.values):
+                value *= self.power()  # implicit product: 2\sqrt{3}, 3xy
             else:
                 return value
 
@@ -69,7 +79,11 @@ class _Reader:
         base = self.atom()
         if self.peek() == "^":
             self.take()
-            exponent = self.unary() if self.peek() != "{" else self.atom()
+            token = self.peek()
+            if token is not None and token.isdigit() and len(token) > 1:  # x^23 is x^{2}\cdot 3
+                self.tokens[self.pos] = token[1:]
+                return math.pow(base, float(token[0]))
+            exponent = self.unary() if token != "{" else self.atom()
             return math.pow(base, exponent)
         return base
 
@@ -113,14 +127,16 @@ class _Reader:
             return radicand ** (1.0 / index)
         if token == "\\pi":
             return math.pi
+        if token in self.values:
+            return self.values[token]
         raise _Unsupported(token)
 
 
-def numeric_value(text: str) -> float | None:
-    """The value of a constant expression like `\\frac{5\\sqrt{6}}{3}`, or None if unsupported."""
+def numeric_value(text: str, values: dict[str, float] | None = None) -> float | None:
+    """The value of `\\frac{5\\sqrt{6}}{3}` (or of `x^2+1` given x), None if unsupported."""
     if len(text) > _MAX_CHARS:
         return None
-    reader = _Reader(text)
+    reader = _Reader(text, values or {})
     try:
         value = reader.expression()
         if reader.peek() is not None:
@@ -130,6 +146,20 @@ def numeric_value(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def numerically_equal(a: str, b: str, names: frozenset[str]) -> bool | None:
+    """Whether `a` and `b` (in the variables `names`) agree; None when either cannot be read."""
+    rounds = [{}] if not names else [
+        {name: point * (1 + 0.37 * k) for k, name in enumerate(sorted(names))} for point in SAMPLE_POINTS
+    ]
+    for values in rounds:
+        left, right = numeric_value(a, values), numeric_value(b, values)
+        if left is None or right is None or max(abs(left), abs(right)) > _EXACT_LIMIT:
+            return None  # beyond 1e12 floats cannot tell 10^{20} from 10^{20}+1: sympy is exact
+        if not close(left, right):
+            return False
+    return True
+
+
 def close(a: float, b: float) -> bool:
     """Equal up to float error (1e-9 relative): far tighter than any rounded decimal answer."""
-    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-14

@@ -30,7 +30,7 @@ _TEXT_CMD = re.compile(
 )
 _CHOICE = re.compile(r"\(?([A-E])\)?")
 # number followed by unit words ("5 cm", "12 square units", "3\text{ inches}^2")
-_UNITS = re.compile(r"(?<![\\a-zA-Z])(?:[a-zA-Z]{2,}\b\.?\s*)+(?:\^\{?[23]\}?)?\s*$")
+_UNITS = re.compile(r"(?<=\s)(?:[a-zA-Z]{2,}\b\.?\s*)+(?:\^\{?[23]\}?)?\s*$")  # after a space: 3xy^2 keeps xy
 _AND_OR = re.compile(r"\s+(?:and|or)\s+")
 _VAR_EQ = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|\\[a-zA-Z]+)\s*(?:=|\\in(?![a-zA-Z]))(?!=)")
 _SPACE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])|\s+")
