@@ -1,7 +1,9 @@
 """Grader throughput on the real gold solutions: items/s, p50/p99 ms per item, slowest items.
 
 Each gold solution (1,319 GSM8K test rationales, 1,000 MATH test solutions) is graded against its
-own gold answer with `is_correct`, the call every stage makes. Run:
+own gold answer with `is_correct`, the call every stage makes; then against another problem's
+answer, where proving a mismatch can take the symbolic path (the first such call also pays
+math-verify's one-off start-up). Run:
 
     python bench/grading.py [--data DIR] [--repeat N]
 
@@ -38,7 +40,8 @@ def _figures(label: str, seconds: list[float], total: float) -> str:
             f"p99 {p99:.3f} ms, max {millis[-1]:.1f} ms")
 
 
-def _run(dataset: str, items: list[tuple[str, str]], repeat: int) -> None:
+def _run(label: str, items: list[tuple[str, str]], repeat: int, dataset: str | None = None) -> None:
+    dataset = dataset or label
     timings: list[tuple[float, int]] = []
     cpu: list[float] = []
     correct = 0
@@ -50,7 +53,7 @@ def _run(dataset: str, items: list[tuple[str, str]], repeat: int) -> None:
             cpu.append(time.process_time() - c0)
             timings.append((time.perf_counter() - t0, index))
     total, cpu_total = time.perf_counter() - started, time.process_time() - cpu_started
-    print(f"{dataset}: {len(timings)} items, correct {correct}/{len(timings)}")
+    print(f"{label}: {len(timings)} items, correct {correct}/{len(timings)}")
     print(_figures("wall", [t for t, _ in timings], total))
     # CPU time is what the grader costs; wall time also counts other processes on a busy machine
     print(_figures("cpu ", cpu, cpu_total))
@@ -69,6 +72,11 @@ def main() -> None:
     args = parser.parse_args()
     for dataset, items in _items(args.data).items():
         _run(dataset, items, args.repeat)
+    # the slow path: another problem's answer is mostly wrong, and proving that may need sympy
+    for dataset, items in _items(args.data).items():
+        golds = [gold for _, gold in items]
+        shifted = [(text, next(g for g in golds[i + 1:] + golds if g != golds[i])) for i, (text, _) in enumerate(items)]
+        _run(f"{dataset} vs another problem's answer", shifted, args.repeat, dataset)
 
 
 if __name__ == "__main__":
