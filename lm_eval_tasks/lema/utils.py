@@ -1,0 +1,239 @@
+"""What the LeMa task YAMLs cannot say: where the data comes from, the prompts, and the scoring.
+
+Every piece is borrowed from `lema_plugin`, so an evaluation sees exactly what the pipeline sees:
+records are normalized by `lema_plugin.problems`, prompts come from `lema_plugin.prompts` (the
+LeMa `solve` prompt, and `fix_mistake` for the correction task), few-shot targets are the CoT
+targets of `lema_plugin.cot`, and answers are judged by `lema_plugin.grading`, the one grader
+that `lema grade` and every stage use.
+
+Data: the hub by default. Pass `--metadata '{"data_dir": "DIR"}'` to read local JSONL/Parquet
+files laid out as `DIR/gsm8k/{train,test}.jsonl`, `DIR/math/test*.jsonl` and
+`DIR/math500/test*.jsonl` (the same field names as the hub copies). The correction task reads
+the mistakes file of `lema sample`, named by `$LEMA_MISTAKES_FILE` or `--metadata
+'{"mistakes_file": "PATH"}'`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from lema_plugin.grading import answers_match, extract_strict, is_correct
+from lema_plugin.problems import Problem, grader_dataset, local_split_file, normalize, read_problems_file
+from lema_plugin.prompts import render
+from lema_plugin.records import RecordError, read_jsonl
+
+log = logging.getLogger(__name__)
+
+# Hub copies: (path, config). MATH's config is the subject.
+HUB = {
+    "gsm8k": ("openai/gsm8k", "main"),
+    "math": ("EleutherAI/hendrycks_math", None),
+    "math500": ("HuggingFaceH4/MATH-500", None),
+}
+DOC_FIELDS = ("id", "dataset", "question", "answer", "solution", "level", "subject")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_docs(dataset: str, subject: str | None = None, data_dir: str | None = None, **_metadata):
+    """`custom_dataset` hook: the splits of one dataset as normalized Problem dicts.
+
+    lm-eval calls it with the task's `dataset_kwargs` (`dataset`, `subject`) and its metadata,
+    which includes whatever `--metadata` JSON the user passed (`data_dir`). Docs carry `level`
+    and `subject`, so logged samples can be broken down by them.
+    """
+    import datasets
+
+    if data_dir:
+        splits = _local_splits(Path(data_dir), dataset)
+    else:
+        path, config = HUB[dataset]
+        raw = datasets.load_dataset(path, subject if dataset == "math" else config)
+        kind = grader_dataset(dataset)
+        splits = {
+            split: [normalize(row, kind, (f"hub:{path}/{split}", i + 1)) for i, row in enumerate(rows)]
+            for split, rows in raw.items()
+        }
+    if subject:
+        splits = {name: [p for p in problems if p.subject == subject] for name, problems in splits.items()}
+    return datasets.DatasetDict(
+        {name: datasets.Dataset.from_list([_doc(p) for p in problems]) for name, problems in splits.items()}
+    )
+
+
+def _local_splits(data_dir: Path, dataset: str) -> dict[str, list[Problem]]:
+    folder = data_dir / dataset
+    if not folder.is_dir():
+        # Checked here rather than left to local_split_file, which lets a MATH sample stand in for
+        # MATH-500: a score must never be reported on a different set than the task names.
+        raise RecordError(folder, None, f"no local {dataset} folder (expected {folder}/test*.jsonl)")
+    splits = {}
+    for split in ("train", "test"):
+        try:
+            path = local_split_file(data_dir, dataset, split)
+        except RecordError:
+            if split == "test":
+                raise
+            continue  # a train split is only needed by GSM8K's 8-shot exemplars
+        log.info("lema: %s %s split from %s", dataset, split, path)
+        splits[split] = read_problems_file(path, dataset)
+    return splits
+
+
+def _doc(problem: Problem) -> dict:
+    record = problem.to_dict()
+    return {name: record.get(name) for name in DOC_FIELDS}
+
+
+def load_mistakes(mistakes_file: str | None = None, **_metadata):
+    """`custom_dataset` hook of the correction task: one doc per wrong path in a mistakes file.
+
+    The path comes from `--metadata '{"mistakes_file": ...}'`, else `$LEMA_MISTAKES_FILE`.
+    """
+    import datasets
+
+    path = mistakes_file or os.environ.get("LEMA_MISTAKES_FILE")
+    if not path:
+        raise ValueError(
+            "lema_gsm8k_correction needs a mistakes file (mistakes.jsonl from `lema sample`): "
+            "set LEMA_MISTAKES_FILE=PATH or pass --metadata '{\"mistakes_file\": \"PATH\"}'"
+        )
+    if not Path(path).is_file():
+        raise RecordError(path, None, "mistakes file not found")
+    docs = []
+    for line, record in enumerate(read_jsonl(path, required=("question", "answer", "steps")), 1):
+        steps = record["steps"]
+        if not isinstance(steps, list) or not all(isinstance(step, str) for step in steps):
+            raise RecordError(path, line, "expected a list of strings", field="steps")
+        docs.append(
+            {
+                "id": record.get("id"),
+                "problem_id": record.get("problem_id"),
+                "dataset": record.get("dataset") or "gsm8k",
+                "question": record["question"],
+                "answer": str(record["answer"]),
+                "steps": steps,
+                "source_model": record.get("model"),
+                "level": record.get("level"),
+                "subject": record.get("subject"),
+            }
+        )
+    if not docs:
+        raise RecordError(path, None, "no mistakes in the file")
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def solve_prompt(doc: dict) -> str:
+    """The LeMa zero-shot prompt; few-shot exemplars use it too, so every question reads alike."""
+    return render("solve", question=doc["question"])
+
+
+def correction_prompt(doc: dict) -> str:
+    """The same input a correction training example has: the question and the wrong steps."""
+    from lema_plugin.steps import render_steps
+
+    return render("fix_mistake", question=doc["question"], steps=render_steps(doc["steps"]))
+
+
+def cot_target(doc: dict) -> str:
+    """An exemplar's answer: its gold rationale in the CoT training style ("The answer is X.")."""
+    from lema_plugin.cot import gold_rationale
+
+    return gold_rationale(Problem.from_dict(dict(doc)))
+
+
+def math_exemplars() -> list[dict]:
+    """The four MATH exemplars (from the MATH training split) as docs."""
+    return [_doc(normalize(record, "math")) for record in MATH_TRAIN_EXEMPLARS]
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def process_results(doc: dict, results: list[str]) -> dict[str, float]:
+    """Both metrics for one completion, judged by the project's grader.
+
+    exact_match: the grader's flexible extraction and equivalence (what `lema grade` reports).
+    strict_match: credit only when the answer is given as asked ("The answer is X" or a final
+    \\boxed{}), so format failures show apart from reasoning failures.
+    """
+    text, gold = results[0], str(doc["answer"])
+    dataset = grader_dataset(doc["dataset"])
+    strict = extract_strict(text, dataset)
+    return {
+        "exact_match": float(is_correct(text, gold, dataset)),
+        "strict_match": float(strict is not None and answers_match(strict, gold, dataset)),
+    }
+
+
+# --------------------------------------------------------------------------- exemplar data
+
+# Four problems of the public MATH training split (Hendrycks et al., MIT license), one each from
+# algebra, counting & probability, number theory and prealgebra, with their gold solutions. They
+# are written here because the 4-shot tasks must also run where only test files are at hand.
+MATH_TRAIN_EXEMPLARS = [
+    {
+        "problem": (
+            "Let \\[f(x) = \\left\\{\n\\begin{array}{cl} ax+3, &\\text{ if }x>2, \\\\\n"
+            "x-5 &\\text{ if } -2 \\le x \\le 2, \\\\\n2x-b &\\text{ if } x <-2.\n\\end{array}\n"
+            "\\right.\\]Find $a+b$ if the piecewise function is continuous (which means that its "
+            "graph can be drawn without lifting your pencil from the paper)."
+        ),
+        "level": "Level 5",
+        "type": "Algebra",
+        "solution": (
+            "For the piecewise function to be continuous, the cases must \"meet\" at $2$ and $-2$. "
+            "For example, $ax+3$ and $x-5$ must be equal when $x=2$. This implies $a(2)+3=2-5$, "
+            "which we solve to get $2a=-6 \\Rightarrow a=-3$. Similarly, $x-5$ and $2x-b$ must be "
+            "equal when $x=-2$. Substituting, we get $-2-5=2(-2)-b$, which implies $b=3$. So "
+            "$a+b=-3+3=\\boxed{0}$."
+        ),
+    },
+    {
+        "problem": "What is the value of $9^3 + 3(9^2) + 3(9) + 1$?",
+        "level": "Level 1",
+        "type": "Counting & Probability",
+        "solution": (
+            "The given expression is the expansion of $(9+1)^3$.  In general, the cube of $(x+y)^3$ "
+            "is \\[(x+y)^3=1x^3+3x^2y+3xy^2+1y^3.\\]   The first and last terms in the given "
+            "expression are cubes and the middle two terms both have coefficient 3, giving us a "
+            "clue that this is a cube of a binomial and can be written in the form \\[(x+y)^3\\]"
+            "In this case, $x=9$ and $y=1$, so our answer is\\[(9+1)^3\\ = 10^3 = \\boxed{1000}\\]"
+        ),
+    },
+    {
+        "problem": "What is the largest number, all of whose digits are 3 or 2, and whose digits add up to $11$?",
+        "level": "Level 4",
+        "type": "Number Theory",
+        "solution": (
+            "To make a number as large as possible, we want as many digits as possible, so we want "
+            "the digits to be as small as possible. To have the most number of digits, we use 4 "
+            "twos and 1 three to make $4 \\cdot 2 +3 =11$. We want to arrange them in decreasing "
+            "order because we want the digits to the left to be as large as possible. Therefore, "
+            "we have the number $\\boxed{32222}$."
+        ),
+    },
+    {
+        "problem": (
+            "Megan has lost Fatima's phone number. Megan knows that the first three digits are "
+            "either 296 or 299. The remaining four digits are 0, 1, 6 and 7, but she isn't sure of "
+            "the order of these digits. If Megan randomly dials a seven-digit number that meets "
+            "these conditions, what is the probability that she dials Fatima's correct number? "
+            "Express your answer as a common fraction."
+        ),
+        "level": "Level 4",
+        "type": "Prealgebra",
+        "solution": (
+            "There are 2 different ways in which Megan can type the first three numbers. There are "
+            "$4! = 24$ different orderings of the digits 0, 1, 6 and 7 for the last four digits. "
+            "So, there are $2 \\cdot 24 = 48$ different numbers she can dial. Since exactly one "
+            "number will be Fatima's, there is a $\\boxed{\\frac{1}{48}}$ probability of Megan "
+            "guessing it right."
+        ),
+    },
+]
