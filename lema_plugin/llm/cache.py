@@ -11,10 +11,14 @@ answer and token counts only, never the API key or the base URL.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import tempfile
+import random
 from pathlib import Path
+
+
+_counter = itertools.count()
 
 
 def default_cache_dir() -> Path:
@@ -27,6 +31,7 @@ def default_cache_dir() -> Path:
 class ResponseCache:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        self._made: set[Path] = set()  # shard folders known to exist
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -42,11 +47,20 @@ class ResponseCache:
 
     def put(self, key: str, entry: dict) -> None:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=target.parent)
+        blob = json.dumps(entry, ensure_ascii=False)
+        if target.parent not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(target.parent)
+        while True:  # a name no other writer (thread, process, machine) is using
+            tmp = target.parent / f".{key[:16]}.{os.getpid()}.{next(_counter)}.{random.getrandbits(32):08x}.tmp"
+            try:
+                handle = open(tmp, "x", encoding="utf-8")
+                break
+            except FileExistsError:
+                continue
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle, ensure_ascii=False)
+            with handle:
+                handle.write(blob)
             os.replace(tmp, target)
         except BaseException:
             try:
