@@ -1,0 +1,3 @@
+from lema_plugin.cli import main
+
+main()

@@ -1,0 +1,331 @@
+"""`lema run`: every stage of a recipe in order, each resumable, in one run folder.
+
+The run folder holds one sub-folder per stage (`sample/`, `correct/`, `cot/`, `evolve/`,
+`data/<mix>/`, `train/`, `eval/`) and one response cache (`.cache/`) shared by all of them.
+Stages write through the run store and the cache, so running the same recipe again after a crash
+or Ctrl-C asks the models only for what is still missing.
+
+The stages themselves live in their own modules; this one only wires a recipe's settings to
+them, in the paper's order: sample -> correct -> (evolve -> sample -> correct) -> CoT -> build
+-> (train -> eval).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .recipe import Recipe
+from .store import write_atomic, write_jsonl_atomic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LM_EVAL_TASKS = REPO_ROOT / "lm_eval_tasks"
+
+
+@dataclass
+class RunReport:
+    """What the run produced, stage by stage, for the closing table and `run_summary.json`."""
+
+    out: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    next_commands: list[str] = field(default_factory=list)
+
+    def add(self, label: str, value: object) -> None:
+        self.rows.append((label, str(value)))
+
+    def table(self) -> str:
+        width = max(len(label) for label, _ in self.rows) if self.rows else 0
+        lines = [f"{label.ljust(width)}  {value}" for label, value in self.rows]
+        lines += [f"{('time ' + stage).ljust(width)}  {seconds:.1f}s" for stage, seconds in self.timings.items()]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"out": self.out, "rows": dict(self.rows), "timings": self.timings, "next_commands": self.next_commands}
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part}/{whole} ({100 * part / whole:.1f}%)" if whole else f"{part}/0"
+
+
+class _Timer:
+    def __init__(self, report: RunReport, stage: str, echo):
+        self.report, self.stage, self.echo = report, stage, echo
+
+    def __enter__(self):
+        self.echo(f"== {self.stage}")
+        self.started = time.monotonic()
+
+    def __exit__(self, *exc):
+        self.report.timings[self.stage] = round(time.monotonic() - self.started, 1)
+
+
+def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> RunReport:
+    """Run every stage the recipe asks for; return the report (also written to run_summary.json)."""
+    from .llm.endpoints import open_endpoints
+    from .problems import load_problems
+
+    out = Path(out or recipe.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = RunReport(out=str(out))
+    started = time.monotonic()
+
+    problems = load_problems(recipe.dataset, recipe.split, recipe.data_file, recipe.limit)
+    report.add("problems", f"{len(problems)} ({recipe.dataset}/{recipe.split})")
+
+    specs = [g.spec() for g in recipe.generators] + [recipe.corrector.spec()]
+    if recipe.cot.source == "model":
+        specs.append(recipe.cot.model.spec())
+    if recipe.evolve.enabled:
+        specs.append((recipe.evolve.model or recipe.corrector).spec())
+    with open_endpoints(specs) as endpoints:
+        generators = endpoints[: len(recipe.generators)]
+        corrector = endpoints[len(recipe.generators)]
+        rest = iter(endpoints[len(recipe.generators) + 1 :])
+        cot_model = next(rest) if recipe.cot.source == "model" else None
+        evolver = next(rest) if recipe.evolve.enabled else None
+        asyncio.run(_data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, report, echo))
+
+    corrections = _merge_corrections(out, recipe.evolve.enabled)
+    with _Timer(report, "build", echo):
+        _build(recipe, out, corrections, report)
+    if recipe.train:
+        with _Timer(report, "train", echo):
+            _train(recipe, out, report, echo)
+    if recipe.eval:
+        with _Timer(report, "eval", echo):
+            _eval(recipe, out, report, echo)
+    report.timings["total"] = round(time.monotonic() - started, 1)
+    report.next_commands = _next_commands(recipe, out)
+    write_atomic(out / "run_summary.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, report, echo) -> None:
+    from .llm import LLMClient
+
+    async with LLMClient(cache_dir=out / ".cache", concurrency=recipe.concurrency) as client:
+        with _Timer(report, "sample", echo):
+            paths = await _sample(recipe, out / "sample", problems, generators, client)
+        report.add("paths", f"{paths.total['paths']} (accuracy {paths.total['accuracy']}, {paths.total['failed']} failed)")
+        report.add("mistakes kept", paths.total["mistakes"])
+        with _Timer(report, "correct", echo):
+            fixed = await _correct(recipe, out / "sample", out / "correct", corrector, client)
+        report.add("corrections verified", f"{fixed.verified} of {fixed.attempts} replies")
+        report.add("correction success", _pct(fixed.corrected_mistakes, fixed.mistakes))
+        tokens = paths.total["prompt_tokens"] + paths.total["completion_tokens"] + fixed.prompt_tokens + fixed.completion_tokens
+
+        if evolver is not None:
+            with _Timer(report, "evolve", echo):
+                tokens += await _evolve(recipe, out, evolver, generators, corrector, client, report)
+        with _Timer(report, "cot", echo):
+            tokens += await _cot(recipe, out / "cot", problems, cot_model, client, report)
+        report.add("tokens (prompt + completion)", f"{tokens:,}")
+
+
+async def _sample(recipe, folder, problems, generators, client):
+    from .sample import SampleSettings, sample_paths
+
+    settings = []
+    for spec in recipe.generators:  # sample_paths takes one setting for all generators
+        settings.append(SampleSettings(
+            samples_per_question=spec.samples,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            max_tokens=spec.max_tokens,
+            max_mistakes_per_question=recipe.max_mistakes_per_question,
+        ))
+    summary = None
+    for endpoint, setting in zip(generators, settings):
+        summary = await sample_paths(problems, [endpoint], client, folder, setting)
+    return summary
+
+
+async def _correct(recipe, sample_folder, folder, corrector, client):
+    from .correct.stage import CorrectSettings, correct_mistakes, load_mistakes
+
+    mistakes = load_mistakes(sample_folder / "mistakes.jsonl")
+    spec = recipe.corrector
+    settings = CorrectSettings(
+        attempts=spec.attempts, keep=spec.keep, temperature=spec.temperature, max_tokens=spec.max_tokens, style=spec.prompt
+    )
+    return await correct_mistakes(mistakes, corrector, client, folder, settings)
+
+
+async def _evolve(recipe, out, evolver, generators, corrector, client, report) -> int:
+    """New questions seeded by the corrected ones, then the same sample -> correct stages on them."""
+    from .evolve import EvolveConfig, evolve_from_files
+
+    corrections = out / "correct" / "corrections.jsonl"
+    if not corrections.exists() or not corrections.read_text().strip():
+        report.add("evolved questions", "0 (no verified corrections to seed from)")
+        return 0
+    config = EvolveConfig(per_seed=recipe.evolve.per_seed, answers=recipe.evolve.answers, min_agreement=recipe.evolve.min_agreement)
+    new_problems, summary = await evolve_from_files(corrections, evolver, out / "evolve", config, client=client)
+    report.add("evolved questions", len(new_problems))
+    if not new_problems:
+        return 0
+    paths = await _sample(recipe, out / "evolve" / "sample", new_problems, generators, client)
+    fixed = await _correct(recipe, out / "evolve" / "sample", out / "evolve" / "correct", corrector, client)
+    report.add("evolved corrections verified", fixed.verified)
+    return paths.total["prompt_tokens"] + paths.total["completion_tokens"] + fixed.prompt_tokens + fixed.completion_tokens
+
+
+async def _cot(recipe, folder, problems, cot_model, client, report) -> int:
+    from .cot import model_cot_async, write_gold_cot
+
+    if recipe.cot.source == "none":
+        write_jsonl_atomic(folder / "cot.jsonl", [])
+        report.add("cot examples", 0)
+        return 0
+    if recipe.cot.source == "gold":
+        records, _ = write_gold_cot(problems, folder)
+        report.add("cot examples", f"{len(records)} (gold rationales)")
+        return 0
+    spec = recipe.cot
+    records, summary = await model_cot_async(
+        problems, cot_model, folder, samples=spec.samples, max_per_question=spec.keep,
+        temperature=spec.temperature, max_tokens=spec.max_tokens, client=client,
+    )
+    report.add("cot examples", f"{len(records)} (rejection-sampled from {cot_model.label})")
+    return 0
+
+
+def _merge_corrections(out: Path, evolved: bool) -> Path:
+    """One corrections file for the export: the run's own plus those on evolved questions."""
+    sources = [out / "correct" / "corrections.jsonl"]
+    if evolved:
+        sources.append(out / "evolve" / "correct" / "corrections.jsonl")
+    records = []
+    for source in sources:
+        if source.exists():
+            records += [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    merged = out / "data" / "corrections.jsonl"
+    write_jsonl_atomic(merged, records)
+    return merged
+
+
+def _build(recipe: Recipe, out: Path, corrections: Path, report: RunReport) -> None:
+    from .export.build import build_dataset
+
+    for mix in recipe.export.mixes:
+        info = build_dataset(
+            out / "data" / mix,
+            out / "cot" / "cot.jsonl",
+            corrections,
+            mix=mix,
+            fmt=recipe.export.format,
+            val_fraction=recipe.export.val_fraction,
+            seed=recipe.export.seed,
+        )
+        report.add(f"examples {mix}", _count_line(info))
+
+
+def _count_line(info: dict) -> str:
+    train = info.get("counts", {}).get("train", info.get("train", {}))
+    if isinstance(train, dict):
+        total = train.get("total", sum(v for v in train.get("by_kind", {}).values()))
+        kinds = ", ".join(f"{k} {v}" for k, v in train.get("by_kind", {}).items())
+        return f"{total} train ({kinds})" if kinds else f"{total} train"
+    return str(train)
+
+
+def base_model_path(name: str | None) -> str | None:
+    """`embedded` means the cached folder of the converted SmolLM2 model."""
+    if name == "embedded":
+        from .llm.embedded import ensure_model
+
+        return str(ensure_model())
+    return name
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (axolotl, lm_eval) even when PATH lacks the venv."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def train_config(recipe: Recipe, out: Path) -> Path:
+    """The recipe's axolotl config with this run's data, model and output folder filled in."""
+    source = Path(recipe.train.config)
+    if not source.is_absolute() and not source.exists():
+        source = REPO_ROOT / source
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    info = json.loads((out / "data" / "lema" / "dataset_info.json").read_text(encoding="utf-8"))
+    config["datasets"] = yaml.safe_load(info["axolotl_datasets"])["datasets"]
+    config.pop("test_datasets", None)
+    if recipe.train.base_model:
+        config["base_model"] = base_model_path(recipe.train.base_model)
+    if recipe.train.max_steps:
+        config["max_steps"] = recipe.train.max_steps
+    config["output_dir"] = str(out / "train" / "adapter")
+    config["dataset_prepared_path"] = str(out / "train" / "prepared")
+    target = out / "train" / "axolotl.yml"
+    write_atomic(target, yaml.safe_dump(config, sort_keys=False))
+    return target
+
+
+def _run_logged(command: list[str], log: Path, echo) -> None:
+    echo("$ " + shlex.join(command))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as handle:
+        process = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")})
+    if process.returncode != 0:
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
+        raise RuntimeError(f"{command[0]} failed (exit {process.returncode}); log: {log}\n{tail}")
+
+
+def _train(recipe: Recipe, out: Path, report: RunReport, echo) -> None:
+    adapter = out / "train" / "adapter"
+    if (adapter / "adapter_config.json").exists():
+        report.add("adapter", f"{adapter} (already trained)")
+        return
+    config = train_config(recipe, out)
+    _run_logged([_tool("axolotl"), "train", str(config), "--launcher", "python"], out / "train" / "train.log", echo)
+    report.add("adapter", str(adapter))
+
+
+def eval_command(recipe: Recipe, out: Path) -> list[str]:
+    """The lm_eval command line for the recipe's tasks on the trained adapter (or the base model)."""
+    model = base_model_path(recipe.train.base_model) if recipe.train and recipe.train.base_model else None
+    model_args = f"pretrained={model}"
+    adapter = out / "train" / "adapter"
+    if (adapter / "adapter_config.json").exists():
+        model_args += f",peft={adapter}"
+    command = [
+        _tool("lm_eval"), "--model", "hf", "--model_args", model_args,
+        "--include_path", str(LM_EVAL_TASKS), "--tasks", ",".join(recipe.eval.tasks),
+        "--gen_kwargs", f"max_gen_toks={recipe.eval.max_gen_toks}",
+        "--output_path", str(out / "eval"), "--log_samples", "--batch_size", "1",
+    ]
+    if recipe.eval.limit:
+        command += ["--limit", str(recipe.eval.limit)]
+    return command
+
+
+def _eval(recipe: Recipe, out: Path, report: RunReport, echo) -> None:
+    _run_logged(eval_command(recipe, out), out / "eval" / "eval.log", echo)
+    for result in sorted((out / "eval").rglob("results_*.json"))[-1:]:
+        scores = json.loads(result.read_text(encoding="utf-8"))["results"]
+        for task, metrics in scores.items():
+            shown = {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in ("exact_match", "strict_match")}
+            report.add(f"eval {task}", ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+
+
+def _next_commands(recipe: Recipe, out: Path) -> list[str]:
+    data = out / "data" / "lema" / "dataset_info.json"
+    config = recipe.train.config if recipe.train else f"axolotl_configs/llama2-70b-{'math' if recipe.dataset != 'gsm8k' else 'gsm8k'}-lema.yml"
+    task = "lema_gsm8k" if recipe.dataset == "gsm8k" else "lema_math"
+    return [
+        f"# paste the `datasets:` stanza from {data} into your axolotl config, then:",
+        f"axolotl train {config}",
+        f"lm_eval --model hf --model_args pretrained=BASE_MODEL,peft=OUTPUT_DIR --include_path lm_eval_tasks --tasks {task}",
+    ]

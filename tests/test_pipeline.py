@@ -1,0 +1,160 @@
+"""`lema run`: a whole recipe end to end against the scripted server, its resume after a kill,
+validation before any request, and the demo recipe on the real embedded model."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lema_plugin.cli import main
+from lema_plugin.llm.testserver import ScriptedServer, prompt_text
+from lema_plugin.problems import load_problems
+
+LIMIT = 3
+OUTPUTS = ("sample/paths.jsonl", "sample/mistakes.jsonl", "correct/corrections.jsonl", "cot/cot.jsonl",
+           "data/lema/train.jsonl", "data/cot-only/train.jsonl")
+
+
+@pytest.fixture(scope="module")
+def problems(shared_data):
+    os.environ["LEMA_DATA_DIR"] = str(shared_data)
+    return load_problems("gsm8k", "train", limit=LIMIT)
+
+
+def make_responder(problems):
+    """Generators always answer 1 (wrong for these questions); the corrector fixes step 1."""
+
+    def responder(body: dict, attempt: int) -> str:
+        text = prompt_text(body)
+        # few-shot corrector prompts hold other questions too: the one asked is the last one in the text
+        target = max(problems, key=lambda p: text.rfind(p.question))
+        if "Incorrect Step" in text:
+            return (f"Incorrect Step: Step 1.\nExplanation: the total is computed wrongly.\n"
+                    f"Correct Solution:\nStep 1: Redo the sum. The answer is {target.answer}.")
+        return f"Step 1: Add the numbers.\nStep 2: So the total is 1. The answer is 1."
+
+    return responder
+
+
+def write_recipe(path: Path, server: ScriptedServer, out: Path, **changes) -> Path:
+    recipe = {
+        "dataset": "gsm8k",
+        "split": "train",
+        "limit": LIMIT,
+        "out": str(out),
+        "concurrency": 2,
+        "generators": [{"name": "gen", "model": "m", "base_url": server.base_url, "samples": 2, "temperature": 0.7}],
+        "corrector": {"name": "fixer", "model": "c", "base_url": server.base_url, "attempts": 2, "keep": 1},
+        "cot": {"source": "gold"},
+        "export": {"format": "chat_template", "mixes": ["lema", "cot-only"]},
+        **changes,
+    }
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems):
+    with ScriptedServer(make_responder(problems)) as server:
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run")
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code == 0, result.output
+        first_requests = server.request_count
+        # 3 questions x 2 samples, then one correction each (the first attempt is verified)
+        assert first_requests == LIMIT * 2 + LIMIT
+
+        out = tmp_path / "run"
+        assert len(read_lines(out / "sample/paths.jsonl")) == LIMIT * 2
+        mistakes = read_lines(out / "sample/mistakes.jsonl")
+        assert len(mistakes) == LIMIT  # the two identical samples of a question count once
+        corrections = read_lines(out / "correct/corrections.jsonl")
+        assert len(corrections) == LIMIT and all(c["correct"] for c in corrections)
+        lema = read_lines(out / "data/lema/train.jsonl")
+        cot_only = read_lines(out / "data/cot-only/train.jsonl")
+        assert len(lema) == 2 * LIMIT and len(cot_only) == LIMIT
+        summary = json.loads((out / "run_summary.json").read_text())["rows"]
+        assert summary["mistakes kept"] == str(LIMIT)
+        assert summary["correction success"].startswith(f"{LIMIT}/{LIMIT}")
+        assert "LeMa run summary" in result.output and "axolotl train" in result.output
+
+        again = CliRunner().invoke(main, ["run", str(recipe)])
+        assert again.exit_code == 0, again.output
+        assert server.request_count == first_requests  # everything came from the store and the cache
+
+
+def test_bad_recipe_key_fails_before_any_request(tmp_path, problems):
+    with ScriptedServer(make_responder(problems)) as server:
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run", corector={"model": "x"})
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code != 0
+        assert "corector: Extra inputs are not permitted" in result.output
+        assert server.request_count == 0 and not (tmp_path / "run").exists()
+
+
+def test_killed_run_resumes_to_the_same_outputs(tmp_path, problems):
+    with ScriptedServer(make_responder(problems), latency=0.3) as server:
+        whole = write_recipe(tmp_path / "whole.yaml", server, tmp_path / "whole")
+        assert CliRunner().invoke(main, ["run", str(whole)]).exit_code == 0
+        server.reset_counts()
+
+        # a fresh run folder (its own cache), killed once some paths are stored
+        cut = write_recipe(tmp_path / "cut.yaml", server, tmp_path / "cut", concurrency=1)
+        env = {**os.environ, "LEMA_DATA_DIR": os.environ["LEMA_DATA_DIR"]}
+        process = subprocess.Popen([sys.executable, "-m", "lema_plugin.cli", "run", str(cut)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        paths = tmp_path / "cut/sample/paths.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not paths.exists() or len(paths.read_text().splitlines()) < 2):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        done_before = len(paths.read_text().splitlines())
+        assert 2 <= done_before < LIMIT * 2  # really interrupted mid-stage
+
+        sent_before = server.request_count
+        result = CliRunner().invoke(main, ["run", str(cut)])
+        assert result.exit_code == 0, result.output
+        # the rerun asks only for what was missing (a request in flight at the kill may be asked again)
+        assert server.request_count - sent_before <= (LIMIT * 2 - done_before) + 1 + LIMIT
+        for name in OUTPUTS:
+            assert (tmp_path / "cut" / name).read_text() == (tmp_path / "whole" / name).read_text(), name
+
+
+@pytest.mark.slow
+def test_demo_recipe_on_the_embedded_model(tmp_path, shared_data, embedded_endpoint):
+    """The shipped demo recipe, fewer questions, no training: sample -> correct -> build for real."""
+    base = embedded_endpoint.base_urls[0]
+    os.environ["LEMA_DATA_DIR"] = str(shared_data)
+    from lema_plugin.recipe import load_recipe
+
+    demo = load_recipe("demo").model_dump(exclude_none=True)
+    demo.update(limit=2, out=str(tmp_path / "demo"), train=None, eval=None)
+    demo.pop("train"), demo.pop("eval")
+    demo["generators"][0].update(base_url=base, model=embedded_endpoint.model, max_tokens=96)
+    demo["corrector"].update(base_url=base, model=embedded_endpoint.model, max_tokens=96, attempts=1)
+    recipe = tmp_path / "demo.yaml"
+    recipe.write_text(yaml.safe_dump(demo))
+    result = CliRunner().invoke(main, ["run", str(recipe)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "demo"
+    paths = read_lines(out / "sample/paths.jsonl")
+    assert len(paths) == 2 * demo["generators"][0]["samples"]
+    from lema_plugin.grading import is_correct
+
+    assert all(p["correct"] == is_correct(p["text"], p["answer"], "gsm8k") for p in paths if p["kind"] != "failed")
+    judged = len(read_lines(out / "correct/corrections.jsonl")) + len(read_lines(out / "correct/rejected.jsonl"))
+    assert judged == len(read_lines(out / "sample/mistakes.jsonl"))
+    assert len(read_lines(out / "data/lema/train.jsonl")) >= 2
+    assert re.search(r"correction success\s+\d+/\d+", result.output)
