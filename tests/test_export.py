@@ -47,6 +47,7 @@ def test_correction_example_is_the_papers_input_and_three_part_output(tmp_path):
         assert row["output"].startswith(head)
         assert row["output"].rstrip().endswith(f"The answer is {rec['answer']}.")
     assert info["counts"]["train"]["by_kind"] == {"correction": 4, "cot": 7}
+    assert info["counts"]["train"]["by_mistake_model"] == dict(Counter(r["source_model"] for r in records(CORRECTIONS)))
 
 
 def test_cot_example_uses_the_solve_prompt_and_keeps_one_answer_line(tmp_path):
@@ -151,7 +152,7 @@ def test_dataset_info_has_provenance_and_a_stanza_that_loads_the_files(tmp_path,
     expected += Counter(f"correction:{r['corrector']}" for r in records(CORRECTIONS) if r["problem_id"] not in held)
     assert info["counts"]["train"]["by_source"] == dict(expected)
     assert info["counts"]["val"]["examples"] == info["files"]["val"]["examples"] == 11 - expected.total()
-    stanza = yaml.safe_load(info["axolotl_datasets_yaml"])
+    stanza = yaml.safe_load(info["axolotl_datasets"])
     assert stanza["train_on_inputs"] is False
     for key, split in (("datasets", "train"), ("test_datasets", "val")):
         (entry,) = stanza[key]
@@ -165,7 +166,7 @@ def test_a_rebuild_without_validation_removes_the_stale_split(tmp_path):
     _, out = build(tmp_path, "lema", mix="lema", fmt="alpaca", val_fraction=0.3)
     assert (out / "val.jsonl").exists()
     info, _ = build(tmp_path, "lema", mix="lema", fmt="alpaca")
-    assert not (out / "val.jsonl").exists() and "test_datasets" not in info["axolotl_datasets_yaml"]
+    assert not (out / "val.jsonl").exists() and "test_datasets" not in info["axolotl_datasets"]
 
 
 def test_unverified_and_repeated_records_are_skipped_and_counted(tmp_path):

@@ -68,4 +68,4 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
     if fmt == "input_output" and not eos_token:
         click.echo("warning: no --eos-token: axolotl adds none in input_output, so the model will not learn to stop", err=True)
     click.echo(f"wrote {Path(out_dir) / 'train.jsonl'}; axolotl config lines:\n")
-    click.echo(info["axolotl_datasets_yaml"])
+    click.echo(info["axolotl_datasets"])

@@ -22,12 +22,14 @@ def sha256_file(path: str | Path) -> str:
 
 
 def counts(examples: list[Example]) -> dict:
-    """Counts by kind, by kind:source (who wrote the response) and by dataset."""
+    """Counts by kind, by kind:source (who wrote the response), by dataset, and corrections by
+    the model that made the mistake."""
     return {
         "examples": len(examples),
         "by_kind": dict(sorted(Counter(e.kind for e in examples).items())),
         "by_source": dict(sorted(Counter(f"{e.kind}:{e.source}" for e in examples).items())),
         "by_dataset": dict(sorted(Counter(e.dataset for e in examples).items())),
+        "by_mistake_model": dict(sorted(Counter(e.mistake_model for e in examples if e.mistake_model).items())),
     }
 
 
@@ -94,7 +96,7 @@ def build_dataset(
         "counts": {"train": counts(result.train), "val": counts(result.val)},
         "held_out_problems": len({e.problem_id for e in result.val}),
         "size_matching": result.padding or None,
-        "axolotl_datasets_yaml": datasets_yaml(
+        "axolotl_datasets": datasets_yaml(
             fmt, str(train_path.resolve()), str(val_path.resolve()) if result.val else None
         ),
     }

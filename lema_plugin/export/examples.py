@@ -23,7 +23,8 @@ _ANSWER_LINE = re.compile(r"The answer is\b", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Example:
-    """One training example; `source` is the model (or "gold") that wrote the response."""
+    """One training example; `source` is the model (or "gold") that wrote the response,
+    `mistake_model` the model whose wrong path a correction fixes (None for CoT)."""
 
     id: str
     kind: str  # "cot" | "correction"
@@ -32,6 +33,7 @@ class Example:
     source: str
     prompt: str
     response: str
+    mistake_model: str | None = None
 
 
 def _with_answer_line(text: str, answer: object, where: tuple[Path, int], field: str) -> str:
@@ -89,6 +91,7 @@ def correction_example(record: dict, where: tuple[Path, int]) -> Example:
         source=str(record.get("corrector") or "unknown"),
         prompt=render("fix_mistake", question=str(record["question"]).strip(), steps=render_steps(steps)),
         response=correction_response(step, record["explanation"], solution),
+        mistake_model=str(record.get("source_model") or "unknown"),
     )
 
 
