@@ -263,8 +263,12 @@ def test_bad_input_and_corrector_defaults(tmp_path):
     result = CliRunner().invoke(main, ["correct", "--mistakes", str(path), "--corrector", "m@http://127.0.0.1:9/v1", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "mistakes.jsonl:2: field 'dataset'" in result.output
     no_steps = {**MISTAKES[0], "steps": None, "text": "Tom has 3 apples. He buys 4 more, so 3 + 4 = 8."}
-    path.write_text(json.dumps(no_steps) + "\n" + json.dumps({**MISTAKES[1], "correct": True}) + "\n")
+    failed = {**MISTAKES[2], "kind": "failed", "text": "", "steps": []}
+    path.write_text("".join(json.dumps(r) + "\n" for r in (no_steps, {**MISTAKES[1], "correct": True}, failed, no_steps)))
     assert [m["steps"] for m in load_mistakes(path)] == [["Tom has 3 apples.", "He buys 4 more, so 3 + 4 = 8."]]
+    path.write_text(json.dumps({**MISTAKES[3], "steps": [], "text": " "}) + "\n")
+    with pytest.raises(RecordError, match=r"mistakes.jsonl:1: field 'steps'"):
+        load_mistakes(path)
 
     assert corrector_spec("x@http://h/v1", {"LEMA_CORRECTOR": "y", "OPENAI_API_KEY": "k"}) == "x@http://h/v1"
     assert corrector_spec(None, {"LEMA_CORRECTOR": "y", "OPENAI_API_KEY": "k"}) == "y"
@@ -323,21 +327,29 @@ def test_resume_after_a_kill_gives_the_same_files(tmp_path):
 
 @pytest.mark.slow
 def test_real_pass_with_the_embedded_model(tmp_path, embedded_endpoint, shared_data):
-    """SmolLM2-135M rarely corrects anything; this checks files and accounting, not quality."""
+    """SmolLM2-135M rarely corrects anything; this checks files and accounting, not quality.
+    One request at a time with a long timeout: a CPU server that is asked twice at once only
+    gets slower, and a timed-out request would keep it busy."""
     rows = [json.loads(line) for line in (shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[:2]]
     mistakes = [
         mistake(row["question"], row["answer"].rsplit("####", 1)[1].strip(), ["Let me think.", "The answer is 1."], model="gen-a")
         for row in rows
     ]
-    client = LLMClient(cache_dir=tmp_path / ".cache", concurrency=2, progress=False)
-    summary = asyncio.run(_correct(client, mistakes, embedded_endpoint, client, tmp_path, CorrectSettings(max_tokens=48)))
+    client = LLMClient(cache_dir=tmp_path / ".cache", concurrency=1, timeout=300, max_retries=0, progress=False)
+    settings = CorrectSettings(max_tokens=48, style="zeroshot")
+    summary = asyncio.run(_correct(client, mistakes, embedded_endpoint, client, tmp_path, settings))
     records = read(tmp_path / CORRECTIONS) + read(tmp_path / REJECTED)
     assert sorted(r["path_id"] for r in records) == sorted(m["id"] for m in mistakes)
+    answered = [r for r in records if r.get("reason") != "request_failed"]
+    assert answered, [r["detail"] for r in records]
     for record in records:
         assert record["correct"] or record["reason"] in REASONS
-        assert record["usage"]["prompt_tokens"] > 0
+        assert record["corrector"] == embedded_endpoint.label and record["prompt"] == "correct_zeroshot"
+    for record in answered:
+        assert record["usage"]["prompt_tokens"] > 0 and record["finish_reason"] in ("stop", "length")
     assert summary.attempts == 2 and summary.verified + sum(summary.rejected.values()) == 2
     assert summary.prompt_tokens == sum(r["usage"]["prompt_tokens"] for r in records) > 0
     assert summary.completion_tokens == sum(r["usage"]["completion_tokens"] for r in records) > 0
     usage = client.usage[embedded_endpoint.label]
-    assert usage.prompt_tokens == summary.prompt_tokens
+    assert (usage.requests, usage.prompt_tokens, usage.completion_tokens) == (2, summary.prompt_tokens, summary.completion_tokens)
+    assert json.loads((tmp_path / SUMMARY).read_text())["attempts"] == 2

@@ -72,12 +72,14 @@ class CorrectSettings:
 
 
 def load_mistakes(path: str | Path, limit: int | None = None) -> list[dict]:
-    """Wrong paths from `mistakes.jsonl` (or `paths.jsonl`: its correct paths are skipped).
+    """Wrong paths from `mistakes.jsonl` (or `paths.jsonl`: its correct and failed paths are skipped).
 
     A record without `steps` gets them from its `text`; duplicate ids are read once.
     """
     mistakes: dict[str, dict] = {}
     for number, record in enumerate(read_jsonl(path, required=("id", "question", "answer", "dataset")), 1):
+        if record.get("correct") is True or record.get("kind") == "failed" or record["id"] in mistakes:
+            continue
         if record["dataset"] not in DATASETS:
             raise RecordError(path, number, f"unknown dataset {record['dataset']!r} (expected gsm8k, math or math500)", field="dataset")
         steps = record.get("steps")
@@ -88,8 +90,6 @@ def load_mistakes(path: str | Path, limit: int | None = None) -> list[dict]:
             if not steps:
                 raise RecordError(path, number, "no steps and no text to split into steps", field="steps")
             record = {**record, "steps": steps}
-        if record.get("correct") is True or record["id"] in mistakes:
-            continue
         mistakes[record["id"]] = record
         if limit is not None and len(mistakes) >= limit:
             break
