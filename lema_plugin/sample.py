@@ -390,7 +390,7 @@ def finalize_run(
         records = list(store)
     problem_rank = {pid: i for i, pid in enumerate(problem_order)}
     model_rank = {m: i for i, m in enumerate(model_order)}
-    unknown = len(problem_rank) + len(model_rank) + 1
+    unknown = float("inf")  # records from earlier runs or imports go after this run's, by id
 
     def order(r: dict):
         return (

@@ -254,7 +254,9 @@ def test_real_run_with_embedded_model(tmp_path, shared_data, embedded_endpoint):
         main,
         [
             "sample", "--data-file", str(shared_data / "gsm8k" / "train.jsonl"), "--limit", "5", "-k", "2",
-            "--temperature", "0.7", "--seed", "1", "--max-tokens", "48", "--generator", spec, "--out", str(out), "--quiet",
+            "--temperature", "0.7", "--seed", "1", "--max-tokens", "16", "--generator", spec, "--out", str(out), "--quiet",
+            # the CPU server answers one request at a time: queue few, wait long, do not pile up retries
+            "--concurrency", "2", "--timeout", "900", "--max-retries", "1",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -274,3 +276,36 @@ def test_real_run_with_embedded_model(tmp_path, shared_data, embedded_endpoint):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["generators"]["smol"]["paths"] == 10
     assert summary["total"]["mistakes"] == len(mistakes)
+
+
+def test_math_summary_per_level(tmp_path):
+    math_problems = [
+        Problem(make_id("math", "Compute 1/2 + 1/2."), "math", "Compute 1/2 + 1/2.", "1", "", level=1, subject="algebra"),
+        Problem(make_id("math", "Simplify 2/4."), "math", "Simplify 2/4.", "\\frac{1}{2}", "", level=3, subject="algebra"),
+    ]
+
+    def boxed(body, attempt):
+        text = body["messages"][-1]["content"]
+        k = body["seed"] - SEED
+        if "1/2 + 1/2" in text:
+            return "So the sum is $\\boxed{1}$." if k < 2 else "So the sum is $\\boxed{2}$."
+        return "So it is $\\boxed{0.5}$." if k == 0 else "So it is $\\boxed{\\frac{2}{3}}$."  # 0.5 = 1/2
+
+    with ScriptedServer(boxed) as server:
+        client = LLMClient(cache_dir=False, concurrency=4, max_retries=0, progress=False)
+        settings = SampleSettings(samples_per_question=3, seed=SEED)
+
+        async def run():
+            async with client:
+                return await sample_paths(math_problems, [server.endpoint(name="a")], client, tmp_path, settings)
+
+        summary = asyncio.run(run())
+    levels = summary.generators["a"]["by_level"]
+    assert levels == {
+        "1": {"paths": 3, "correct": 2, "accuracy": round(2 / 3, 4), "mistakes": 1},
+        "3": {"paths": 3, "correct": 1, "accuracy": round(1 / 3, 4), "mistakes": 1},  # the two 2/3 paths are one mistake
+    }
+    paths = read(tmp_path / "paths.jsonl")
+    assert {p["level"] for p in paths} == {1, 3} and {p["subject"] for p in paths} == {"algebra"}
+    assert all(p["dataset"] == "math" for p in paths)
+    assert "level" in summary.table()

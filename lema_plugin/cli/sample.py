@@ -69,3 +69,4 @@ def sample(dataset, split, data_file, limit, generators, samples_per_question, t
     click.echo(summary.table())
     for line in summary.usage_lines:
         click.echo(line)
+    click.echo(f"{summary.requests} paths requested in {summary.elapsed_s:.1f} s")
