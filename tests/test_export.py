@@ -186,6 +186,8 @@ def test_unverified_and_repeated_records_are_skipped_and_counted(tmp_path):
         ({"incorrect_step": "2"}, "incorrect_step"),
         ({"steps": "Step 1: all at once"}, "steps"),
         ({"explanation": ""}, "explanation"),
+        ({"explanation": ["not", "text"]}, "explanation"),
+        ({"corrected_solution": 10}, "corrected_solution"),
         ({"corrected_solution": "no final sentence", "answer": None}, "corrected_solution"),
     ],
 )

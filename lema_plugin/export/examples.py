@@ -41,6 +41,8 @@ def _with_answer_line(text: str, answer: object, where: tuple[Path, int], field:
 
     The evaluation extracts answers from that sentence, so every response must teach it.
     """
+    if not isinstance(text, str):
+        raise RecordError(where[0], where[1], "must be text", field=field)
     text = text.strip()
     if _ANSWER_LINE.search(text):
         return text
@@ -82,6 +84,8 @@ def correction_example(record: dict, where: tuple[Path, int]) -> Example:
     step = record["incorrect_step"]
     if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= len(steps):
         raise RecordError(where[0], where[1], f"must be a step number in 1..{len(steps)}", field="incorrect_step")
+    if not isinstance(record["explanation"], str):
+        raise RecordError(where[0], where[1], "must be text", field="explanation")
     solution = _with_answer_line(record["corrected_solution"], record.get("answer"), where, "corrected_solution")
     return Example(
         id=str(record["id"]),
