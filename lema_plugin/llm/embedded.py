@@ -268,7 +268,7 @@ def embedded_server(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: Ctrl-C reaches us only, we stop all of it
-            preexec_fn=_die_with_parent,
+            preexec_fn=_parent_death_signal(),
         )
         try:
             _wait_ready(process, base_url, log_path, started + startup_timeout)
@@ -278,12 +278,19 @@ def embedded_server(
             _stop(process)
 
 
-def _die_with_parent() -> None:
-    """In the child (Linux): get SIGTERM if the parent dies, even by SIGKILL, so no orphan remains."""
-    with contextlib.suppress(Exception):
+def _parent_death_signal():
+    """A pre-exec hook (Linux) that makes the server get SIGTERM when its parent dies, even by
+    SIGKILL, so no orphan remains. libc is loaded here in the parent: the hook itself runs
+    between fork and exec and must not import anything. None where prctl is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 @contextlib.contextmanager
