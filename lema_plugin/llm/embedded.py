@@ -138,9 +138,10 @@ def ensure_model(progress: bool = True) -> Path:
 
 
 def _convert(gguf: Path, out: Path) -> None:
-    """De-quantize the GGUF into a float32 transformers model directory `out`."""
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
+    """De-quantize the GGUF into a float32 transformers model directory `out`.
+
+    Everything is read from the local GGUF, so no hub access happens here.
+    """
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
