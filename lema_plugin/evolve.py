@@ -9,7 +9,7 @@ the useful ones; so they seed new questions of the same kind. The pipeline, in o
 2. Generate: the strong model writes new questions in the style of each seed, taking the styles
    in turn (`similar`: same skill and difficulty; `harder`: one more step or condition), from the
    `evolve_<dataset>` prompt template.
-3. Filter before paying for answers: unparseable replies; near-duplicates of a seed or of an
+3. Filter before paying for answers: unparseable or truncated replies; near-duplicates of a seed or of an
    earlier new question (normalized text or word n-gram overlap); near-duplicates of a GSM8K or
    MATH *test* question (contamination).
 4. Answer each survivor K times with the `solve` prompt; keep it only when a clear majority of
@@ -226,6 +226,7 @@ class EvolveSummary:
     generated: int = 0  # generation replies stored (this run and earlier)
     failed: int = 0  # requests that failed this run (retried next run)
     unparseable: int = 0
+    truncated: int = 0  # the question hit the token limit: cut off mid-sentence
     duplicates: int = 0
     contaminated: int = 0
     answered: int = 0  # candidates with all K answers
@@ -247,7 +248,7 @@ class EvolveSummary:
         return [
             f"seeds: {self.seeds}; {checked}",
             f"new questions generated: {self.generated} (requested this run: {self.asked}, failed: {self.failed})",
-            f"dropped: unparseable {self.unparseable}, duplicates {self.duplicates}, "
+            f"dropped: unparseable {self.unparseable}, truncated {self.truncated}, duplicates {self.duplicates}, "
             f"contaminated (test-set near-duplicates) {self.contaminated}, no clear majority {self.no_majority}",
             f"answered: {self.answered} (still missing answers: {self.unanswered})",
             f"kept: {self.kept}" + (f" ({styles})" if styles else ""),
@@ -349,7 +350,7 @@ class _Evolution:
         await self._run(jobs, todo, "new questions", store)
 
     def filter(self, plan, seeds: list[Seed], contamination: NearDuplicateIndex | None, dropped: list):
-        """Drop unparseable replies, near-duplicates (of a seed or an earlier new question) and
+        """Drop unparseable or truncated replies, near-duplicates (of a seed or an earlier new question) and
         test-set near-duplicates, in plan order so the result does not depend on reply order."""
         seen = NearDuplicateIndex(self.config.ngram, self.config.max_overlap)
         for seed in seeds:
@@ -364,6 +365,9 @@ class _Evolution:
             if question is None:
                 reason = "unparseable"
                 self.summary.unparseable += 1
+            elif record["finish_reason"] == "length":
+                reason = "truncated"
+                self.summary.truncated += 1
             elif (detail := seen.find(question)) is not None:
                 reason = "duplicate"
                 self.summary.duplicates += 1

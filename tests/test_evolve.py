@@ -61,8 +61,8 @@ def correction(problem, **extra) -> dict:
             "question": problem.question, "answer": problem.answer, "correct": True, **extra}
 
 
-def generation_script(natalia: str, weng: str, janet: str) -> dict[str, list[str]]:
-    """Replies to the generation prompts of the two seeds (4 per seed)."""
+def generation_script(natalia: str, weng: str, janet: str) -> dict[str, list]:
+    """Replies to the generation prompts of the two seeds (4 per seed, a 5th with --per-seed 5)."""
     return {
         natalia: [
             f"New problem: {TOM}",
@@ -70,6 +70,7 @@ def generation_script(natalia: str, weng: str, janet: str) -> dict[str, list[str
             f"New problem: {janet}",  # contaminated: a GSM8K test question with a new name
             "New problem: TOM picked 30 apples on Monday, and twice as many on Tuesday! "
             "How many apples did Tom pick in total?",  # duplicate of the first (normalized)
+            Reply(f"New problem: {PLUMBER[:50]}", finish_reason="length"),  # cut off mid-question
         ],
         weng: [
             # near-duplicate of the seed itself: only one number changed
@@ -78,6 +79,9 @@ def generation_script(natalia: str, weng: str, janet: str) -> dict[str, list[str
             "...",  # unparseable
             PLUMBER,
             f"Here is a new problem.\nNew problem: {SAM}",
+            # near-duplicate of the other seed
+            "New problem: Natalia sold clips to 50 of her friends in April, and then she sold half as many "
+            "clips in May. How many clips did Natalia sell altogether in April and May?",
         ],
     }
 
@@ -219,12 +223,13 @@ def test_evolve_counts_against_scripted_model(gsm8k_train, janet, shared_data, m
     with ScriptedServer(script) as server:
         endpoint = server.endpoint(model="strong", name="strong")
         client = LLMClient(cache_dir=out / ".cache", progress=False)
-        problems, summary = evolve(seeds, endpoint, out, EvolveConfig(per_seed=4, answers=5, min_agreement=0.6),
+        problems, summary = evolve(seeds, endpoint, out, EvolveConfig(per_seed=5, answers=5, min_agreement=0.6),
                                    contamination_questions=load_test_questions(["gsm8k"]), client=client)
         assert not server.errors
-        assert server.request_count == 8 + 4 * 5  # answers only for the 4 questions that passed the filters
+        assert server.request_count == 10 + 4 * 5  # answers only for the 4 questions that passed the filters
 
-    assert (summary.generated, summary.unparseable, summary.duplicates, summary.contaminated) == (8, 1, 2, 1)
+    assert (summary.generated, summary.unparseable, summary.truncated) == (10, 1, 1)
+    assert (summary.duplicates, summary.contaminated) == (3, 1)
     assert (summary.answered, summary.no_majority, summary.kept) == (4, 1, 3)
     assert dict(summary.agreement) == {5: 1, 3: 1, 4: 1}
 
@@ -238,14 +243,15 @@ def test_evolve_counts_against_scripted_model(gsm8k_train, janet, shared_data, m
 
     dropped = [json.loads(line) for line in (out / "evolve_dropped.jsonl").read_text().splitlines()]
     reasons = sorted(d["reason"] for d in dropped)
-    assert reasons == ["contaminated", "duplicate", "duplicate", "no_majority", "unparseable"]
+    assert reasons == ["contaminated", "duplicate", "duplicate", "duplicate", "no_majority", "truncated", "unparseable"]
     contaminated = next(d for d in dropped if d["reason"] == "contaminated")
     gsm8k_test = load_problems("gsm8k", split="test")
     assert contaminated["detail"] == f"gsm8k-test:{gsm8k_test[0].id}"
-    assert f"seed:{weng.id}" in {d["detail"] for d in dropped if d["reason"] == "duplicate"}
+    seed_duplicates = sorted(d["detail"] for d in dropped if d["reason"] == "duplicate" and d["detail"].startswith("seed:"))
+    assert seed_duplicates == sorted([f"seed:{weng.id}", f"seed:{natalia.id}"])
 
     written = json.loads((out / "evolve_summary.json").read_text())
-    assert (written["kept"], written["contaminated"], written["duplicates"]) == (3, 1, 2)
+    assert (written["kept"], written["contaminated"], written["duplicates"]) == (3, 1, 3)
 
     # the output loads back as problems, with the provenance kept
     loaded = load_problems("gsm8k", data_file=out / "problems.jsonl")
