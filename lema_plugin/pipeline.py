@@ -225,6 +225,8 @@ def _build(recipe: Recipe, out: Path, corrections: Path, report: RunReport) -> N
             fmt=recipe.export.format,
             val_fraction=recipe.export.val_fraction,
             seed=recipe.export.seed,
+            bos_token=recipe.export.bos_token,
+            eos_token=recipe.export.eos_token,
         )
         report.add(f"examples {mix}", _count_line(info))
 

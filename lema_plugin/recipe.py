@@ -91,6 +91,9 @@ class Export(Strict):
     mixes: list[Literal["lema", "cot-only", "cot-size-matched"]] = ["lema", "cot-only"]
     val_fraction: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
+    # input_output rows are raw text: the model's BOS/EOS must be written in (LLaMA-2: <s> / </s>)
+    bos_token: str = ""
+    eos_token: str = ""
 
 
 class Train(Strict):
