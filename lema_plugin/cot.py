@@ -63,14 +63,23 @@ def gsm8k_gold_rationale(solution: str, answer: str | None = None) -> str:
         body = text[: match.start()]
         answer = answer if answer is not None else match.group(1).replace(",", "")
     lines = [line.rstrip() for line in body.strip().splitlines() if line.strip()]
-    if lines and lines[-1].lower().startswith("the answer is"):
-        lines.pop()  # a few rationales already say it in their own words: say it once, our way
-    return "\n".join(lines + [answer_sentence(answer)])
+    return "\n".join(_without_answer_line(lines) + [answer_sentence(answer)])
 
 
 def math_gold_rationale(solution: str, answer: str) -> str:
     """MATH solution as written (boxed answer kept), closed by `The answer is X.`."""
-    return f"{solution.rstrip()}\n{answer_sentence(answer)}"
+    lines = _without_answer_line(solution.rstrip().splitlines())
+    return "\n".join(lines + [answer_sentence(answer)])
+
+
+def _without_answer_line(lines: list[str]) -> list[str]:
+    """Drop a closing "The answer is ..." line: some rationales (a few GSM8K ones, every evolved
+    problem's) already say it in their own words; the target says it once, our way. A line that
+    holds the boxed answer stays."""
+    last = lines[-1].strip() if lines else ""
+    if last.lower().startswith("the answer is") and "\\boxed" not in last:
+        return lines[:-1]
+    return lines
 
 
 def gold_rationale(problem: Problem) -> str:

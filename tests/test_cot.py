@@ -100,6 +100,20 @@ def test_math_rewrite_plain():
     assert math_gold_rationale("So $x=\\boxed{3}$.\n", "3") == "So $x=\\boxed{3}$.\nThe answer is 3."
 
 
+def test_gold_cot_of_evolved_problems_states_the_answer_once():
+    """`lema evolve` writes problems whose solution already ends "The answer is X."."""
+    from lema_plugin.problems import Problem
+
+    evolved = [
+        Problem("a", "gsm8k", "How many?", "90", "30 * 3 = 90.\nThe answer is 90.", extra={"seed_id": "s"}),
+        Problem("b", "math", "Find $x$.", "7", "So $x = \\boxed{7}$.\nThe answer is 7.", level=2),
+    ]
+    assert [r["rationale"] for r in gold_cot(evolved)] == [
+        "30 * 3 = 90.\nThe answer is 90.",
+        "So $x = \\boxed{7}$.\nThe answer is 7.",
+    ]
+
+
 @pytest.mark.parametrize(
     "text, prediction, expected",
     [
@@ -241,3 +255,8 @@ def test_strong_model_spec_order():
     assert strong_model_spec(None, {"LEMA_CORRECTOR": "c"}) == "c"  # the corrector's default chain
     assert strong_model_spec(None, {"OPENAI_API_KEY": "k"}).startswith("gpt-4")
     assert strong_model_spec(None, {}) == "embedded"
+
+
+def test_math_answer_line_with_the_box_is_kept():
+    assert math_gold_rationale("Add them.\nThe answer is $\\boxed{5}$.", "5") == (
+        "Add them.\nThe answer is $\\boxed{5}$.\nThe answer is 5.")
