@@ -169,12 +169,23 @@ def _load_hub(dataset: str, split: str) -> list[tuple[dict, None]]:
     import datasets
 
     if dataset == "gsm8k":
-        parts = [datasets.load_dataset("openai/gsm8k", "main", split=split)]
+        sources = [("openai/gsm8k", "main")]
     elif dataset == "math500":
-        parts = [datasets.load_dataset("HuggingFaceH4/MATH-500", split=split)]
+        sources = [("HuggingFaceH4/MATH-500", None)]
     else:
-        parts = [datasets.load_dataset("EleutherAI/hendrycks_math", s, split=split) for s in MATH_SUBJECTS]
-    return [(row, None) for part in parts for row in part]
+        sources = [("EleutherAI/hendrycks_math", subject) for subject in MATH_SUBJECTS]
+    rows = []
+    for name, config in sources:
+        try:
+            part = datasets.load_dataset(name, config, split=split)
+        except Exception as exc:  # offline, unknown split, hub down: one line, and what to do instead
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RecordError(
+                f"hub:{name}" + (f"/{config}" if config else ""), None,
+                f"could not load split {split!r} ({reason}); use --data-file or set LEMA_DATA_DIR to local files",
+            ) from None
+        rows += [(row, None) for row in part]
+    return rows
 
 
 def load_problems(

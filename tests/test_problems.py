@@ -73,3 +73,14 @@ def test_not_json_names_line(tmp_path):
     f.write_text('{"question": "q", "answer": "#### 1"}\n{oops\n')
     with pytest.raises(RecordError, match=rf"{f}:2: not valid JSON"):
         load_problems("gsm8k", data_file=f)
+
+
+def test_offline_hub_failure_is_one_line(monkeypatch):
+    monkeypatch.delenv("LEMA_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(RecordError) as err:
+        load_problems("gsm8k", "train")
+    message = str(err.value)
+    assert message.startswith("hub:openai/gsm8k/main: could not load split 'train'")
+    assert "LEMA_DATA_DIR" in message and "\n" not in message

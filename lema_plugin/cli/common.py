@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import click
 
+from lema_plugin.llm.embedded import EmbeddedModelError
 from lema_plugin.records import RecordError
 
 
@@ -25,7 +26,7 @@ def friendly_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except click.ClickException:
             raise
-        except (RecordError, ValueError, KeyError, FileNotFoundError) as exc:
+        except (RecordError, ValueError, KeyError, FileNotFoundError, EmbeddedModelError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise click.ClickException(str(message)) from None
 
