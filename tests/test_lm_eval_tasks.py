@@ -227,6 +227,9 @@ def test_lm_eval_cli_runs_the_tasks_on_the_embedded_model(data_dir, tmp_path):
         "--log_samples", "--output_path", str(out),
     ]
     env = {**os.environ, **OFFLINE, "TOKENIZERS_PARALLELISM": "false"}
+    # One BLAS thread: on a small shared CPU, OpenMP threads that spin against other processes
+    # make this tiny model many times slower, not faster.
+    env.setdefault("OMP_NUM_THREADS", "1")
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
 
@@ -248,3 +251,43 @@ def test_lm_eval_cli_runs_the_tasks_on_the_embedded_model(data_dir, tmp_path):
         assert result.exit_code == 0, result.output
         verdicts = [json.loads(line)["correct"] for line in graded.read_text().splitlines()]
         assert verdicts == [bool(s["exact_match"]) for s in samples]
+
+
+def _utils():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lema_task_utils", TASKS / "lema" / "utils.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hub_rows_are_read_from_the_documented_datasets(shared_data, monkeypatch):
+    # The hub cannot be reached here: serve its row shapes (copied from the local files, which
+    # have the hub's fields) and check which dataset/config each task asks for.
+    import datasets
+
+    gsm8k = [json.loads(line) for line in (shared_data / "gsm8k" / "test.jsonl").open().readlines()[:3]]
+    math = [json.loads(line) for line in (shared_data / "math" / "test_sample1000.jsonl").open()]
+    algebra = [row for row in math if row["type"] == "Algebra"][:5]
+    math = math[:40]
+    math500 = [{"problem": r["problem"], "solution": r["solution"], "answer": "7", "subject": r["type"],
+                "level": int(r["level"][-1]), "unique_id": f"test/{i}.json"} for i, r in enumerate(math)]
+    hub = {("openai/gsm8k", "main"): gsm8k, ("EleutherAI/hendrycks_math", "algebra"): algebra,
+           ("HuggingFaceH4/MATH-500", None): math500}
+    asked = []
+
+    def load_dataset(path, name=None, **kwargs):
+        asked.append((path, name))
+        return datasets.DatasetDict({"test": datasets.Dataset.from_list(hub[(path, name)])})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    utils = _utils()
+    docs = utils.load_docs("gsm8k")["test"]
+    assert [d["answer"] for d in docs] == [r["answer"].rsplit("####", 1)[1].strip() for r in gsm8k]
+    docs = utils.load_docs("math", subject="algebra")["test"]
+    assert len(docs) == len(algebra) and {d["subject"] for d in docs} == {"algebra"}
+    docs = utils.load_docs("math500")["test"]
+    assert len(docs) == len(math500) and {d["answer"] for d in docs} == {"7"}
+    assert all(isinstance(d["level"], int) for d in docs)
+    assert asked == list(hub)

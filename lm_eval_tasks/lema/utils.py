@@ -48,6 +48,8 @@ def load_docs(dataset: str, subject: str | None = None, data_dir: str | None = N
 
     if data_dir:
         splits = _local_splits(Path(data_dir), dataset)
+        if subject:  # one local MATH file holds every subject; the hub has one config each
+            splits = {name: [p for p in problems if p.subject == subject] for name, problems in splits.items()}
     else:
         path, config = HUB[dataset]
         raw = datasets.load_dataset(path, subject if dataset == "math" else config)
@@ -56,8 +58,6 @@ def load_docs(dataset: str, subject: str | None = None, data_dir: str | None = N
             split: [normalize(row, kind, (f"hub:{path}/{split}", i + 1)) for i, row in enumerate(rows)]
             for split, rows in raw.items()
         }
-    if subject:
-        splits = {name: [p for p in problems if p.subject == subject] for name, problems in splits.items()}
     return datasets.DatasetDict(
         {name: datasets.Dataset.from_list([_doc(p) for p in problems]) for name, problems in splits.items()}
     )
