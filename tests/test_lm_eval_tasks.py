@@ -194,6 +194,10 @@ def test_correction_task_prompts_like_the_training_data(tmp_path, monkeypatch):
              "Janet has 16 - 3 - 4 = 9 eggs left.\nShe makes 9 * 2 = 18 dollars.\nThe answer is 18.")
     assert task.process_results(doc, [fixed]) == {"exact_match": 1.0, "strict_match": 1.0}
     assert task.process_results(doc, [fixed.replace("18", "26")]) == {"exact_match": 0.0, "strict_match": 0.0}
+    # A step the path does not have, or no correction shape at all: the answer counts, the form does not.
+    assert task.process_results(doc, [fixed.replace("Step 1.", "Step 7.")]) == {"exact_match": 1.0, "strict_match": 0.0}
+    resolved = "Janet has 16 - 3 - 4 = 9 eggs left.\nShe makes 9 * 2 = 18 dollars.\nThe answer is 18."
+    assert task.process_results(doc, [resolved]) == {"exact_match": 1.0, "strict_match": 0.0}
 
 
 def test_correction_task_needs_a_valid_mistakes_file(tmp_path, monkeypatch):

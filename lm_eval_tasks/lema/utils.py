@@ -21,7 +21,7 @@ from pathlib import Path
 from lema_plugin.grading import answers_match, extract_strict, is_correct
 from lema_plugin.problems import Problem, grader_dataset, local_split_file, normalize, read_problems_file
 from lema_plugin.prompts import render
-from lema_plugin.records import RecordError, read_jsonl
+from lema_plugin.records import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,13 @@ def _doc(problem: Problem) -> dict:
 def load_mistakes(mistakes_file: str | None = None, **_metadata):
     """`custom_dataset` hook of the correction task: one doc per wrong path in a mistakes file.
 
-    The path comes from `--metadata '{"mistakes_file": ...}'`, else `$LEMA_MISTAKES_FILE`.
+    The path comes from `--metadata '{"mistakes_file": ...}'`, else `$LEMA_MISTAKES_FILE`. The
+    file is read exactly as `lema correct` reads it (a `paths.jsonl` works too: only its wrong
+    paths are kept).
     """
     import datasets
+
+    from lema_plugin.correct.stage import load_mistakes as read_mistakes
 
     path = mistakes_file or os.environ.get("LEMA_MISTAKES_FILE")
     if not path:
@@ -102,26 +106,23 @@ def load_mistakes(mistakes_file: str | None = None, **_metadata):
         )
     if not Path(path).is_file():
         raise RecordError(path, None, "mistakes file not found")
-    docs = []
-    for line, record in enumerate(read_jsonl(path, required=("question", "answer", "steps")), 1):
-        steps = record["steps"]
-        if not isinstance(steps, list) or not all(isinstance(step, str) for step in steps):
-            raise RecordError(path, line, "expected a list of strings", field="steps")
-        docs.append(
-            {
-                "id": record.get("id"),
-                "problem_id": record.get("problem_id"),
-                "dataset": record.get("dataset") or "gsm8k",
-                "question": record["question"],
-                "answer": str(record["answer"]),
-                "steps": steps,
-                "source_model": record.get("model"),
-                "level": record.get("level"),
-                "subject": record.get("subject"),
-            }
-        )
-    if not docs:
-        raise RecordError(path, None, "no mistakes in the file")
+    mistakes = read_mistakes(path)
+    if not mistakes:
+        raise RecordError(path, None, "no wrong paths in the file")
+    docs = [
+        {
+            "id": record["id"],
+            "problem_id": record.get("problem_id"),
+            "dataset": record["dataset"],
+            "question": record["question"],
+            "answer": str(record["answer"]),
+            "steps": record["steps"],
+            "source_model": record.get("model"),
+            "level": record.get("level"),
+            "subject": record.get("subject"),
+        }
+        for record in mistakes
+    ]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
@@ -162,8 +163,30 @@ def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     strict_match: credit only when the answer is given as asked ("The answer is X" or a final
     \\boxed{}), so format failures show apart from reasoning failures.
     """
-    text, gold = results[0], str(doc["answer"])
-    dataset = grader_dataset(doc["dataset"])
+    return _scores(results[0], str(doc["answer"]), grader_dataset(doc["dataset"]))
+
+
+def process_correction(doc: dict, results: list[str]) -> dict[str, float]:
+    """Score a correction on its corrected solution's final answer.
+
+    The reply is read by the parser `lema correct` uses. exact_match grades the corrected
+    solution (the whole reply when it has no readable correction shape); strict_match also asks
+    for a well-formed correction that names a step of the path, as the training filter does.
+    """
+    from lema_plugin.correct.parse import UnparseableReply, parse_correction
+
+    text, gold, dataset = results[0], str(doc["answer"]), grader_dataset(doc["dataset"])
+    try:
+        parsed = parse_correction(text)
+    except UnparseableReply:
+        return {"exact_match": _scores(text, gold, dataset)["exact_match"], "strict_match": 0.0}
+    scores = _scores(parsed.corrected_solution, gold, dataset)
+    if not 1 <= parsed.incorrect_step <= len(doc["steps"]):
+        scores["strict_match"] = 0.0
+    return scores
+
+
+def _scores(text: str, gold: str, dataset: str) -> dict[str, float]:
     strict = extract_strict(text, dataset)
     return {
         "exact_match": float(is_correct(text, gold, dataset)),
