@@ -303,13 +303,15 @@ def eval_command(recipe: Recipe, out: Path) -> list[str]:
     if (adapter / "adapter_config.json").exists():
         model_args += f",peft={adapter}"
     command = [
-        _tool("lm_eval"), "--model", "hf", "--model_args", model_args,
+        _tool("lm_eval"), "run", "--model", "hf", "--model_args", model_args,
         "--include_path", str(LM_EVAL_TASKS), "--tasks", ",".join(recipe.eval.tasks),
         "--gen_kwargs", f"max_gen_toks={recipe.eval.max_gen_toks}",
         "--output_path", str(out / "eval"), "--log_samples", "--batch_size", "1",
     ]
     if recipe.eval.limit:
         command += ["--limit", str(recipe.eval.limit)]
+    if os.environ.get("LEMA_DATA_DIR"):  # the tasks read local files only when told to
+        command += ["--metadata", json.dumps({"data_dir": os.environ["LEMA_DATA_DIR"]})]
     return command
 
 
