@@ -6,9 +6,14 @@ concurrency / latency requests per second; the ratio to that ideal shows how muc
 itself holds things back. Client CPU per request is `time.process_time()` of this process over
 the run: the server lives in a separate process so its work is not counted.
 
-Each level starts with one unmeasured wave of `concurrency` requests so connections are open,
-as they are in a long run. Concurrency 1 uses fewer requests (`--requests-at-1`, default 50),
+Each level starts with an unmeasured wave of `concurrency` requests (at least 16) so connections
+are open and first-use costs are paid, as they are in a long run. Concurrency 1 uses fewer requests (`--requests-at-1`, default 50),
 since 2,000 sequential requests at 200 ms would take almost 7 minutes and measure the same thing.
+
+The client is one asyncio event loop, so it can never finish more than 1 / (client CPU per
+request) requests a second; that figure is printed as `1-core cap`. When the ideal rate is above
+it (high concurrency), the run is CPU-bound and the ratio to ideal falls accordingly. On a
+shared machine CPU figures also rise with the load average, which is printed at start and end.
 
     python bench/llm_throughput.py [--requests 2000] [--latency 0.2] [--levels 1,8,64,256]
 """
@@ -40,7 +45,7 @@ def serve(latency: float, pipe) -> None:
 async def one_level(base_url: str, concurrency: int, requests: int, progress: bool, cache_dir) -> dict:
     client = LLMClient(cache_dir=cache_dir, concurrency=concurrency, timeout=60, max_retries=2, progress=progress)
     endpoint = _endpoint(base_url)
-    warmup = [(endpoint, Request(messages=(("user", f"warm-up {i}"),))) for i in range(concurrency)]
+    warmup = [(endpoint, Request(messages=(("user", f"warm-up {i}"),))) for i in range(max(concurrency, 16))]
     jobs = [(endpoint, Request(messages=(("user", f"Question {i}: what is {i} + {i}?"),))) for i in range(requests)]
     async with client:
         async for _ in client.stream(warmup, desc=f"warm-up c={concurrency}"):
@@ -84,19 +89,20 @@ def main() -> None:
               f"cache {'on' if args.cache else 'off'}, progress bar {'on' if args.progress else 'off'}, "
               f"{os.cpu_count()} CPUs, load average {load[0]:.2f} at start")
         print(f"{'concurrency':>11} {'requests':>8} {'wall s':>7} {'req/s':>8} {'ideal':>8} {'ratio':>6} "
-              f"{'client CPU ms/req':>17} {'server CPU ms/req':>17} {'failed':>6}")
+              f"{'client CPU ms/req':>17} {'1-core cap':>10} {'server CPU ms/req':>17} {'failed':>6}")
         for concurrency in [int(level) for level in args.levels.split(",")]:
             requests = args.requests_at_1 if concurrency == 1 else args.requests
             # server CPU includes the warm-up wave: a slight over-estimate of its share
             server_before = server_cpu()
             with tempfile.TemporaryDirectory() as cache_dir:
                 result = asyncio.run(one_level(base_url, concurrency, requests, args.progress, cache_dir if args.cache else False))
-            server_ms = (server_cpu() - server_before) / (requests + concurrency) * 1000
+            server_ms = (server_cpu() - server_before) / (requests + max(concurrency, 16)) * 1000
             rate = requests / result["wall"]
+            client_ms = result["cpu"] / requests * 1000
             ideal = concurrency / args.latency
             print(
                 f"{concurrency:>11} {requests:>8} {result['wall']:>7.2f} {rate:>8.1f} {ideal:>8.1f} "
-                f"{rate / ideal:>6.1%} {result['cpu'] / requests * 1000:>17.3f} {server_ms:>17.3f} {result['failures']:>6}",
+                f"{rate / ideal:>6.1%} {client_ms:>17.3f} {1000 / client_ms:>10.0f} {server_ms:>17.3f} {result['failures']:>6}",
                 flush=True,
             )
         print(f"load average {os.getloadavg()[0]:.2f} at end")

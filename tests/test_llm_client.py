@@ -422,10 +422,19 @@ def test_breaking_out_of_a_stream_cancels_the_rest():
 
 
 def test_a_client_can_be_used_from_two_event_loops():
+    """As when a command runs two stages with asyncio.run each, closing connections after each."""
     with ScriptedServer(answer) as server:
         client = make_client()
-        first = asyncio.run(client.complete(server.endpoint(), chat("a")))
-        second = asyncio.run(client.complete(server.endpoint(), chat("b")))
+
+        async def once(text):
+            try:
+                return await client.complete(server.endpoint(), chat(text))
+            finally:
+                await client.aclose()
+
+        first = asyncio.run(once("a"))
+        second = asyncio.run(once("b"))
+        assert server.request_count == 2
     assert (first.text, second.text) == ("answer to a", "answer to b")
 
 

@@ -153,7 +153,9 @@ class LLMClient:
     backoff_base / backoff_max: the exponential backoff schedule in seconds (the n-th retry
     waits between half and all of min(backoff_max, backoff_base * 2**n)).
 
-    Use one client per event loop; `aclose()` (or `async with`) closes its connections.
+    Connections belong to the event loop that opened them: call `aclose()` (or use `async with`)
+    before that loop ends. The same client may then serve a later loop; it opens new connections
+    and keeps its usage counts.
     """
 
     def __init__(
