@@ -78,6 +78,9 @@ GSM8K = [
 ]
 
 MATH = [
+    # a closing formula followed by sign-off chatter (no further number or math)
+    ("so the probability is $\\frac{1}{48}$. Hope this helps!", "\\frac{1}{48}", True),
+    ("So $\\frac{1}{48}$. Then we add 3.", "\\frac{1}{48}", False),
     # boxes and answer statements
     ("So $x = \\boxed{5}$.", "5", True),
     ("So $x = \\boxed{5}$.", "6", False),

@@ -169,6 +169,9 @@ def _strong_candidates(text: str, phrase: re.Pattern, with_hash: bool) -> Iterat
             yield colons[-1].start(), (lambda m=colons[-1]: _clip(m.group(1)))
 
 
+_MORE_MATH = re.compile(r"[0-9$\\=]")
+
+
 def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
     bolds = [m.group(1) for m in _BOLD.finditer(text)]
     for bold in reversed(bolds):
@@ -180,8 +183,10 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
         spans = list(_CLOSING_MATH.finditer(tail))
         if spans:
             last = spans[-1]
-            # only a formula that closes the text, not one from the middle of the reasoning
-            if not tail[last.end():].strip(" \t\n.!"):
+            # only a formula that closes the reasoning, not one from its middle: what follows may
+            # be sign-off chatter ("Hope this helps!") but no further number or math
+            after = tail[last.end():]
+            if len(after) <= 300 and not _MORE_MATH.search(after):
                 yield next(g for g in last.groups() if g is not None)
     numbers = _NUMBER.findall(text[-5000:])
     if numbers:
