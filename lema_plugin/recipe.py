@@ -32,6 +32,8 @@ class EndpointSpec(Strict):
     api_key_env: str | None = None
     price_prompt: float | None = Field(None, ge=0, description="USD per 1M prompt tokens")
     price_completion: float | None = Field(None, ge=0, description="USD per 1M completion tokens")
+    concurrency: int | None = Field(None, ge=1, description="this endpoint's requests in flight, at most")
+    timeout: float | None = Field(None, gt=0, description="seconds per request")
 
     def spec(self) -> str:
         """The endpoint in the `[NAME=]MODEL[@URL,...][;key=value]` grammar the stage commands take."""
@@ -45,6 +47,10 @@ class EndpointSpec(Strict):
             text += f";key_env={self.api_key_env}"
         if self.price_prompt is not None or self.price_completion is not None:
             text += f";price={self.price_prompt or 0}/{self.price_completion or 0}"
+        if self.concurrency:
+            text += f";concurrency={self.concurrency}"
+        if self.timeout:
+            text += f";timeout={self.timeout:g}"
         return text
 
 

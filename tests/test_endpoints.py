@@ -43,6 +43,12 @@ VALID = [
 ]
 
 
+def test_concurrency_and_timeout_options():
+    e = parse_endpoint("local=m@http://h:1/v1;concurrency=4;timeout=600")
+    assert (e.max_concurrency, e.timeout) == (4, 600.0)
+    assert (parse_endpoint("m@http://h:1/v1").max_concurrency, parse_endpoint("m").timeout) == (None, None)
+
+
 @pytest.mark.parametrize("spec,expected", VALID, ids=[s or "<empty>" for s, _ in VALID])
 def test_parse_valid_specs(spec, expected):
     e = parse_endpoint(spec)
@@ -62,6 +68,8 @@ INVALID = [
     ("gpt-4o;key_env", "must look like key=value"),
     ("gpt-4o;key_env=sk-abc123!", "not an environment variable name"),
     ("gpt-4o;mode=chat;mode=chat", "given twice"),
+    ("gpt-4o;concurrency=0", "must be positive"),
+    ("gpt-4o;timeout=soon", "timeout a number of seconds"),
 ]
 
 

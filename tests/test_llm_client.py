@@ -73,6 +73,30 @@ def test_concurrency_never_exceeds_the_limit_and_every_job_comes_back_once():
         assert completion.finish_reason == "stop"
 
 
+def test_an_endpoint_cap_holds_below_the_client_limit_and_frees_other_endpoints():
+    with ScriptedServer(answer, latency=0.05) as slow, ScriptedServer(answer, latency=0.05) as fast:
+        capped = slow.endpoint(model="small", max_concurrency=2, timeout=3.0)
+        free = fast.endpoint(model="big")
+        jobs = [(capped, chat(f"s{i}")) for i in range(12)] + [(free, chat(f"f{i}")) for i in range(12)]
+        results = run_all(make_client(concurrency=8), jobs)
+        assert slow.max_in_flight == 2  # the endpoint's own cap
+        assert fast.max_in_flight >= 5  # waiting on the capped endpoint held no client-wide slot
+        assert slow.request_count == fast.request_count == 12
+    assert all(c.ok for _, c in results) and len(results) == 24
+
+
+def test_an_endpoint_timeout_overrides_the_client_timeout():
+    def hang_once(body, attempt):
+        return Reply(hang=True) if attempt == 0 else "late"
+
+    with ScriptedServer(hang_once) as server:
+        endpoint = server.endpoint(timeout=0.3)
+        started = time.monotonic()
+        completion = ask(make_client(timeout=30.0, max_retries=1), endpoint, chat("q"))
+        assert completion.ok and completion.text == "late"
+        assert time.monotonic() - started < 10  # the 30 s client timeout did not apply
+
+
 def test_stream_of_nothing_yields_nothing():
     assert run_all(make_client(), []) == []
 

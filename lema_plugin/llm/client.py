@@ -21,6 +21,7 @@ on to the next URL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import hashlib
 import json
@@ -185,6 +186,7 @@ class LLMClient:
         self._turns: dict[tuple[str, ...], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._endpoint_slots: dict[tuple, asyncio.Semaphore] = {}
 
     # -- public API ---------------------------------------------------------------------
 
@@ -313,21 +315,33 @@ class LLMClient:
         if loop is not self._loop:
             self._loop = loop
             self._semaphore = asyncio.Semaphore(self.concurrency)
+            self._endpoint_slots = {}
             self._clients = {}
 
-    def _client(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
-        client = self._clients.get((base_url, api_key))
+    def _slots(self, endpoint: Endpoint) -> asyncio.Semaphore | contextlib.nullcontext:
+        """The endpoint's own cap on requests in flight, when it has one (taken before a
+        client-wide slot, so a request waiting on a slow endpoint holds no slot of the others)."""
+        if not endpoint.max_concurrency:
+            return contextlib.nullcontext()
+        key = (endpoint.base_urls, endpoint.model)
+        slots = self._endpoint_slots.get(key)
+        if slots is None:
+            slots = self._endpoint_slots[key] = asyncio.Semaphore(endpoint.max_concurrency)
+        return slots
+
+    def _client(self, base_url: str, api_key: str, timeout: float) -> openai.AsyncOpenAI:
+        client = self._clients.get((base_url, api_key, timeout))
         if client is None:
-            http_client = _HttpClient(timeout=self.timeout) if _HttpClient is not None else None
+            http_client = _HttpClient(timeout=timeout) if _HttpClient is not None else None
             client = openai.AsyncOpenAI(
                 base_url=base_url,
                 api_key=api_key,
                 max_retries=0,
-                timeout=self.timeout,
+                timeout=timeout,
                 http_client=http_client,
                 default_headers=_NO_PLATFORM_HEADERS,
             )
-            self._clients[(base_url, api_key)] = client
+            self._clients[(base_url, api_key, timeout)] = client
         return client
 
     def _first_turn(self, endpoint: Endpoint) -> int:
@@ -352,10 +366,10 @@ class LLMClient:
         attempts = 0
         for retry in range(self.max_retries + 1):
             attempts += 1
-            client = self._client(urls[(first + retry) % len(urls)], api_key)
+            client = self._client(urls[(first + retry) % len(urls)], api_key, endpoint.timeout or self.timeout)
             wait: float | None = None
             try:
-                async with self._semaphore:
+                async with self._slots(endpoint), self._semaphore:
                     raw = await client.post(path, body=body, cast_to=bytes)
                 return parse_completion(raw, chat)
             except MalformedResponse as exc:
@@ -368,7 +382,7 @@ class LLMClient:
                     break
                 wait = retry_after_seconds(getattr(exc.response, "headers", None))
             except openai.APIConnectionError as exc:  # timeouts included
-                reason = _scrub(_connection_failure(exc, self.timeout), api_key)
+                reason = _scrub(_connection_failure(exc, endpoint.timeout or self.timeout), api_key)
             if retry == self.max_retries:
                 break
             usage.retries += 1

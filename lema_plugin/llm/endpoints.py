@@ -3,6 +3,7 @@
 Grammar::
 
     [NAME=]MODEL[@URL[,URL2...]][;mode=chat|completion][;key_env=VAR][;price=IN/OUT]
+        [;concurrency=N][;timeout=SECONDS]
 
 - ``NAME`` is the label used in records and summaries (default: ``default_name``, else MODEL).
 - ``MODEL`` is what the server calls the model. ``embedded`` (or nothing at all) means the
@@ -12,6 +13,8 @@ Grammar::
 - A MODEL without URL goes to ``$OPENAI_BASE_URL`` if set, else the OpenAI API, with the key
   read from ``$OPENAI_API_KEY`` (or the variable named by ``key_env``).
 - ``price`` is USD per million prompt / completion tokens, used only for the cost summary.
+- ``concurrency`` caps this endpoint's requests in flight (below the client's overall limit);
+  ``timeout`` is its seconds per request. Both suit slow or rate-limited servers.
 
 Examples: ``embedded``, ``gpt4=gpt-4o;price=2.5/10``,
 ``llama=meta-llama/Llama-3.1-8B-Instruct@http://gpu1:8000/v1,http://gpu2:8000/v1``.
@@ -34,6 +37,7 @@ EMBEDDED = "embedded"
 OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
 MODES = ("chat", "completion")
+OPTIONS = ("mode", "key_env", "price", "concurrency", "timeout")
 
 
 def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
@@ -66,8 +70,8 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
         key, value = key.strip(), value.strip()
         if not eq or not value:
             raise fail(f"option {option.strip()!r} must look like key=value")
-        if key not in ("mode", "key_env", "price"):
-            raise fail(f"unknown option {key!r} (expected mode, key_env or price)")
+        if key not in OPTIONS:
+            raise fail(f"unknown option {key!r} (expected {', '.join(OPTIONS)})")
         if key in settings:
             raise fail(f"option {key!r} given twice")
         settings[key] = value
@@ -85,6 +89,14 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
             raise fail(f"price must be IN/OUT in USD per 1M tokens, e.g. 2.5/10, not {settings['price']!r}") from None
         if price_prompt < 0 or price_completion < 0:
             raise fail("price must not be negative")
+
+    try:
+        concurrency = int(settings["concurrency"]) if "concurrency" in settings else None
+        timeout = float(settings["timeout"]) if "timeout" in settings else None
+    except ValueError:
+        raise fail("concurrency must be a whole number and timeout a number of seconds") from None
+    if (concurrency is not None and concurrency < 1) or (timeout is not None and timeout <= 0):
+        raise fail("concurrency and timeout must be positive")
 
     key_env = settings.get("key_env")
     if key_env is not None and not key_env.replace("_", "a").isalnum():
@@ -106,6 +118,8 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
         api_key_env=key_env,
         price_prompt=price_prompt,
         price_completion=price_completion,
+        max_concurrency=concurrency,
+        timeout=timeout,
     )
 
 
@@ -128,7 +142,14 @@ def open_endpoints(specs: Sequence[str | Endpoint], **server_options) -> Iterato
 
     with embedded_server(**server_options) as served:
         yield [
-            dataclasses.replace(e, model=served.model, base_urls=served.base_urls, name=e.name or served.name)
+            dataclasses.replace(
+                e,
+                model=served.model,
+                base_urls=served.base_urls,
+                name=e.name or served.name,
+                max_concurrency=e.max_concurrency or served.max_concurrency,
+                timeout=e.timeout or served.timeout,
+            )
             if needs_embedded(e)
             else e
             for e in endpoints

@@ -27,6 +27,10 @@ class Endpoint:
     api_key_env: str | None = None
     price_prompt: float | None = None  # USD per 1M prompt tokens
     price_completion: float | None = None  # USD per 1M completion tokens
+    # Per-endpoint limits on top of the client's: a small local server (the embedded model)
+    # answers best with few requests at once, and slowly, while a hosted API takes many.
+    max_concurrency: int | None = None
+    timeout: float | None = None  # seconds per HTTP attempt
 
     @property
     def label(self) -> str:
