@@ -22,14 +22,13 @@ after `lema sample` (mistakes, de-duplication, caps, summary).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from .problems import Problem, grader_dataset, gsm8k_gold
-from .records import RecordError, make_id
+from .records import RecordError, make_id, numbered_jsonl
 from .sample import PATHS_FILE, SampleSummary, finalize_run, path_record, write_summary
 from .store import RunStore
 
@@ -141,19 +140,7 @@ def detect_format(record: dict) -> str:
 
 
 def _read_objects(path: Path) -> list[tuple[int, dict]]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, text in enumerate(handle, 1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise RecordError(path, lineno, f"not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise RecordError(path, lineno, "expected a JSON object")
-            rows.append((lineno, record))
-    return rows
+    return list(numbered_jsonl(path))
 
 
 def _get(record: dict, name: str):

@@ -10,13 +10,12 @@ and the gold rationale, so later stages never care where a question came from.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .records import RecordError, make_id, read_jsonl
+from .records import RecordError, make_id, numbered_jsonl
 
 DATASETS = ("gsm8k", "math", "math500")
 MATH_SUBJECTS = (
@@ -127,15 +126,7 @@ def _read_local(path: Path) -> list[tuple[dict, int | None]]:
 
         return [(row, i + 1) for i, row in enumerate(pq.read_table(path).to_pylist())]
     if path.suffix in (".jsonl", ".json"):
-        rows = []
-        with open(path, encoding="utf-8") as handle:
-            for lineno, text in enumerate(handle, 1):
-                if text.strip():
-                    try:
-                        rows.append((json.loads(text), lineno))
-                    except json.JSONDecodeError as exc:
-                        raise RecordError(path, lineno, f"not valid JSON ({exc.msg})") from None
-        return rows
+        return [(record, lineno) for lineno, record in numbered_jsonl(path)]
     raise RecordError(path, None, "unsupported file type (use .jsonl or .parquet)")
 
 

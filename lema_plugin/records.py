@@ -28,9 +28,9 @@ def make_id(*parts: object) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> Iterator[dict]:
-    """Yield the objects of a JSONL file; raise RecordError naming file, line and field."""
-    required = tuple(required)
+def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; RecordError on a line that is not
+    a JSON object."""
     with open(path, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
@@ -41,7 +41,14 @@ def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> Iterator[dict]
                 raise RecordError(path, lineno, f"not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
                 raise RecordError(path, lineno, "expected a JSON object")
-            for name in required:
-                if record.get(name) in (None, ""):
-                    raise RecordError(path, lineno, "missing or empty", field=name)
-            yield record
+            yield lineno, record
+
+
+def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> Iterator[dict]:
+    """Yield the objects of a JSONL file; raise RecordError naming file, line and field."""
+    required = tuple(required)
+    for lineno, record in numbered_jsonl(path):
+        for name in required:
+            if record.get(name) in (None, ""):
+                raise RecordError(path, lineno, "missing or empty", field=name)
+        yield record

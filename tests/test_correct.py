@@ -65,7 +65,7 @@ HALF = mistake(
 # one mistake per outcome; the responder answers by the question's first word
 REPLIES = {
     "good": GOOD,
-    "chatty": f"Sure, here is my review.\n\n**Incorrect Step:** step 2\n**Explanation:** 3 + 4 = 7.\n**Correct Solution:**\nStep 2: 3 + 4 = 7. The answer is 7.\n\nHope this helps!",
+    "chatty": "Sure, here is my review.\n\n**Incorrect Step:** step 2\n**Explanation:** 3 + 4 = 7.\n**Correct Solution:**\nStep 2: 3 + 4 = 7. The answer is 7.\n\nHope this helps!",
     "unparseable": "The solution looks right to me.",
     "missing": GOOD.replace("Step 2.", "Step 5."),
     "wrong": GOOD.replace("The answer is 7.", "The answer is 9."),

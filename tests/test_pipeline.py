@@ -40,7 +40,7 @@ def make_responder(problems):
         if "Incorrect Step" in text:
             return (f"Incorrect Step: Step 1.\nExplanation: the total is computed wrongly.\n"
                     f"Correct Solution:\nStep 1: Redo the sum. The answer is {target.answer}.")
-        return f"Step 1: Add the numbers.\nStep 2: So the total is 1. The answer is 1."
+        return "Step 1: Add the numbers.\nStep 2: So the total is 1. The answer is 1."
 
     return responder
 

@@ -43,7 +43,7 @@ _ORDS = "|".join(_ORDINALS)
 
 # Markdown that may wrap a label or a value: bold/italic markers, headings, quotes, bullets.
 _DECOR = r"[ \t*_#>`-]*"
-_STEP_LABEL = rf"(?:the\s+)?(?:first\s+)?(?:incorrect|wrong|erroneous|mistaken|faulty)\s+step"
+_STEP_LABEL = r"(?:the\s+)?(?:first\s+)?(?:incorrect|wrong|erroneous|mistaken|faulty)\s+step"
 _STEP_VALUE = rf"(?:step\s*#?\s*\(?(?P<num>\d+)\)?|#?\(?(?P<bare>\d+)\)?(?!\s*[-+*/^=.,]\s*\d)|step\s+(?P<word>{_WORDS})\b|(?:the\s+)?(?P<ord>{_ORDS})\s+step)"
 
 # "Incorrect Step: Step 2" / "The first incorrect step is step 2" / "**Wrong step** - 2"
@@ -53,8 +53,8 @@ _STEP = re.compile(
 )
 # Fallback: "Step 2 is the first incorrect step" / "The error is in step 2"
 _STEP_PROSE = re.compile(
-    rf"(?:step\s+(?P<num>\d+)\s+is\s+(?:the\s+first\s+)?(?:incorrect|wrong)"
-    rf"|(?:error|mistake)\s+is\s+in\s+step\s+(?P<num2>\d+))",
+    r"(?:step\s+(?P<num>\d+)\s+is\s+(?:the\s+first\s+)?(?:incorrect|wrong)"
+    r"|(?:error|mistake)\s+is\s+in\s+step\s+(?P<num2>\d+))",
     re.I,
 )
 # Labels end with a colon (anywhere, so a one-line reply works) or stand alone on their line.

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lema_plugin.llm.types import Completion, Endpoint
-from lema_plugin.problems import grader_dataset
 from lema_plugin.records import RecordError, make_id, read_jsonl
 from lema_plugin.steps import split_steps
 from lema_plugin.store import RunStore, write_atomic, write_jsonl_atomic
