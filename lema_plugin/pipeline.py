@@ -43,10 +43,11 @@ class RunReport:
         self.rows.append((label, str(value)))
 
     def table(self) -> str:
-        width = max(len(label) for label, _ in self.rows) if self.rows else 0
-        lines = [f"{label.ljust(width)}  {value}" for label, value in self.rows]
-        lines += [f"{('time ' + stage).ljust(width)}  {seconds:.1f}s" for stage, seconds in self.timings.items()]
-        return "\n".join(lines)
+        rows = list(self.rows)
+        if self.timings:
+            rows.append(("time", ", ".join(f"{stage} {seconds:.0f}s" for stage, seconds in self.timings.items())))
+        width = max(len(label) for label, _ in rows) if rows else 0
+        return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
 
     def to_dict(self) -> dict:
         return {"out": self.out, "rows": dict(self.rows), "timings": self.timings, "next_commands": self.next_commands}
@@ -121,6 +122,9 @@ async def _data_stages(recipe, out, problems, generators, corrector, cot_model, 
             fixed = await _correct(recipe, out / "sample", out / "correct", corrector, client)
         report.add("corrections verified", f"{fixed.verified} of {fixed.attempts} replies")
         report.add("correction success", _pct(fixed.corrected_mistakes, fixed.mistakes))
+        if fixed.mistakes and not fixed.verified:
+            report.add("note", f"no correction from {corrector.label} reached the right answer; "
+                               "a GPT-4-class corrector is what makes LeMa data")
         tokens = paths.total["prompt_tokens"] + paths.total["completion_tokens"] + fixed.prompt_tokens + fixed.completion_tokens
 
         if evolver is not None:
