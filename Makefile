@@ -4,17 +4,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
-# Tests and the demo never touch a model or dataset hub.
-export HF_HUB_OFFLINE := 1
-export HF_DATASETS_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export AXOLOTL_DO_NOT_TRACK := 1
 export WANDB_MODE := disabled
 export TOKENIZERS_PARALLELISM := false
+# Local GSM8K/MATH files when this checkout sits next to them; the demo then runs offline too.
+# Without them the demo reads GSM8K from the hub (the embedded model is always local).
 ifneq ($(wildcard $(SHARED_DATA)),)
 export LEMA_DATA_DIR ?= $(SHARED_DATA)
 endif
+DEMO_ENV := $(if $(LEMA_DATA_DIR),$(OFFLINE),)
 
 .PHONY: test demo install bench clean
 
@@ -30,15 +30,16 @@ $(BIN)/.installed: setup.cfg
 
 install: $(BIN)/.installed
 
+# Tests never touch a model or dataset hub.
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(OFFLINE) $(BIN)/python -m pytest -q tests
 
 demo: install
-	$(BIN)/lema run demo --out runs/demo
+	$(DEMO_ENV) $(BIN)/lema run demo --out runs/demo
 
 bench: install
-	$(BIN)/python bench/grading.py
-	$(BIN)/python bench/llm_throughput.py
+	$(OFFLINE) $(BIN)/python bench/grading.py
+	$(OFFLINE) $(BIN)/python bench/llm_throughput.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -280,10 +280,20 @@ def train_config(recipe: Recipe, out: Path) -> Path:
 
 
 def _run_logged(command: list[str], log: Path, echo) -> None:
+    """Run a tool (axolotl, lm_eval) with its output shown live on stderr and kept in `log`."""
     echo("$ " + shlex.join(command))
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w", encoding="utf-8") as handle:
-        process = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")})
+    env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")}
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        try:
+            # raw chunks, not lines, so progress bars that redraw with \r show as they move
+            while chunk := os.read(process.stdout.fileno(), 65536):
+                handle.write(chunk)
+                sys.stderr.write(chunk.decode("utf-8", errors="replace"))
+                sys.stderr.flush()
+        finally:
+            process.wait()
     if process.returncode != 0:
         tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
         raise RuntimeError(f"{command[0]} failed (exit {process.returncode}); log: {log}\n{tail}")

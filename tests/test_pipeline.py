@@ -93,6 +93,24 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems):
         assert again.exit_code == 0, again.output
         assert server.request_count == first_requests  # everything came from the store and the cache
 
+    # the train and eval steps get this run's data, model and folders (running them is make demo's job)
+    from lema_plugin.pipeline import eval_command, train_config
+    from lema_plugin.recipe import load_recipe
+
+    full = type(load_recipe(str(recipe))).model_validate({
+        **load_recipe(str(recipe)).model_dump(),
+        "train": {"config": "axolotl_configs/smollm2-135m-cpu-smoke.yml", "base_model": "/models/small", "max_steps": 2},
+        "eval": {"tasks": ["lema_gsm8k"], "limit": 5},
+    })
+    config = yaml.safe_load(train_config(full, out).read_text())
+    info = json.loads((out / "data/lema/dataset_info.json").read_text())
+    assert config["datasets"] == yaml.safe_load(info["axolotl_datasets"])["datasets"]
+    assert config["datasets"][0]["path"].endswith("data/lema/train.jsonl")
+    assert (config["base_model"], config["max_steps"], config["output_dir"]) == ("/models/small", 2, str(out / "train/adapter"))
+    command = eval_command(full, out)
+    assert command[command.index("--tasks") + 1] == "lema_gsm8k" and "--limit" in command
+    assert json.loads(command[command.index("--metadata") + 1]) == {"data_dir": os.environ["LEMA_DATA_DIR"]}
+
 
 def test_bad_recipe_key_fails_before_any_request(tmp_path, problems):
     with ScriptedServer(make_responder(problems)) as server:
