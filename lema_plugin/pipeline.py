@@ -320,7 +320,7 @@ def eval_command(recipe: Recipe, out: Path) -> list[str]:
         _tool("lm_eval"), "run", "--model", "hf", "--model_args", model_args,
         "--include_path", str(LM_EVAL_TASKS), "--tasks", ",".join(recipe.eval.tasks),
         "--gen_kwargs", f"max_gen_toks={recipe.eval.max_gen_toks}",
-        "--output_path", str(out / "eval"), "--log_samples", "--batch_size", "1",
+        "--output_path", str(out / "eval"), "--log_samples", "--batch_size", str(recipe.eval.batch_size),
     ]
     if recipe.eval.limit:
         command += ["--limit", str(recipe.eval.limit)]

@@ -116,6 +116,7 @@ class Eval(Strict):
     tasks: list[str] = ["lema_gsm8k"]
     limit: int | None = Field(None, ge=1)
     max_gen_toks: int = Field(512, ge=1)
+    batch_size: int = Field(8, ge=1, description="lm_eval --batch_size")
 
 
 class Recipe(Strict):
