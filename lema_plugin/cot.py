@@ -101,11 +101,8 @@ def cot_record(problem: Problem, rationale: str, source: str) -> dict:
         "answer": problem.answer,
         "rationale": rationale,
         "source": source,
+        **problem.tags(),
     }
-    if problem.level is not None:
-        record["level"] = problem.level
-    if problem.subject is not None:
-        record["subject"] = problem.subject
     return record
 
 

@@ -41,6 +41,10 @@ class Problem:
     subject: str | None = None
     extra: dict = field(default_factory=dict)  # provenance (evolved questions), source ids
 
+    def tags(self) -> dict:
+        """`level` and `subject` when known: derived records carry them for per-level summaries."""
+        return {k: v for k, v in (("level", self.level), ("subject", self.subject)) if v is not None}
+
     def to_dict(self) -> dict:
         record = asdict(self)
         extra = record.pop("extra")

@@ -203,11 +203,8 @@ def path_record(
         "correct": correct,
         "finish_reason": finish_reason,
         "kind": kind,
+        **problem.tags(),
     }
-    if problem.level is not None:
-        record["level"] = problem.level
-    if problem.subject is not None:
-        record["subject"] = problem.subject
     record.update(extra)
     return record
 
@@ -230,11 +227,8 @@ def failed_record(problem: Problem, model: str, sample_index: int, sample_id: st
         "finish_reason": None,
         "kind": "failed",
         "error": error,
+        **problem.tags(),
     }
-    if problem.level is not None:
-        record["level"] = problem.level
-    if problem.subject is not None:
-        record["subject"] = problem.subject
     return record
 
 
