@@ -112,6 +112,51 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems):
     assert json.loads(command[command.index("--metadata") + 1]) == {"data_dir": os.environ["LEMA_DATA_DIR"]}
 
 
+NEW_QUESTIONS = [  # what the "strong model" invents, one per seed: (question, answer)
+    ("A baker fills 6 trays with 12 rolls each and sells 20 rolls before noon. How many rolls are left?", "52"),
+    ("Priya reads 15 pages every evening for 9 evenings, then skips 2 of those pages. How many pages did she keep?", "133"),
+    ("A parking garage has 4 floors with 35 spaces on each floor, and 58 cars are parked. How many spaces are empty?", "82"),
+]
+
+
+def evolving_responder(problems):
+    """Generators ("m") answer 1; the strong model ("c") corrects, invents and answers questions."""
+    known = [(p.question, p.answer) for p in problems] + NEW_QUESTIONS
+
+    def responder(body: dict, attempt: int) -> str:
+        text = prompt_text(body)
+        question, answer = max(known, key=lambda qa: text.rfind(qa[0]))
+        if body["model"] == "m":
+            return "Step 1: Add the numbers.\nStep 2: So the total is 1. The answer is 1."
+        if "Incorrect Step" in text:
+            return (f"Incorrect Step: Step 1.\nExplanation: the total is computed wrongly.\n"
+                    f"Correct Solution:\nStep 1: Redo the sum. The answer is {answer}.")
+        if "New problem:" in text:  # one new question per seed, in seed order
+            seed = next(i for i, p in enumerate(problems) if p.question in text)
+            return f"New problem: {NEW_QUESTIONS[seed][0]}"
+        return f"Step 1: Work it out. The answer is {answer}."
+
+    return responder
+
+
+def test_recipe_with_evolution_corrects_the_new_questions_too(tmp_path, problems):
+    with ScriptedServer(evolving_responder(problems)) as server:
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run",
+                              evolve={"enabled": True, "per_seed": 1, "answers": 3, "min_agreement": 0.6})
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code == 0, result.output
+    out = tmp_path / "run"
+    evolved = read_lines(out / "evolve/problems.jsonl")
+    assert sorted((p["question"], p["answer"]) for p in evolved) == sorted(NEW_QUESTIONS)
+    assert len(read_lines(out / "evolve/correct/corrections.jsonl")) == len(NEW_QUESTIONS)
+    merged = read_lines(out / "data/corrections.jsonl")
+    assert len(merged) == LIMIT + len(NEW_QUESTIONS)
+    assert len(read_lines(out / "data/lema/train.jsonl")) == LIMIT + len(merged)  # gold CoT for the original questions + every correction
+    summary = json.loads((out / "run_summary.json").read_text())["rows"]
+    assert summary["evolved questions"] == str(len(NEW_QUESTIONS))
+    assert summary["evolved corrections verified"] == str(len(NEW_QUESTIONS))
+
+
 def test_bad_recipe_key_fails_before_any_request(tmp_path, problems):
     with ScriptedServer(make_responder(problems)) as server:
         recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run", corector={"model": "x"})
