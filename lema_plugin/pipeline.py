@@ -264,6 +264,8 @@ def train_config(recipe: Recipe, out: Path) -> Path:
     source = Path(recipe.train.config)
     if not source.is_absolute() and not source.exists():
         source = REPO_ROOT / source
+    if not source.exists():
+        raise RuntimeError(f"train.config {recipe.train.config}: no such axolotl config")
     config = yaml.safe_load(source.read_text(encoding="utf-8"))
     info = json.loads((out / "data" / "lema" / "dataset_info.json").read_text(encoding="utf-8"))
     config["datasets"] = yaml.safe_load(info["axolotl_datasets"])["datasets"]
@@ -311,6 +313,8 @@ def _train(recipe: Recipe, out: Path, report: RunReport, echo) -> None:
 
 def eval_command(recipe: Recipe, out: Path) -> list[str]:
     """The lm_eval command line for the recipe's tasks on the trained adapter (or the base model)."""
+    if not LM_EVAL_TASKS.is_dir():
+        raise RuntimeError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: install lema-plugin from its checkout (pip install -e .)")
     model = base_model_path(recipe.train.base_model) if recipe.train and recipe.train.base_model else None
     model_args = f"pretrained={model}"
     adapter = out / "train" / "adapter"
