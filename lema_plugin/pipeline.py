@@ -74,6 +74,10 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
     from .llm.endpoints import open_endpoints
     from .problems import load_problems
 
+    if recipe.train:  # fail before any request, not after the paid stages
+        _axolotl_config(recipe)
+    if recipe.eval and not LM_EVAL_TASKS.is_dir():
+        raise RuntimeError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: install lema-plugin from its checkout (pip install -e .)")
     out = Path(out or recipe.out)
     out.mkdir(parents=True, exist_ok=True)
     report = RunReport(out=str(out))
@@ -259,14 +263,19 @@ def _tool(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def train_config(recipe: Recipe, out: Path) -> Path:
-    """The recipe's axolotl config with this run's data, model and output folder filled in."""
+def _axolotl_config(recipe: Recipe) -> Path:
+    """The recipe's axolotl config: a path, or one relative to this checkout (`axolotl_configs/...`)."""
     source = Path(recipe.train.config)
     if not source.is_absolute() and not source.exists():
         source = REPO_ROOT / source
     if not source.exists():
         raise RuntimeError(f"train.config {recipe.train.config}: no such axolotl config")
-    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    return source
+
+
+def train_config(recipe: Recipe, out: Path) -> Path:
+    """The recipe's axolotl config with this run's data, model and output folder filled in."""
+    config = yaml.safe_load(_axolotl_config(recipe).read_text(encoding="utf-8"))
     info = json.loads((out / "data" / "lema" / "dataset_info.json").read_text(encoding="utf-8"))
     config["datasets"] = yaml.safe_load(info["axolotl_datasets"])["datasets"]
     config.pop("test_datasets", None)
@@ -313,8 +322,6 @@ def _train(recipe: Recipe, out: Path, report: RunReport, echo) -> None:
 
 def eval_command(recipe: Recipe, out: Path) -> list[str]:
     """The lm_eval command line for the recipe's tasks on the trained adapter (or the base model)."""
-    if not LM_EVAL_TASKS.is_dir():
-        raise RuntimeError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: install lema-plugin from its checkout (pip install -e .)")
     model = base_model_path(recipe.train.base_model) if recipe.train and recipe.train.base_model else None
     model_args = f"pretrained={model}"
     adapter = out / "train" / "adapter"

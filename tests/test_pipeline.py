@@ -166,6 +166,14 @@ def test_bad_recipe_key_fails_before_any_request(tmp_path, problems):
         assert server.request_count == 0 and not (tmp_path / "run").exists()
 
 
+def test_missing_axolotl_config_fails_before_any_request(tmp_path, problems):
+    with ScriptedServer(make_responder(problems)) as server:
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run", train={"config": "no/such.yml"})
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code != 0 and "train.config no/such.yml: no such axolotl config" in result.output
+        assert server.request_count == 0
+
+
 def test_killed_run_resumes_to_the_same_outputs(tmp_path, problems):
     with ScriptedServer(make_responder(problems), latency=0.3) as server:
         whole = write_recipe(tmp_path / "whole.yaml", server, tmp_path / "whole")
