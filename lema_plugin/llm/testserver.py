@@ -1,7 +1,8 @@
 """A scripted OpenAI-compatible HTTP server for tests and benchmarks.
 
 Stage tests need exact control over what "the model" says to each prompt, and the client tests
-need faults on demand (429, 500, hangs, broken JSON). A real HTTP server on 127.0.0.1 lets the
+need faults on demand (429, 500, hangs, broken JSON, a reset connection, a reply holding a lone
+surrogate, a server that echoes the API key). A real HTTP server on 127.0.0.1 lets the
 real `openai` client run unchanged against it, so the tests exercise the same code paths as a
 production run against vLLM or OpenAI.
 
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -45,7 +48,11 @@ class Reply:
 
     status != 200 sends an OpenAI-style error body (with a Retry-After header when `retry_after`
     is set, in seconds, fractions allowed); `hang` never answers; `malformed` sends a 200 whose
-    body is not valid JSON.
+    body is not valid JSON; `reset` drops the connection with a TCP reset instead of answering,
+    `disconnect` closes it without a word;
+    `lone_surrogate` ends the content with `\\ud83d`, half of an emoji, as a server that cuts a
+    UTF-16 pair apart does; `echo_key` writes the request's API key into the answer (the content,
+    or the error message when `status` != 200) as sent and upper-cased, like a careless proxy.
     """
 
     content: str = ""
@@ -54,6 +61,10 @@ class Reply:
     retry_after: float | None = None
     hang: bool = False
     malformed: bool = False
+    reset: bool = False
+    disconnect: bool = False
+    lone_surrogate: bool = False
+    echo_key: bool = False
 
 
 Responder = Callable[[dict, int], Union[str, Reply]]
@@ -205,11 +216,23 @@ class ScriptedServer:
                 return _error(500, f"responder failed: {exc!r}")
             if isinstance(reply, str):
                 reply = Reply(content=reply)
-            return await self._answer(body, reply, chat)
+            return await self._answer(request, body, reply, chat)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, body: dict, reply: Reply, chat: bool) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, body: dict, reply: Reply, chat: bool) -> web.StreamResponse:
+        if reply.reset or reply.disconnect:
+            if reply.reset:  # SO_LINGER 0: closing sends RST, the client sees "connection reset"
+                sock = request.transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            request.transport.abort()
+            return web.Response(status=500)  # never sent: the connection is gone
+        content = reply.content
+        if reply.echo_key:
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            content = f"{content} (your key {key}, {key.upper()})"
+        if reply.lone_surrogate:
+            content += "\ud83d"
         if reply.hang:  # answer nothing until the server stops (or an hour passes)
             try:
                 await asyncio.wait_for(self._stopped.wait(), HANG_SECONDS)
@@ -218,19 +241,20 @@ class ScriptedServer:
             return _error(503, "hung request released")
         if reply.status != 200:
             headers = {} if reply.retry_after is None else {"Retry-After": f"{reply.retry_after:g}"}
-            return _error(reply.status, f"scripted status {reply.status}", headers)
+            message = f"scripted status {reply.status}" + (content if reply.echo_key else "")
+            return _error(reply.status, message, headers)
         if reply.malformed:
             return web.Response(text='{"id": "cmpl-broken", "choices": [', content_type="application/json")
         prompt_tokens = count_tokens(prompt_text(body))
-        completion_tokens = count_tokens(reply.content)
+        completion_tokens = count_tokens(content)
         if chat:
             choice = {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply.content},
+                "message": {"role": "assistant", "content": content},
                 "finish_reason": reply.finish_reason,
             }
         else:
-            choice = {"index": 0, "text": reply.content, "finish_reason": reply.finish_reason, "logprobs": None}
+            choice = {"index": 0, "text": content, "finish_reason": reply.finish_reason, "logprobs": None}
         payload = {
             "id": f"cmpl-{self.request_count}",
             "object": "chat.completion" if chat else "text_completion",
