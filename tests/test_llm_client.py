@@ -470,3 +470,39 @@ def test_the_server_lists_models_to_the_openai_client():
                 return [model.id async for model in api.models.list()]
 
         assert asyncio.run(models()) == ["scripted"]
+
+
+# -- replies that cannot be stored as they are ---------------------------------------------------
+
+
+def test_a_lone_surrogate_in_a_reply_is_replaced_once_and_cached(tmp_path):
+    with ScriptedServer(lambda body, attempt: Reply(content="smile", lone_surrogate=True)) as server:
+        completion = ask(make_client(tmp_path), server.endpoint(), chat("q"))
+        again = ask(make_client(tmp_path), server.endpoint(), chat("q"))
+        uncached = ask(make_client(), server.endpoint(), chat("q"))
+        assert server.request_count == 2
+    assert completion.ok and completion.text == "smile\ufffd"
+    assert again.cached and again.text == "smile\ufffd" and uncached.text == "smile\ufffd"
+
+
+@pytest.mark.parametrize("fault", ["reset", "disconnect"])
+def test_a_dropped_connection_is_reported_as_such_not_as_a_timeout(fault):
+    with ScriptedServer(lambda body, attempt: Reply(**{fault: True})) as server:
+        completion = ask(make_client(timeout=30.0, max_retries=1), server.endpoint(), chat("q"))
+        assert server.request_count == 2, "a dropped connection is retried"
+    assert not completion.ok and "timed out" not in completion.error
+    assert "connection error" in completion.error
+    assert ("reset" if fault == "reset" else "disconnected") in completion.error.lower()
+
+
+@pytest.mark.parametrize("status", [200, 401, 500])
+def test_an_echoed_key_is_scrubbed_in_any_letter_case(tmp_path, monkeypatch, status):
+    secret = "sk-Test-0123456789abcdef"
+    monkeypatch.setenv("LEMA_TEST_API_KEY", secret)
+    with ScriptedServer(lambda body, attempt: Reply(content="ok", status=status, echo_key=True)) as server:
+        completion = ask(make_client(tmp_path, max_retries=1), server.endpoint(api_key_env="LEMA_TEST_API_KEY"), chat("q"))
+    said = completion.text if status == 200 else completion.error
+    assert said.count("***") == 2, said
+    assert secret.lower() not in said.lower()
+    for blob in [f.read_bytes() for f in (tmp_path / "cache").rglob("*") if f.is_file()]:
+        assert secret.lower().encode() not in blob.lower()

@@ -17,6 +17,8 @@ import os
 import random
 from pathlib import Path
 
+from ..records import repair_text
+
 
 _counter = itertools.count()
 
@@ -47,7 +49,7 @@ class ResponseCache:
 
     def put(self, key: str, entry: dict) -> None:
         target = self.path(key)
-        blob = json.dumps(entry, ensure_ascii=False)
+        blob = repair_text(json.dumps(entry, ensure_ascii=False))  # always writable as UTF-8
         if target.parent not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(target.parent)

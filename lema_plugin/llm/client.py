@@ -11,6 +11,11 @@ through the official `openai` package and adds what long data-generation runs ne
 - an on-disk cache keyed by the request hash, so a re-run pays for nothing it already has;
 - usage per endpoint label and a progress bar.
 
+Text arriving from a server is made safe once, here, before anything stores it: a lone UTF-16
+surrogate (half an emoji, cut by a server) becomes U+FFFD, since it cannot be written as UTF-8
+and would otherwise fail the cache and the store on every rerun of the same request; and the API
+key, in any letter case, becomes `***` in replies and in failure reasons alike.
+
 Requests go through `AsyncOpenAI.post(..., cast_to=bytes)` and the JSON is read here: that keeps
 the package's transport, auth and error types while skipping its per-request model validation,
 which would otherwise cost more CPU than everything else together at hundreds of requests per
@@ -35,6 +40,7 @@ from typing import AsyncIterator, Iterable
 import openai
 from tqdm.auto import tqdm
 
+from ..records import repair_text
 from .cache import ResponseCache, default_cache_dir
 from .types import Completion, Endpoint, Request
 from .usage import Usage, usage_line
@@ -371,18 +377,20 @@ class LLMClient:
             try:
                 async with self._slots(endpoint), self._semaphore:
                     raw = await client.post(path, body=body, cast_to=bytes)
-                return parse_completion(raw, chat)
+                completion = parse_completion(raw, chat)
+                completion.text = _scrub(repair_text(completion.text), api_key)
+                return completion
             except MalformedResponse as exc:
                 reason = str(exc)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 message = re.sub(r"^Error code: \d+ - ", "", exc.message or "")
-                reason = f"HTTP {status}: {_scrub(message, api_key)}"
+                reason = f"HTTP {status}: {message}"
                 if status not in RETRIABLE_STATUS and status < 500:
                     break
                 wait = retry_after_seconds(getattr(exc.response, "headers", None))
             except openai.APIConnectionError as exc:  # timeouts included
-                reason = _scrub(_connection_failure(exc, endpoint.timeout or self.timeout), api_key)
+                reason = _connection_failure(exc, endpoint.timeout or self.timeout)
             if retry == self.max_retries:
                 break
             usage.retries += 1
@@ -391,25 +399,29 @@ class LLMClient:
             else:
                 delay = self._backoff(retry)
             await asyncio.sleep(delay)
+        reason = _scrub(repair_text(reason), api_key)
         return Completion(error=f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})")
 
 
 def _connection_failure(exc: openai.APIConnectionError, timeout: float) -> str:
-    """Say what went wrong below the HTTP layer. Transports do not always label a refused
-    connection correctly (one maps it to a connect timeout), so look at the root cause."""
+    """Say what went wrong below the HTTP layer. Transports do not always label a refused or
+    dropped connection correctly (one maps both to a connect timeout), so look at the root cause:
+    only a root cause that is itself a timeout is reported as one."""
     root: BaseException = exc
     for _ in range(10):
         deeper = root.__cause__ or root.__context__
         if deeper is None:
             break
         root = deeper
-    if isinstance(exc, openai.APITimeoutError) and (root is exc or isinstance(root, TimeoutError) or not isinstance(root, OSError)):
+    timed_out = root is exc or isinstance(root, TimeoutError) or "Timeout" in type(root).__name__
+    if isinstance(exc, openai.APITimeoutError) and timed_out:
         return f"timed out after {timeout:g} s"
     return f"connection error: {type(root).__name__}: {root}"
 
 
 def _scrub(text: str, api_key: str) -> str:
-    """Keep an API key out of error messages (some servers echo part or all of it)."""
-    if api_key and api_key != "EMPTY":
-        text = text.replace(api_key, "***")
+    """`text` without the API key, matched in any letter case (servers and proxies echo keys,
+    some upper-cased)."""
+    if api_key and api_key != "EMPTY" and api_key.lower() in text.lower():
+        text = re.sub(re.escape(api_key), "***", text, flags=re.IGNORECASE)
     return text
