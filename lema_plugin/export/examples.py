@@ -101,7 +101,7 @@ def correction_example(record: dict, where: tuple[Path, int]) -> Example:
 
 def _record_lines(path: Path) -> list[int]:
     """Line numbers of the non-blank lines, i.e. of the records `read_jsonl` yields, in order."""
-    with open(path, encoding="utf-8") as handle:
+    with open(path, "rb") as handle:  # split as `read_jsonl` does; it reports bytes that are not UTF-8
         return [n for n, line in enumerate(handle, 1) if line.strip()]
 
 

@@ -9,18 +9,17 @@ Three layouts are recognised line by line from their fields, so no flag is neede
 * the official LeMa inference output: `{"samples": [text, ...]}`, gold from the record or, since
   that file carries none, from the matching line of a separate gold file.
 
-A bad line (not JSON, a field missing) is counted and reported with its line number; the other
-lines are still graded.
+A bad line (not UTF-8, not JSON, a field missing) is counted and reported with its line number;
+the other lines are still graded.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import answers_match, extract_answer, gold_answer
-from ..records import RecordError
+from ..records import RecordError, numbered_jsonl, parse_line
 
 _GOLD_FALLBACKS = ("answer", "completion", "target", "solution", "gold")
 
@@ -108,17 +107,7 @@ def read_item(record: dict, prediction_field: str, gold_field: str, gold_record:
 def _gold_lines(path: Path | None) -> list[dict | None]:
     if path is None:
         return []
-    rows: list[dict | None] = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(path, lineno, f"not valid JSON ({exc.msg})") from None
-            rows.append(row if isinstance(row, dict) else None)
-    return rows
+    return [row for _, row in numbered_jsonl(path)]
 
 
 def grade_file(
@@ -135,19 +124,16 @@ def grade_file(
     graded: list[dict] = []
     index = 0  # position among non-blank lines, to pair with the gold file
     seen_docs: set[tuple] = set()
-    with open(predictions, encoding="utf-8") as handle:
+    with open(predictions, "rb") as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             gold_record = golds[index] if index < len(golds) else None
             index += 1
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                report.bad_lines.append((lineno, f"not valid JSON ({exc.msg})"))
-                continue
-            if not isinstance(record, dict):
-                report.bad_lines.append((lineno, "expected a JSON object"))
+                record = parse_line(line, predictions, lineno)  # lone surrogates repaired here
+            except RecordError as exc:
+                report.bad_lines.append((lineno, exc.reason))
                 continue
             try:
                 layout, text, gold, doc = read_item(record, prediction_field, gold_field, gold_record)
