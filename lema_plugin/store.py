@@ -1,18 +1,62 @@
 """The run store: an append-only JSONL file per output, shared by every stage.
 
 A stage appends each record as soon as it has it (one line, flushed), so a crash or Ctrl-C
-loses at most the line being written. On open, the store reads what is there, drops a torn last
-line, and reports which ids are done; the stage then skips them and pays for nothing twice.
+loses at most the line being written. On open, the store takes the run folder's lock (one writer
+per folder, see `runlock`), reads what is there and reports which ids are done; the stage then
+skips them and pays for nothing twice.
+
+What the store does with a file it did not write whole:
+
+- a torn last line (no newline: the run stopped mid-write) is cut;
+- a damaged line anywhere else (not UTF-8, not JSON, not a record with an id) is never dropped
+  silently: it is moved, as it was, to `FILE.damaged`, a warning names the file and line, and
+  every good record before and after it is kept.
+
 Final, derived files (summaries, exports) are written with `write_atomic` so a reader never
-sees half a file.
+sees half a file; they get the user's umask like any other file.
 """
 from __future__ import annotations
 
+import errno
+import itertools
 import json
+import logging
 import os
-import tempfile
+import random
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from . import runlock
+from .records import RecordError, parse_line, repair_text
+
+log = logging.getLogger(__name__)
+_counter = itertools.count()
+DAMAGED_SUFFIX = ".damaged"
+
+
+class OutputError(RecordError):
+    """An output path that cannot be created or written (a file in the way, no permission)."""
+
+
+def make_folder(folder: str | Path) -> Path:
+    """Create `folder` (and its parents); OutputError naming the path if that is impossible."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(folder, None, "cannot create this folder: a file with that name is in the way") from None
+    except NotADirectoryError:
+        raise OutputError(folder, None, "cannot create this folder: part of the path is a file") from None
+    except PermissionError:
+        raise OutputError(folder, None, "cannot create this folder: permission denied") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(folder, None, "cannot write in this folder: permission denied")
+    return folder
+
+
+def dumps_line(record: dict) -> str:
+    """One JSONL line (with its newline) that can always be written as UTF-8."""
+    return repair_text(json.dumps(record, ensure_ascii=False)) + "\n"
 
 
 class RunStore:
@@ -20,29 +64,46 @@ class RunStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._records: dict[str, dict] = {}
-        self._load()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._lock = runlock.acquire(make_folder(self.path.parent))
+        try:
+            self._load()
+            self._handle = open(self.path, "a", encoding="utf-8")
+        except BaseException:
+            runlock.release(self._lock)
+            raise
 
     def _load(self) -> None:
-        if not self.path.exists():
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
             return
-        data = self.path.read_bytes()
-        good_end = 0
-        for line in data.splitlines(keepends=True):
+        good: list[bytes] = []
+        damaged: list[bytes] = []
+        lines = data.splitlines(keepends=True)
+        for lineno, line in enumerate(lines, 1):
             if not line.endswith(b"\n"):
-                break  # torn write from an interrupted run
+                break  # the torn last line of an interrupted run: cut below
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            good_end += len(line)
-            if isinstance(record, dict) and "id" in record:
+                record = parse_line(line, self.path, lineno)
+                if record is not None and not isinstance(record.get("id"), str):
+                    raise RecordError(self.path, lineno, "no string id", field="id")
+            except RecordError as exc:
+                damaged.append(line)
+                log.warning("%s; line set aside in %s%s", exc, self.path.name, DAMAGED_SUFFIX)
+                continue
+            if record is not None:
+                good.append(line)
                 self._records[record["id"]] = record
-        if good_end < len(data):  # cut the torn tail so appends start on a clean line
+        if damaged:
+            with open(self.path.with_name(self.path.name + DAMAGED_SUFFIX), "ab") as handle:
+                handle.write(b"".join(damaged))
+                handle.flush()
+                os.fsync(handle.fileno())
+            _replace_bytes(self.path, b"".join(good))
+        elif lines and not lines[-1].endswith(b"\n"):  # cut the torn tail so appends start clean
             with open(self.path, "r+b") as handle:
-                handle.truncate(good_end)
+                handle.truncate(len(data) - len(lines[-1]))
 
     def __contains__(self, record_id: str) -> bool:
         return record_id in self._records
@@ -64,16 +125,19 @@ class RunStore:
         record_id = record["id"]
         if record_id in self._records:
             return False
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.write(dumps_line(record))
         self._handle.flush()
         self._records[record_id] = record
         return True
 
     def close(self) -> None:
         if not self._handle.closed:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
+            try:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+                self._handle.close()
+            finally:
+                runlock.release(self._lock)
 
     def __enter__(self) -> "RunStore":
         return self
@@ -83,16 +147,37 @@ class RunStore:
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename."""
+    """Write `text` to `path` through a temporary file and a rename, holding the folder's lock
+    while doing so (a rename must not replace a file another run is appending to)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    key = runlock.acquire(make_folder(path.parent))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        _replace_bytes(path, repair_text(text).encode("utf-8"))
+    finally:
+        runlock.release(key)
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    """Put `data` at `path` atomically. The temporary file is created like any other file (mode
+    0666 less the umask), not 0600 as `mkstemp` would make it."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}.{random.getrandbits(32):08x}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+            raise OutputError(path, None, f"cannot write here: {os.strerror(exc.errno or errno.EACCES)}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except IsADirectoryError:
+        os.unlink(tmp)
+        raise OutputError(path, None, "cannot write this file: a folder with that name is in the way") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -101,6 +186,6 @@ def write_atomic(path: str | Path, text: str) -> None:
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[dict]) -> int:
     """Write records as JSONL atomically; return how many were written."""
-    lines = [json.dumps(r, ensure_ascii=False) for r in records]
-    write_atomic(path, "".join(line + "\n" for line in lines))
+    lines = [dumps_line(r) for r in records]
+    write_atomic(path, "".join(lines))
     return len(lines)

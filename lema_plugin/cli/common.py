@@ -1,12 +1,14 @@
 """Pieces every stage command shares: common options, error reporting, summary tables.
 
 Stage commands stay thin: they declare their own options plus these, call one stage function and
-print its summary. Bad input (a `RecordError` or `ValueError` from a stage) becomes one line on
-stderr and exit status 1, never a traceback.
+print its summary. Bad input (a `RecordError` or `ValueError` from a stage) and a path that cannot
+be written (a file in the way, no permission, a full disk) become one line on stderr and exit
+status 1, never a traceback.
 """
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,6 +17,10 @@ import click
 
 from lema_plugin.llm.embedded import EmbeddedModelError
 from lema_plugin.records import RecordError
+
+# OSErrors that describe the user's disk, not a bug: shown as "PATH: reason"
+_PATH_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
 def friendly_errors(func: Callable) -> Callable:
@@ -29,6 +35,11 @@ def friendly_errors(func: Callable) -> Callable:
         except (RecordError, ValueError, KeyError, FileNotFoundError, EmbeddedModelError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise click.ClickException(str(message)) from None
+        except OSError as exc:
+            if not (isinstance(exc, _PATH_ERRORS) or exc.errno in _DISK_ERRNOS):
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
     return wrapper
 

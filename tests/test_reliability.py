@@ -1,0 +1,156 @@
+"""The README's reliability promises, checked through the `lema` commands against the scripted
+server: text that cannot be encoded, one writer per run folder, bad bytes and bad paths."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lema_plugin.cli import main
+from lema_plugin.llm.testserver import Reply, ScriptedServer
+
+DEAD_URL = "http://127.0.0.1:9/v1"  # nothing listens: a test that reaches it has paid too early
+DEEP = "[" * 100000 + "]" * 100000
+
+
+def problem_file(path: Path, extra_lines: list[bytes] = ()) -> Path:
+    rows = [{"question": f"What is {n} plus {n}?", "answer": f"#### {2 * n}"} for n in (1, 2, 3)]
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows[:1]) + b"".join(line + b"\n" for line in extra_lines)
+                     + b"".join(json.dumps(r).encode() + b"\n" for r in rows[1:]))
+    return path
+
+
+def sample_args(data_file: Path, out: Path, url: str, *extra: str) -> list[str]:
+    return ["sample", "--data-file", str(data_file), "--generator", f"g=m@{url}", "-k", "2",
+            "--max-retries", "0", "--quiet", "--out", str(out), *extra]
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+# -- 1. a reply that cannot be encoded ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("no_cache", [False, True], ids=["cache", "no-cache"])
+def test_a_reply_with_a_lone_surrogate_is_stored_and_the_rerun_is_clean(tmp_path, no_cache):
+    data = problem_file(tmp_path / "problems.jsonl")
+    extra = ("--no-cache",) if no_cache else ()
+    with ScriptedServer(lambda body, attempt: Reply(content="I think 7 \U0001F600. The answer is 7.", lone_surrogate=True)) as server:
+        first = CliRunner().invoke(main, sample_args(data, tmp_path / "out", server.base_url, *extra))
+        assert first.exit_code == 0, first.output
+        assert server.request_count == 6
+        again = CliRunner().invoke(main, sample_args(data, tmp_path / "out", server.base_url, *extra))
+        assert again.exit_code == 0, again.output
+        assert server.request_count == 6, "the rerun found every path in the store"
+    paths = [json.loads(line) for line in (tmp_path / "out" / "paths.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(paths) == 6 and all(p["text"].endswith("The answer is 7.\ufffd") and "\U0001F600" in p["text"] for p in paths)
+    assert all(p["kind"] == "wrong" for p in paths)
+
+
+def test_grade_survives_a_lone_surrogate_bad_bytes_and_deep_nesting(tmp_path):
+    good = {"completion": "The answer is 4.", "answer": "4"}
+    lines = [
+        json.dumps(good).encode(),
+        b'{"completion": "The answer is 4. \\ud83d", "answer": "4"}',
+        b'{"completion": "The answer is \xff4.", "answer": "4"}',
+        DEEP.encode(),
+        json.dumps({**good, "completion": "The answer is 5."}).encode(),
+    ]
+    predictions = tmp_path / "preds.jsonl"
+    predictions.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "graded.jsonl"
+    result = CliRunner().invoke(main, ["grade", "--dataset", "gsm8k", "--predictions", str(predictions), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "accuracy 0.6667 (2/3)" in result.output
+    column = lines[2].index(0xFF) + 1
+    assert f"{predictions}:3: not valid UTF-8 (byte 0xff at column {column})" in result.output
+    assert f"{predictions}:4: JSON nested too deeply to read" in result.output
+    graded = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [g["correct"] for g in graded] == [True, True, False]
+    assert graded[1]["completion"] == "The answer is 4. \ufffd"
+
+
+# -- 2. one writer per run folder ---------------------------------------------------------------
+
+HOLD = """
+import sys, time
+from lema_plugin.store import RunStore
+store = RunStore(sys.argv[1])
+store.append({"id": "held"})
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_run_on_a_busy_folder_is_refused_in_one_line(tmp_path):
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out / "paths.jsonl"), "sample", "--out", str(out)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        data = problem_file(tmp_path / "problems.jsonl")
+        with ScriptedServer(lambda body, attempt: "The answer is 2.") as server:
+            second = subprocess.run([sys.executable, "-m", "lema_plugin.cli", *sample_args(data, out, server.base_url)],
+                                    capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+            assert server.request_count == 0
+        assert second.returncode == 1, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "in use by another run" in lines[0] and f"pid {holder.pid}" in lines[0], second.stderr
+        assert f"sample --out {out}" in lines[0]
+        assert [json.loads(line)["id"] for line in (out / "paths.jsonl").read_text().splitlines()] == ["held"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# -- 6 and 7. bad bytes, deep nesting and impossible output paths: one line each --------------------
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [(DEEP.encode(), ":2: JSON nested too deeply to read"), (b'{"question": "caf\xe9?", "answer": "1"}', ":2: not valid UTF-8 (byte 0xe9")],
+    ids=["deep", "latin-1"],
+)
+def test_bad_lines_in_an_input_file_are_named_by_file_and_line(tmp_path, line, message):
+    data = problem_file(tmp_path / "problems.jsonl", [line])
+    error = one_line_error(CliRunner().invoke(main, sample_args(data, tmp_path / "out", DEAD_URL)))
+    assert f"{data}{message}" in error
+    mistakes = tmp_path / "mistakes.jsonl"
+    mistakes.write_bytes(b'{"id": "x", "question": "q", "answer": "1", "dataset": "gsm8k", "text": "t"}\n' + line + b"\n")
+    error = one_line_error(CliRunner().invoke(main, ["correct", "--mistakes", str(mistakes), "--corrector", f"c=m@{DEAD_URL}",
+                                                     "--quiet", "--out", str(tmp_path / "corr")]))
+    assert f"{mistakes}{message}" in error
+
+
+def test_an_out_folder_under_a_regular_file_is_one_line(tmp_path):
+    data = problem_file(tmp_path / "problems.jsonl")
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data_file: {data}\ngenerators: [{{model: m, base_url: '{DEAD_URL}'}}]\n"
+                      f"corrector: {{model: m, base_url: '{DEAD_URL}'}}\n")
+    for command in (sample_args(data, blocker / "run", DEAD_URL), ["run", str(recipe), "--no-train", "--out", str(blocker / "x")], ["cot", "--data-file", str(data), "--quiet", "--out", str(blocker / "cot")]):
+        error = one_line_error(CliRunner().invoke(main, command))
+        assert str(blocker) in error
+    assert blocker.read_text() == "a file, not a folder"
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs: a folder even root may not write in")
+def test_an_out_folder_that_may_not_be_created_is_one_line(tmp_path):
+    data = problem_file(tmp_path / "problems.jsonl")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"data_file: {data}\ngenerators: [{{model: m, base_url: '{DEAD_URL}'}}]\n"
+                      f"corrector: {{model: m, base_url: '{DEAD_URL}'}}\n")
+    forbidden = Path("/sys/kernel/lema-test-out")
+    for command in (sample_args(data, forbidden, DEAD_URL), ["run", str(recipe), "--no-train", "--out", str(forbidden)]):
+        error = one_line_error(CliRunner().invoke(main, command))
+        assert str(forbidden) in error and ("permission denied" in error.lower() or "not permitted" in error)
