@@ -33,7 +33,7 @@ VALID = [
     ("m@https://h/v1;key_env=K;price=0/0;", ("m", ("https://h/v1",), None, "chat", "K", 0.0, 0.0)),
     (" gpt-4o-mini ; key_env = OTHER_KEY ", ("gpt-4o-mini", OPENAI, None, "chat", "OTHER_KEY", None, None)),
     ("embedded", ("embedded", (), "smollm2-135m", "chat", None, None, None)),
-    ("", ("embedded", (), "smollm2-135m", "chat", None, None, None)),
+    ("llama3:8b@http://h:11434/v1", ("llama3:8b", ("http://h:11434/v1",), None, "chat", None, None, None)),
     ("small=embedded", ("embedded", (), "small", "chat", None, None, None)),
     ("embedded;mode=completion", ("embedded", (), "smollm2-135m", "completion", None, None, None)),
     (
@@ -70,6 +70,15 @@ INVALID = [
     ("gpt-4o;mode=chat;mode=chat", "given twice"),
     ("gpt-4o;concurrency=0", "must be positive"),
     ("gpt-4o;timeout=soon", "timeout a number of seconds"),
+    ("", "no MODEL"),
+    (";;;", "no MODEL"),
+    ("gen=", "no MODEL"),
+    ("gen=;mode=completion", "no MODEL"),
+    ("@http://h:8000/v1", "no MODEL"),
+    ("http://gpu1:8000/v1", "looks like a URL"),
+    ("gen=https://api.example.com/v1;key_env=K", "looks like a URL"),
+    ("gpu1:8000/v1", "looks like a URL"),
+    ("localhost:8000", "looks like a URL"),
 ]
 
 

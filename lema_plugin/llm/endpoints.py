@@ -6,9 +6,11 @@ Grammar::
         [;concurrency=N][;timeout=SECONDS]
 
 - ``NAME`` is the label used in records and summaries (default: ``default_name``, else MODEL).
-- ``MODEL`` is what the server calls the model. ``embedded`` (or nothing at all) means the
-  embedded SmolLM2-135M-Instruct default, started on demand by `open_endpoints`;
-  ``embedded@URL`` points at one already running (``lema serve``).
+- ``MODEL`` is what the server calls the model. ``embedded`` means the embedded
+  SmolLM2-135M-Instruct default, started on demand by `open_endpoints`; ``embedded@URL`` points
+  at one already running (``lema serve``). An empty MODEL is refused rather than guessed (a spec
+  like ``;;;`` is a typo, not a choice), and so is a MODEL that looks like a URL (a forgotten
+  ``MODEL@``, which would otherwise send the OpenAI key to the OpenAI API).
 - Several URLs spread the load over several servers that serve the same model.
 - A MODEL without URL goes to ``$OPENAI_BASE_URL`` if set, else the OpenAI API, with the key
   read from ``$OPENAI_API_KEY`` (or the variable named by ``key_env``).
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 from collections.abc import Iterator, Sequence
 
 from lema_plugin.llm.embedded import ENDPOINT_NAME, embedded_server, served_model_name
@@ -38,6 +41,8 @@ OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
 MODES = ("chat", "completion")
 OPTIONS = ("mode", "key_env", "price", "concurrency", "timeout")
+# gpu1:8000/v1, localhost:8000, 10.0.0.2:8000 (but not an Ollama-style tag such as llama3:8b)
+_HOST_PORT = re.compile(r"^([\w.-]+:\d+/|(localhost|[\d.]+):\d+$)")
 
 
 def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
@@ -56,6 +61,10 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
         raise fail("empty NAME before '='")
     if "@" in head and not urls.strip():
         raise fail("no URL after '@'")
+    if not model:
+        raise fail(f"no MODEL (write {EMBEDDED!r} for the embedded model)")
+    if "://" in model or _HOST_PORT.match(model):
+        raise fail("MODEL looks like a URL; write MODEL@URL")
 
     base_urls = tuple(u.strip().rstrip("/") for u in urls.split(",")) if urls.strip() else ()
     for url in base_urls:
@@ -102,7 +111,7 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
     if key_env is not None and not key_env.replace("_", "a").isalnum():
         raise fail(f"key_env {key_env!r} is not an environment variable name")
 
-    if model in ("", EMBEDDED):
+    if model == EMBEDDED:
         name = name or default_name or ENDPOINT_NAME
         # with URLs: a `lema serve` already running, which knows the model by its own name
         model = served_model_name() if base_urls else EMBEDDED
