@@ -183,12 +183,40 @@ def expand_env(value, key: str = ""):
     return _ENV.sub(substitute, value)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: plain YAML
+    silently keeps the last value, so a recipe edited by appending `temperature: 1.0` would run
+    with a setting its reader never sees."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first_line.get(key)
+            except TypeError:  # an unhashable key: let the base loader report it
+                continue
+            line = key_node.start_mark.line + 1
+            if seen is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice, first on line {seen}", key_node.start_mark
+                )
+            first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_recipe(name_or_path: str) -> Recipe:
     """Read and validate a recipe; raise RecipeError naming the file and the bad keys."""
     source = resolve_recipe_path(name_or_path)
     label = str(name_or_path)
+    raw = source.read_bytes()
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RecipeError(f"{label}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}:{mark.line + 1}" if mark else label

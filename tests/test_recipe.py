@@ -26,11 +26,20 @@ def test_builtin_recipes_validate(monkeypatch):
         ("generators: [{model: m, base_url: '${LEMA_TEST_UNSET_VAR}'}]\n", "generators.0.base_url: environment variable LEMA_TEST_UNSET_VAR is not set"),
         ("generators: [{model: m}]\ncot: {source: model}\n", "cot: Value error, source 'model' needs a 'model' endpoint"),
         ("generators: [\n", "not valid YAML"),
+        ("generators: [{model: m}]\nlimit: 5\nlimit: 50\n", ":3: not valid YAML (key 'limit' given twice, first on line 2)"),
+        ("generators:\n  - model: m\n    temperature: 0.2\n    samples: 2\n    temperature: 1.0\n",
+         ":5: not valid YAML (key 'temperature' given twice, first on line 3)"),
+        ("generators: [{model: m}]\ncorrector: {model: a, model: b}\n", ":2: not valid YAML (key 'model' given twice"),
+        ("generators: [{model: m}]\n\xe9t\xe9: 1\n", None),
     ],
 )
 def test_bad_recipe_names_key(tmp_path, text, message):
     path = tmp_path / "r.yaml"
-    path.write_text(text)
+    if message is None:  # not UTF-8: Latin-1 bytes
+        path.write_bytes(text.encode("latin-1"))
+        message = ":2: not valid UTF-8"
+    else:
+        path.write_text(text)
     with pytest.raises(RecipeError) as err:
         load_recipe(str(path))
     assert str(err.value).startswith(f"{path}")
