@@ -80,10 +80,9 @@ class RunStore:
             return
         good: list[bytes] = []
         damaged: list[bytes] = []
-        lines = data.splitlines(keepends=True)
-        for lineno, line in enumerate(lines, 1):
-            if not line.endswith(b"\n"):
-                break  # the torn last line of an interrupted run: cut below
+        *lines, torn = data.split(b"\n")  # torn: what follows the last newline (a cut write)
+        for lineno, body in enumerate(lines, 1):
+            line = body + b"\n"
             try:
                 record = parse_line(line, self.path, lineno)
                 if record is not None and not isinstance(record.get("id"), str):
@@ -101,9 +100,9 @@ class RunStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             _replace_bytes(self.path, b"".join(good))
-        elif lines and not lines[-1].endswith(b"\n"):  # cut the torn tail so appends start clean
+        elif torn:  # cut the torn tail so appends start on a clean line
             with open(self.path, "r+b") as handle:
-                handle.truncate(len(data) - len(lines[-1]))
+                handle.truncate(len(data) - len(torn))
 
     def __contains__(self, record_id: str) -> bool:
         return record_id in self._records

@@ -45,7 +45,7 @@ def test_write_jsonl_atomic_leaves_no_temp_files(tmp_path):
 def test_a_damaged_middle_line_is_set_aside_and_the_records_after_it_kept(tmp_path, caplog):
     path = tmp_path / "paths.jsonl"
     good = [json.dumps({"id": f"r{i}", "n": i}) for i in range(6)]
-    bad = ['{"id": "r-broken", "n": ', "[1, 2]", '{"no_id": 1}']
+    bad = ['{"id": "r-broken", "n": ', "[1, 2]", '{"no_id": 1}\r{"id": "cr"}']
     lines = good[:2] + [bad[0]] + good[2:4] + [bad[1], bad[2]] + good[4:]
     path.write_bytes("".join(line + "\n" for line in lines).encode() + b'\xff\xfe{"id": "x"}\n' + b'{"id": "torn", "n"')
     with caplog.at_level("WARNING"), RunStore(path) as store:
