@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,32 @@ def embedded_endpoint():
 
     with embedded_server() as endpoint:
         yield endpoint
+
+
+_HOLD_STORE = """
+import sys, time
+from lema_plugin.store import RunStore
+store = RunStore(sys.argv[1])
+store.append({"id": "held"})
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def hold_store():
+    """Start another process that opens a store at PATH (taking its folder's lock), writes one
+    record and waits; extra arguments end up in its command line. Killed at the end of the test
+    (or earlier by the test, which then sees what a killed run leaves behind)."""
+    processes = []
+
+    def hold(path, *argv):
+        process = subprocess.Popen([sys.executable, "-c", _HOLD_STORE, str(path), *argv], stdout=subprocess.PIPE, text=True)
+        processes.append(process)
+        assert process.stdout.readline().strip() == "holding"
+        return process
+
+    yield hold
+    for process in processes:
+        process.kill()
+        process.wait()

@@ -30,6 +30,12 @@ def sample_args(data_file: Path, out: Path, url: str, *extra: str) -> list[str]:
             "--max-retries", "0", "--quiet", "--out", str(out), *extra]
 
 
+def dead_recipe(path: Path, data_file: Path) -> Path:
+    path.write_text(f"data_file: {data_file}\ngenerators: [{{model: m, base_url: '{DEAD_URL}'}}]\n"
+                    f"corrector: {{model: m, base_url: '{DEAD_URL}'}}\n")
+    return path
+
+
 def one_line_error(result) -> str:
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
@@ -81,35 +87,19 @@ def test_grade_survives_a_lone_surrogate_bad_bytes_and_deep_nesting(tmp_path):
 
 # -- 2. one writer per run folder ---------------------------------------------------------------
 
-HOLD = """
-import sys, time
-from lema_plugin.store import RunStore
-store = RunStore(sys.argv[1])
-store.append({"id": "held"})
-print("holding", flush=True)
-time.sleep(120)
-"""
-
-
-def test_a_second_run_on_a_busy_folder_is_refused_in_one_line(tmp_path):
+def test_a_second_run_on_a_busy_folder_is_refused_in_one_line(tmp_path, hold_store):
     out = tmp_path / "out"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out / "paths.jsonl"), "sample", "--out", str(out)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "holding"
-        data = problem_file(tmp_path / "problems.jsonl")
-        with ScriptedServer(lambda body, attempt: "The answer is 2.") as server:
-            second = subprocess.run([sys.executable, "-m", "lema_plugin.cli", *sample_args(data, out, server.base_url)],
-                                    capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
-            assert server.request_count == 0
-        assert second.returncode == 1, second.stderr
-        lines = second.stderr.strip().splitlines()
-        assert len(lines) == 1 and "in use by another run" in lines[0] and f"pid {holder.pid}" in lines[0], second.stderr
-        assert f"sample --out {out}" in lines[0]
-        assert [json.loads(line)["id"] for line in (out / "paths.jsonl").read_text().splitlines()] == ["held"]
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = hold_store(out / "paths.jsonl", "sample", "--out", str(out))
+    data = problem_file(tmp_path / "problems.jsonl")
+    with ScriptedServer(lambda body, attempt: "The answer is 2.") as server:
+        second = subprocess.run([sys.executable, "-m", "lema_plugin.cli", *sample_args(data, out, server.base_url)],
+                                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+        assert server.request_count == 0
+    assert second.returncode == 1, second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "in use by another run" in lines[0] and f"pid {holder.pid}" in lines[0], second.stderr
+    assert f"sample --out {out}" in lines[0]
+    assert [json.loads(line)["id"] for line in (out / "paths.jsonl").read_text().splitlines()] == ["held"]
 
 
 # -- 6 and 7. bad bytes, deep nesting and impossible output paths: one line each --------------------
@@ -135,9 +125,7 @@ def test_an_out_folder_under_a_regular_file_is_one_line(tmp_path):
     data = problem_file(tmp_path / "problems.jsonl")
     blocker = tmp_path / "taken"
     blocker.write_text("a file, not a folder")
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"data_file: {data}\ngenerators: [{{model: m, base_url: '{DEAD_URL}'}}]\n"
-                      f"corrector: {{model: m, base_url: '{DEAD_URL}'}}\n")
+    recipe = dead_recipe(tmp_path / "recipe.yaml", data)
     for command in (sample_args(data, blocker / "run", DEAD_URL), ["run", str(recipe), "--no-train", "--out", str(blocker / "x")], ["cot", "--data-file", str(data), "--quiet", "--out", str(blocker / "cot")]):
         error = one_line_error(CliRunner().invoke(main, command))
         assert str(blocker) in error
@@ -147,9 +135,7 @@ def test_an_out_folder_under_a_regular_file_is_one_line(tmp_path):
 @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs: a folder even root may not write in")
 def test_an_out_folder_that_may_not_be_created_is_one_line(tmp_path):
     data = problem_file(tmp_path / "problems.jsonl")
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"data_file: {data}\ngenerators: [{{model: m, base_url: '{DEAD_URL}'}}]\n"
-                      f"corrector: {{model: m, base_url: '{DEAD_URL}'}}\n")
+    recipe = dead_recipe(tmp_path / "recipe.yaml", data)
     forbidden = Path("/sys/kernel/lema-test-out")
     for command in (sample_args(data, forbidden, DEAD_URL), ["run", str(recipe), "--no-train", "--out", str(forbidden)]):
         error = one_line_error(CliRunner().invoke(main, command))

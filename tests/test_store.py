@@ -117,41 +117,23 @@ def test_an_output_folder_under_a_regular_file_is_an_output_error(tmp_path):
 
 # -- one writer per run folder ------------------------------------------------------------------
 
-HOLD = """
-import sys, time
-from lema_plugin.store import RunStore
-store = RunStore(sys.argv[1])
-store.append({"id": "held"})
-print("holding", flush=True)
-time.sleep(60)
-"""
-
-
-def hold_lock(path):
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(path), "--pretend-option"], stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "holding"
-    return process
-
-
-def test_a_second_process_is_refused_with_the_holders_pid_and_command(tmp_path):
+def test_a_second_process_is_refused_with_the_holders_pid_and_command(tmp_path, hold_store):
     path = tmp_path / "run" / "paths.jsonl"
-    holder = hold_lock(path)
-    try:
-        other = subprocess.run(
-            [sys.executable, "-c", "import sys\nfrom lema_plugin.store import RunStore\nRunStore(sys.argv[1])", str(path)],
-            capture_output=True, text=True,
-        )
-        assert other.returncode != 0 and "RunFolderBusy" in other.stderr
-        with pytest.raises(RunFolderBusy) as info:
-            RunStore(tmp_path / "run" / "other.jsonl")
-        message = str(info.value)
-        assert f"pid {holder.pid}" in message and "--pretend-option" in message and "\n" not in message
-        with pytest.raises(RunFolderBusy):  # a rename over its files is refused too
-            write_jsonl_atomic(path, [])
-        assert json.loads(path.read_text())["id"] == "held"
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = hold_store(path, "--pretend-option")
+    other = subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom lema_plugin.store import RunStore\nRunStore(sys.argv[1])", str(path)],
+        capture_output=True, text=True,
+    )
+    assert other.returncode != 0 and "RunFolderBusy" in other.stderr
+    with pytest.raises(RunFolderBusy) as info:
+        RunStore(tmp_path / "run" / "other.jsonl")
+    message = str(info.value)
+    assert f"pid {holder.pid}" in message and "--pretend-option" in message and "\n" not in message
+    with pytest.raises(RunFolderBusy):  # a rename over its files is refused too
+        write_jsonl_atomic(path, [])
+    assert json.loads(path.read_text())["id"] == "held"
+    holder.kill()
+    holder.wait()
     # killed without any clean-up: its lock file is left behind, and taken over
     assert (tmp_path / "run" / LOCK_NAME).exists()
     with RunStore(path) as store:
