@@ -58,8 +58,14 @@ class Problem:
 
 
 def grader_dataset(dataset: str) -> str:
-    """The grading rules a dataset uses: MATH-500 is graded as MATH."""
-    return "math" if dataset in ("math", "math500") else dataset
+    """The grading rules a dataset uses (`lema_plugin.grading.dataset_kind`); a name the grader
+    does not know is passed through for the caller to report."""
+    from .grading.datasets import dataset_kind
+
+    try:
+        return dataset_kind(dataset)
+    except ValueError:
+        return dataset
 
 
 def gsm8k_gold(rationale: str) -> str | None:

@@ -88,7 +88,7 @@ MATH = [
     ("We get \\fbox{7}.", "7", True),
     ("nested: \\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}", True),
     ("nested: \\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{2}}{2}", False),
-    ("first \\boxed{1} then \\boxed{2}", "2", True),
+    ("first \\boxed{1} then \\boxed{2}", "2", False),  # two different boxed answers: no credit
     ("first \\boxed{1} then \\boxed{2}", "1", False),
     ("The answer is \\boxed 5", "5", True),
     ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", "\\frac34", True),

@@ -3,29 +3,38 @@
 Every stage (sampling, correction filtering, CoT rejection sampling) and the lm-eval tasks
 import these functions, so a path is judged the same way everywhere.
 
+    grade(text, gold, dataset)      a `Graded`: extracted answer, verdict, which path decided
+    is_correct(text, gold, dataset) grade(...).correct
     extract_answer(text, dataset)   the final answer a completion states (None if none)
     extract_strict(text, dataset)   only "The answer is X" or a final \\boxed{X}
     answers_match(pred, gold, dataset)  equivalence of an extracted answer and the gold answer
-    is_correct(text, gold, dataset) extract_answer + answers_match
     last_boxed(text)                content of the last \\boxed{}/\\fbox{}
     gold_answer(gold, dataset)      a gold final answer, also from a full rationale
+    dataset_kind(dataset)           which rules a dataset is graded by ("gsm8k" or "math")
 
-`dataset` is "gsm8k" or "math" ("math500" is graded as "math"). Nothing here raises on model
-text or evaluates it; symbolic checks run under a time bound (see `symbolic`).
+`dataset` is "gsm8k", "math" or "math500" (graded as "math"). Nothing here raises on model
+text or evaluates it; symbolic checks run under a time bound (see `symbolic`). What the rules
+cannot decide is marked `settled=False`; `judge.judge_undecided` asks an LLM about exactly those.
 """
 from __future__ import annotations
 
-from .compare import gsm8k_answers_match, math_answers_match
-from .extract import dataset_kind, extract_answer, extract_strict, last_boxed
+from dataclasses import dataclass
 
-__all__ = ["extract_answer", "extract_strict", "answers_match", "is_correct", "last_boxed", "gold_answer"]
+from .compare import Verdict, gsm8k_verdict, math_verdict, single_value
+from .datasets import dataset_kind
+from .extract import extract_answer, extract_strict, find_answer, joined_answers
+from .latex import last_boxed
+
+__all__ = ["grade", "Graded", "extract_answer", "extract_strict", "answers_match", "is_correct", "last_boxed",
+           "gold_answer", "dataset_kind"]
 
 
 def gold_answer(gold: object, dataset: str) -> str | None:
     """The gold final answer from a bare answer or a whole gold rationale.
 
-    GSM8K: the text after the last `####`; MATH: the last `\\boxed{}`; a rationale that ends
-    "The answer is X" (the LeMa test files) gives X.
+    GSM8K: the text after the last `####`; MATH: the last `\\boxed{}` (with the boxes next to it
+    when several values are boxed together, and every boxed value when a solution boxes several
+    different answers); a rationale that ends "The answer is X" (the LeMa test files) gives X.
     """
     if gold is None:
         return None
@@ -34,7 +43,10 @@ def gold_answer(gold: object, dataset: str) -> str | None:
     if dataset == "gsm8k" and "####" in gold:
         return gold.rsplit("####", 1)[1].strip().replace(",", "") or None
     if dataset == "math" and ("\\boxed" in gold or "\\fbox" in gold):
-        return last_boxed(gold)
+        answer = find_answer(gold, dataset)
+        if answer.value is None:
+            return last_boxed(gold)
+        return joined_answers((*answer.others, answer.value)) if answer.others else answer.value
     if "answer is" in gold.lower() and len(gold) > 40:
         return extract_answer(gold, dataset)
     if dataset == "gsm8k":
@@ -42,20 +54,67 @@ def gold_answer(gold: object, dataset: str) -> str | None:
     return gold or None
 
 
-def answers_match(pred: object, gold: object, dataset: str) -> bool:
-    """Whether an extracted answer `pred` equals the gold answer (a `####` rationale is fine too)."""
+def answer_verdict(pred: object, gold: object, dataset: str) -> Verdict:
+    """`answers_match` with how it was decided (see `compare.Verdict`)."""
     dataset = dataset_kind(dataset)
     if pred is None or gold is None:
-        return False
+        return Verdict(False, settled=pred is None and gold is not None)
     gold = gold_answer(gold, dataset)
     pred = str(pred).strip()
     if not gold or not pred:
-        return False
+        return Verdict(False, settled=not pred and bool(gold))
     if dataset == "gsm8k":
-        return gsm8k_answers_match(pred, gold)
-    return math_answers_match(pred, gold)
+        return gsm8k_verdict(pred, gold)
+    return math_verdict(pred, gold)
+
+
+def answers_match(pred: object, gold: object, dataset: str) -> bool:
+    """Whether an extracted answer `pred` equals the gold answer (a `####` rationale is fine too)."""
+    return answer_verdict(pred, gold, dataset).correct
+
+
+@dataclass(frozen=True)
+class Graded:
+    """One graded completion.
+
+    decided_by: "rule" or "symbolic" here ("judge" once an LLM judge has settled it);
+    settled: False when the rules could not decide (no answer found, free-form text, equations
+    written differently, a symbolic check that could not finish), the items a judge may settle.
+    """
+
+    extracted: str | None
+    correct: bool
+    decided_by: str = "rule"
+    settled: bool = True
+
+    def as_fields(self) -> dict:
+        return {"extracted": self.extracted, "correct": self.correct, "decided_by": self.decided_by}
+
+
+def grade(text: object, gold: object, dataset: str) -> Graded:
+    """Extract the final answer of `text` and compare it with `gold`.
+
+    A solution that boxes several different answers when the gold is one value gets no credit
+    (`the maximum is \\boxed{1}` ... `\\boxed{\\frac12}`): a grader cannot know which one it meant.
+    """
+    dataset = dataset_kind(dataset)
+    answer = find_answer(text, dataset)
+    if answer.value is None:
+        return Graded(None, False, "rule", settled=False)
+    verdict = answer_verdict(answer.value, gold, dataset)
+    if answer.others:
+        reference = gold_answer(gold, dataset)
+        if reference and single_value(reference, dataset):
+            if verdict.correct and any(not answer_verdict(other, reference, dataset).correct for other in answer.others):
+                return Graded(answer.value, False, verdict.decided_by)
+        elif reference and not verdict.correct:  # the gold lists several values: all boxed values together
+            every = joined_answers((*answer.others, answer.value))
+            combined = answer_verdict(every, reference, dataset)
+            if combined.correct:
+                return Graded(every, True, combined.decided_by)
+    return Graded(answer.value, verdict.correct, verdict.decided_by, verdict.settled)
 
 
 def is_correct(text: object, gold: object, dataset: str) -> bool:
     """Whether the final answer stated in `text` equals `gold`."""
-    return answers_match(extract_answer(text, dataset), gold, dataset)
+    return grade(text, gold, dataset).correct

@@ -1,10 +1,17 @@
 """Are two extracted answers the same answer?
 
-Order of checks, cheapest first: normalized-string equality; exact numbers (`Fraction`);
-structures (tuples, intervals, sets, unordered answer lists, matrices, unions) compared element
-by element; text answers as words; different variables (never equal); float evaluation (at a
-few points when there are variables); and only then sympy through math-verify, under a time bound shared by
-the whole comparison. Plain numbers and string-equal answers never import sympy.
+Order of checks, cheapest first: normalized-string equality; exact numbers (`Fraction`, also in
+scientific notation, and long digit strings compared as text); a decimal against an exact value
+(`numbers.rounds_to`); structures (tuples, intervals, sets, unordered answer lists, matrices,
+unions) compared element by element; equations side by side; text answers as words; different
+variables (never equal); float evaluation (at a few points when there are variables); and only
+then sympy through math-verify, under a time bound shared by the whole comparison. Plain numbers
+and string-equal answers never import sympy.
+
+Each comparison also says how it was decided (`Verdict`): by these rules, by the symbolic
+check, or not at all, when the rules could not settle it (free-form text, equations that are
+not written the same way, a symbolic check that timed out or could not parse). Only the last
+kind is worth asking an LLM judge about.
 """
 from __future__ import annotations
 
@@ -13,18 +20,18 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .evaluate import numerically_equal
+from .evaluate import numeric_value, numerically_equal
+from .latex import enclosing, split_top
 from .normalize import normalize_math
-from .numbers import number_in_text, parse_number
-from .symbolic import symbolic_equal
+from .numbers import decimal_key, number_in_text, parse_number, rounds_to, written_decimal
+from .symbolic import symbolic_verdict
 
-TIME_BUDGET_S = 3.0  # symbolic time allowed for one answers_match call, all elements together
+TIME_BUDGET_S = 3.0  # hard bound on symbolic time for one answers_match call, all elements together
 
 _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", re.S)
 _WORDS_ONLY = re.compile(r"[A-Za-z][A-Za-z ]*")
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
 _LETTER = re.compile(r"[a-zA-Z]")
-_BRACKETS = re.compile(r"\\\{|\\\}|\\langle|\\rangle|\\\\|[()\[\]{},&]|\\cup")
 
 
 @dataclass(frozen=True)
@@ -36,50 +43,6 @@ class Structure:
     parts: tuple
 
 
-_OPENERS = ("(", "[", "{", "\\{", "\\langle")
-_CLOSERS = (")", "]", "}", "\\}", "\\rangle")
-
-
-def _split_top(text: str, separators: tuple[str, ...]) -> list[str] | None:
-    """Split at separators outside any bracket; None if brackets do not balance."""
-    parts, depth, last = [], 0, 0
-    for token in _BRACKETS.finditer(text):
-        tok = token.group(0)
-        if tok in _OPENERS:
-            depth += 1
-        elif tok in _CLOSERS:
-            depth -= 1
-            if depth < 0:
-                return None
-        elif depth == 0 and tok in separators:
-            parts.append(text[last:token.start()])
-            last = token.end()
-    parts.append(text[last:])
-    return parts
-
-
-def _enclosing(text: str) -> tuple[str, str, str] | None:
-    """(open, close, inside) if the bracket that opens `text` closes at its very end.
-
-    Bracket kinds may differ, as in the half-open interval `[0, 1)`.
-    """
-    left = next((b for b in ("\\{", "\\langle", "(", "[") if text.startswith(b)), None)
-    if left is None:
-        return None
-    depth = 0
-    for token in _BRACKETS.finditer(text):
-        tok = token.group(0)
-        if tok in _OPENERS:
-            depth += 1
-        elif tok in _CLOSERS:
-            depth -= 1
-            if depth == 0:
-                if token.end() != len(text):
-                    return None
-                return left, tok, text[len(left):token.start()]
-    return None
-
-
 @lru_cache(maxsize=65536)
 def structure(text: str) -> Structure | None:
     """The structure of a normalized answer, or None for a single value."""
@@ -88,21 +51,21 @@ def structure(text: str) -> Structure | None:
         rows = [row for row in matrix.group(2).split("\\\\") if row.strip()]
         return Structure("matrix", "", tuple(tuple(cell.strip() for cell in row.split("&")) for row in rows))
     if "\\cup" in text:
-        pieces = _split_top(text, ("\\cup",))
+        pieces = split_top(text, ("\\cup",))
         if pieces and len(pieces) > 1:
             return Structure("union", "", tuple(piece.strip() for piece in pieces))
-    enclosed = _enclosing(text)
+    enclosed = enclosing(text)
     if enclosed:
         left, right, inside = enclosed
-        parts = _split_top(inside, (",",))
+        parts = split_top(inside, (",",))
         if parts and len(parts) > 1:
-            kind = "unordered" if left == "\\{" else "ordered"
+            kind = "unordered" if left in ("\\{", "{") else "ordered"
             return Structure(kind, left + right, tuple(part.strip() for part in parts))
-        if left == "\\{":  # a one-element set
+        if left in ("\\{", "{"):  # a one-element set
             return Structure("unordered", left + right, (inside.strip(),))
         return None
     if "," in text:
-        parts = _split_top(text, (",",))
+        parts = split_top(text, (",",))
         if parts and len(parts) > 1 and all(part.strip() for part in parts):
             return Structure("unordered", "", tuple(part.strip() for part in parts))
     return None
@@ -113,23 +76,41 @@ def variables(text: str) -> frozenset[str]:
     return frozenset(_LETTER.findall(_COMMAND.sub(" ", text)))
 
 
-class _Budget:
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one comparison.
+
+    decided_by: "rule" (normalization, numbers, structures, float evaluation) or "symbolic"
+    (math-verify). settled: False when neither could decide, so `correct` is only "not shown
+    equal"; those are the comparisons an LLM judge may settle.
+    """
+
+    correct: bool
+    decided_by: str = "rule"
+    settled: bool = True
+
+
+class _Context:
+    """Shared by every element of one comparison: the time budget and how it was decided."""
+
     def __init__(self, seconds: float):
         self.deadline = time.monotonic() + seconds
+        self.symbolic = False
+        self.unsettled = False
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
 
-def _parts_equal(left: tuple, right: tuple, ordered: bool, budget: _Budget) -> bool:
+def _parts_equal(left: tuple, right: tuple, ordered: bool, ctx: _Context) -> bool:
     if len(left) != len(right):
         return False
     if ordered:
-        return all(_equal(a, b, budget) for a, b in zip(left, right))
+        return all(_equal(a, b, ctx) for a, b in zip(left, right))
     unmatched = list(right)
     for a in left:
         for index, b in enumerate(unmatched):
-            if _equal(a, b, budget):
+            if _equal(a, b, ctx):
                 del unmatched[index]
                 break
         else:
@@ -137,7 +118,28 @@ def _parts_equal(left: tuple, right: tuple, ordered: bool, budget: _Budget) -> b
     return True
 
 
-def _equal(pred: str, gold: str, budget: _Budget) -> bool:
+def _rounded_equal(pred: str, gold: str, pred_number, gold_number) -> bool | None:
+    """A decimal against an exact value: see `numbers.rounds_to` (None: the rule does not apply)."""
+    for decimal_side, exact_side, exact_number in ((pred, gold, gold_number), (gold, pred, pred_number)):
+        written = written_decimal(decimal_side)
+        if written is None or written_decimal(exact_side) is not None or decimal_key(exact_side) is not None:
+            continue
+        exact = exact_number if exact_number is not None else numeric_value(exact_side)
+        if exact is not None:
+            return rounds_to(written, exact)
+    return None
+
+
+def _equation(text: str) -> tuple[str, str] | None:
+    """(left, right) of an equation `y = 2x + 3` (one `=`, no inequality)."""
+    parts = text.split("=")
+    if len(parts) != 2 or "<" in text or ">" in text:
+        return None
+    left, right = parts[0].strip(), parts[1].strip()
+    return (left, right) if left and right else None
+
+
+def _equal(pred: str, gold: str, ctx: _Context) -> bool:
     """Equivalence of two normalized answers (or parts of answers)."""
     pred, gold = pred.strip(), gold.strip()
     if not pred or not gold:
@@ -146,7 +148,15 @@ def _equal(pred: str, gold: str, budget: _Budget) -> bool:
         return True
     pred_number, gold_number = parse_number(pred), parse_number(gold)
     if pred_number is not None and gold_number is not None:
-        return pred_number == gold_number
+        if pred_number == gold_number:
+            return True
+        return bool(_rounded_equal(pred, gold, pred_number, gold_number))
+    pred_key, gold_key = decimal_key(pred), decimal_key(gold)
+    if pred_key is not None and gold_key is not None:  # digit strings too long for a Fraction
+        return pred_key == gold_key
+    rounded = _rounded_equal(pred, gold, pred_number, gold_number)
+    if rounded is not None:
+        return rounded
     pred_shape, gold_shape = structure(pred), structure(gold)
     if pred_shape or gold_shape:
         if not (pred_shape and gold_shape):
@@ -154,18 +164,30 @@ def _equal(pred: str, gold: str, budget: _Budget) -> bool:
         if pred_shape.kind == "matrix" or gold_shape.kind == "matrix":
             if pred_shape.kind != gold_shape.kind or len(pred_shape.parts) != len(gold_shape.parts):
                 return False
-            return all(_parts_equal(a, b, True, budget) for a, b in zip(pred_shape.parts, gold_shape.parts))
+            return all(_parts_equal(a, b, True, ctx) for a, b in zip(pred_shape.parts, gold_shape.parts))
         if pred_shape.kind == "union" or gold_shape.kind == "union":
             return pred_shape.kind == gold_shape.kind and _parts_equal(
-                pred_shape.parts, gold_shape.parts, False, budget)
+                pred_shape.parts, gold_shape.parts, False, ctx)
         if pred_shape.kind != gold_shape.kind:
             return False
         if pred_shape.kind == "ordered" and pred_shape.brackets != gold_shape.brackets:
             return False  # (0, 1] is not [0, 1]
-        return _parts_equal(pred_shape.parts, gold_shape.parts, pred_shape.kind == "ordered", budget)
+        return _parts_equal(pred_shape.parts, gold_shape.parts, pred_shape.kind == "ordered", ctx)
+    pred_equation, gold_equation = _equation(pred), _equation(gold)
+    if pred_equation or gold_equation:
+        if pred_equation and gold_equation:
+            (a, b), (c, d) = pred_equation, gold_equation
+            if (_equal(a, c, ctx) and _equal(b, d, ctx)) or (_equal(a, d, ctx) and _equal(b, c, ctx)):
+                return True
+        ctx.unsettled = True  # y = 2x + 3 against 2x - y = -3: equal or not, rules cannot say
+        return False
     pred_words, gold_words = _WORDS_ONLY.fullmatch(pred), _WORDS_ONLY.fullmatch(gold)
     if pred_words or gold_words:  # text answers ("odd", "Tuesday") compare as words
-        return bool(pred_words and gold_words) and pred.replace(" ", "").lower() == gold.replace(" ", "").lower()
+        if pred_words and gold_words and pred.replace(" ", "").lower() == gold.replace(" ", "").lower():
+            return True
+        if " " in pred.strip() or " " in gold.strip():  # free-form text: a judge may see it
+            ctx.unsettled = True
+        return False
     pred_variables = variables(pred)
     if pred_variables != variables(gold):  # x^2+1 can never equal 2y or 5
         return False
@@ -173,27 +195,53 @@ def _equal(pred: str, gold: str, budget: _Budget) -> bool:
         verdict = numerically_equal(pred, gold, pred_variables)
         if verdict is not None:
             return verdict
-    return symbolic_equal(gold, pred, budget.left())
+    ctx.symbolic = True
+    verdict = symbolic_verdict(gold, pred, ctx.left())
+    if verdict is None:
+        ctx.unsettled = True
+        return False
+    return verdict
 
 
 @lru_cache(maxsize=65536)
-def math_answers_match(pred: str, gold: str) -> bool:
-    """MATH-style comparison of two extracted answers (LaTeX allowed)."""
+def math_verdict(pred: str, gold: str) -> Verdict:
+    """MATH-style comparison of two extracted answers (LaTeX allowed), with how it was decided."""
     pred_norm, gold_norm = normalize_math(pred), normalize_math(gold)
     if not pred_norm or not gold_norm:
-        return False
+        return Verdict(False)
     if pred_norm == gold_norm:
-        return True
+        return Verdict(True)
+    ctx = _Context(TIME_BUDGET_S)
     try:
-        return _equal(pred_norm, gold_norm, _Budget(TIME_BUDGET_S))
+        correct = _equal(pred_norm, gold_norm, ctx)
     except RecursionError:
-        return False
+        return Verdict(False, settled=False)
+    return Verdict(correct, "symbolic" if ctx.symbolic else "rule", correct or not ctx.unsettled)
 
 
-def gsm8k_answers_match(pred: str, gold: str) -> bool:
+def math_answers_match(pred: str, gold: str) -> bool:
+    """MATH-style comparison of two extracted answers (LaTeX allowed)."""
+    return math_verdict(pred, gold).correct
+
+
+def gsm8k_verdict(pred: str, gold: str) -> Verdict:
     """GSM8K comparison: the numbers must be equal exactly; non-numeric golds fall back to MATH rules."""
     gold_number = number_in_text(gold)
     if gold_number is None:
-        return math_answers_match(pred, gold)
+        gold_key = decimal_key(gold)
+        if gold_key is not None:  # a number too long for a Fraction
+            return Verdict(decimal_key(pred) == gold_key)
+        return math_verdict(pred, gold)
     pred_number = number_in_text(pred)
-    return pred_number is not None and pred_number == gold_number
+    return Verdict(pred_number is not None and pred_number == gold_number)
+
+
+def gsm8k_answers_match(pred: str, gold: str) -> bool:
+    return gsm8k_verdict(pred, gold).correct
+
+
+def single_value(gold: str, dataset: str) -> bool:
+    """Whether a gold answer is one value (not a list, set, tuple, interval union or matrix)."""
+    if dataset == "gsm8k":
+        return True
+    return structure(normalize_math(gold)) is None

@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterator
 
-from .normalize import MAX_ANSWER_CHARS, normalize_math, strip_delimiters
-from .numbers import format_number, number_in_text
+from .datasets import dataset_kind
+from .latex import DELIMITERS, MATH_SPAN, Box, box_at, boxes, last_boxed, math_span_end, strip_delimiters
+from .normalize import normalize_math
+from .numbers import format_number, long_number_in_text, number_in_text, parse_number
 
 MAX_TEXT_CHARS = 200_000  # longer completions are graded on their last 200,000 characters
+MAX_STATED_CHARS = 30_000  # an answer stated after "The answer is" is read from at most this much of its line
 
 _CONTINUATION = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:Question|Q|Problem|Human|User)[ \t]*(\d*)[ \t]*[:\uff1a]")
 _PHRASE = re.compile(
@@ -27,9 +30,7 @@ _STRICT_PHRASE = re.compile(r"\b(?:the\s+)?(?:final\s+)?answer\s+is\b", re.I)
 _HASH = re.compile(r"####[ \t]*([^\n]*)")
 _A_COLON = re.compile(r"(?:^|\n)[ \t]*A[ \t]*:[ \t]*(\$?[ \t]*-?[\d,]*\.?\d+)[ \t]*\.?[ \t]*(?=\n|$)")
 _BOLD = re.compile(r"\*\*([^*\n]{1,200})\*\*")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-_CLOSING_MATH = re.compile(r"\$\$([^$]{1,400})\$\$|\$([^$]{1,400})\$|\\\((.{1,400}?)\\\)|\\\[(.{1,400}?)\\\]", re.S)
-_BRACE_TOKENS = re.compile(r"\\.|[{}]", re.S)
+_NUMBER = re.compile(r"(?<![A-Za-z_\d])(?:-?\d[\d,]*(?:\.\d+)?|-?\.\d+)")  # not inside a word: AZYUK2A
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|;\s|\s+(?:because|since|which|so that)\s", re.I)
 _NEXT_LINE = re.compile(r"[ \t*#:]*\n\s*([^\n]+)")
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
@@ -52,66 +53,104 @@ def drop_continuation(text: str) -> str:
     return text
 
 
-def _boxed_content(text: str, start: int) -> str | None:
-    """Content of the `\\boxed`/`\\fbox` command that starts at `start` (nested braces handled)."""
-    i = text.find("x", start + 1) + 1  # just past \box / \fbox
-    if text.startswith("ed", i):
-        i += 2
-    n = len(text)
-    while i < n and text[i] in " \t":
-        i += 1
-    if i >= n:
-        return None
-    if text[i] != "{":  # `\boxed 5`: one token
-        match = re.match(r"[^\s$]+", text[i:i + MAX_ANSWER_CHARS])
-        return match.group(0).rstrip(".") if match else None
-    depth = 0
-    for token in _BRACE_TOKENS.finditer(text, i):
-        ch = token.group(0)
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1:token.start()].strip()
-    return None
+# between boxes that state one answer together: `\boxed{1}, \boxed{2}`, `\boxed{1} and \boxed{2}`
+_BOX_GAP = re.compile(r"(?:[\s$,;.]|\\[,;:! ]|\\q?quad|\\\\|\b(?:and|or)\b|\\text\{\s*(?:and|or|,)?\s*\}|\\(?:text|mbox)\{|\})*")
+_EQUAL_GAP = re.compile(r"[\s$]*=[\s$]*")
+# several math spans that state one answer together: `$x < 1$ or $x > 2$`, `$1$, $2$ and $3$`
+_SPAN_JOIN = re.compile(r"[ \t]*(,|;|,?[ \t]+(?:and|or)|)[ \t]*(?=\$|\\\(|\\\[)")
+_STATEMENT = re.compile(
+    r"^(?P<head>.*[a-zA-Z].*?)\s+(?:is|are|equals|was|will\s+be|would\s+be|must\s+be|should\s+be|becomes|=)\s+(?P<tail>.+)$",
+    re.I | re.S,
+)
 
 
-def _last_boxed_at(text: str) -> tuple[int, str | None]:
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return -1, None
-    return start, _boxed_content(text, start)
+class Answer(tuple):
+    """(value, others): the final answer and the contents of the other boxes in the text.
+
+    `others` lets a caller refuse credit to a solution that boxes several different final
+    answers when only one is asked for.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: str | None, others: tuple[str, ...] = ()):
+        return super().__new__(cls, (value, others))
+
+    @property
+    def value(self) -> str | None:
+        return self[0]
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        return self[1]
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` / `\\fbox{...}` in `text`, or None."""
-    if not text:
-        return None
-    return _last_boxed_at(text)[1]
+def _same_value(a: str, b: str) -> bool:
+    """Cheap equality for de-duplicating boxes: equal after normalization, or equal numbers."""
+    na, nb = normalize_math(a), normalize_math(b)
+    if na == nb:
+        return True
+    x, y = parse_number(na), parse_number(nb)
+    return x is not None and x == y
 
 
-def _math_span(text: str) -> str | None:
-    """`text` starts with a math delimiter: the content up to its closing delimiter."""
-    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if text.startswith(left):
-            close = text.find(right, len(left))
-            while right == "$" and close > 0 and text[close - 1] == "\\":  # \$ is a dollar sign
-                close = text.find(right, close + 1)
-            if close < 0:
-                return text[len(left):]
-            return text[len(left):close]
-    return None
+def _box_group(text: str, found: list[Box]) -> tuple[int, str | None]:
+    """The final boxes that state one answer together, joined as a list; (index of the first)."""
+    first = len(found) - 1
+    values = [found[first].content]
+    while first > 0:
+        gap = text[found[first - 1].end:found[first].start]
+        if len(gap) > 40:
+            break
+        if _EQUAL_GAP.fullmatch(gap):  # \boxed{25/13} = \boxed{1 12/13}: one value, stated twice
+            first -= 1
+            continue
+        if not _BOX_GAP.fullmatch(gap):
+            break
+        first -= 1
+        values.insert(0, found[first].content)
+    return first, joined_answers(values)
+
+
+def joined_answers(values) -> str | None:
+    """Several stated answers as one list answer `a, b`, repeats (also `15\\frac{39}{40}` and
+    `\\frac{639}{40}`) counted once."""
+    distinct: list[str] = []
+    for value in values:
+        if value and not any(_same_value(value, seen) for seen in distinct):
+            distinct.append(value)
+    return ", ".join(distinct) if distinct else None
+
+
+def _joined_spans(value: str) -> str:
+    """`$x < 1$ or $x > 2$` -> `x < 1 or x > 2`: consecutive math spans joined by `,`/and/or."""
+    pieces: list[str] = []
+    rest = value
+    while True:
+        left = next((left for left, _ in DELIMITERS if rest.startswith(left)), None)
+        if left is None:
+            break
+        right = dict(DELIMITERS)[left]
+        end = math_span_end(rest, left, right)
+        pieces.append(rest[len(left):end])
+        rest = rest[end + len(right):]
+        joint = _SPAN_JOIN.match(rest)
+        if not joint or not joint.group(1):
+            break
+        word = joint.group(1).strip(" \t,;")
+        pieces.append(f" {word} " if word else ", ")
+        rest = rest[joint.end():]
+    return "".join(pieces)
 
 
 def _clip(value: str) -> str | None:
     """Trim an answer statement's tail down to the answer itself."""
-    value = value[: 2 * MAX_ANSWER_CHARS].strip().lstrip("*_:# \t").strip()
+    value = value[:MAX_STATED_CHARS].strip().lstrip("*_:# \t").strip()
     if value.startswith(("\\boxed", "\\fbox")):
-        return _boxed_content(value, 0)
-    span = _math_span(value)
-    if span is not None:
-        value = span
+        box = box_at(value, 0)
+        return box.content if box else None
+    if value.startswith(("$", "\\(", "\\[")):
+        value = _joined_spans(value)
     else:
         end = _SENTENCE_END.search(value)
         if end:
@@ -134,39 +173,60 @@ def _gsm8k_value(value: str | None) -> str | None:
     if not value:
         return None
     number = number_in_text(value)
-    return None if number is None else format_number(number)
+    if number is None:
+        return long_number_in_text(value)
+    return format_number(number)
+
+
+def _prose(value: str) -> str:
+    """`value` without its LaTeX commands' arguments (words inside \\text{...} are answer words)."""
+    if "\\" in value:
+        value = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}", " ", value)
+    if "$" in value:
+        value = re.sub(r"\$[^$]*\$", " ", value)
+    return value
+
+
+def _statement_tail(value: str) -> str | None:
+    """`The largest $n$ is 34` -> `34`: what a sentence says its subject is."""
+    match = _STATEMENT.match(value)
+    if match is None or len(_WORD.findall(_prose(match.group("head")))) == 0:
+        return None
+    return _clip(match.group("tail"))
 
 
 def _math_value(value: str | None) -> str | None:
     """Keep `value` if it reads like a final answer (not a sentence); delimiters removed."""
     if not value:
         return None
+    if not value.startswith(("$", "\\(", "\\[")) and len(_WORD.findall(_prose(value))) > 1:
+        tail = _statement_tail(value)
+        if tail is not None:
+            value = tail
     value = strip_delimiters(value)
     if "\\boxed" in value or "\\fbox" in value:
         value = last_boxed(value) or value
-    if len(value) > MAX_ANSWER_CHARS or not value:
+    if not value or len(value) > MAX_TEXT_CHARS:
         return None
-    prose = value
-    if "\\" in prose:  # words inside \text{...} are part of the answer
-        prose = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}", " ", prose)
-    if len(_WORD.findall(prose)) > 3 or not normalize_math(value):
+    if len(_WORD.findall(_prose(value))) > 3 or not normalize_math(value):
         return None
     return value
 
 
-def _strong_candidates(text: str, phrase: re.Pattern, with_hash: bool) -> Iterator[tuple[int, Callable[[], str | None]]]:
+def _strong_candidates(text: str, phrase: re.Pattern, with_hash: bool, found: list[Box]) -> Iterator[tuple[int, int, Callable[[], str | None]]]:
+    """(position, index of the first box in the final group or -1, value getter)."""
     for match in phrase.finditer(text):
-        yield match.start(), (lambda end=match.end(): _after_phrase(text, end))
-    start, content = _last_boxed_at(text)
-    if start >= 0:
-        yield start, (lambda: content)
+        yield match.start(), -1, (lambda end=match.end(): _after_phrase(text, end))
+    if found:
+        first, content = _box_group(text, found)
+        yield found[first].start, first, (lambda: content)
     if with_hash:
         hashes = list(_HASH.finditer(text))
         if hashes:
-            yield hashes[-1].start(), (lambda m=hashes[-1]: _clip(m.group(1)))
+            yield hashes[-1].start(), -1, (lambda m=hashes[-1]: _clip(m.group(1)))
         colons = list(_A_COLON.finditer(text))
         if colons:
-            yield colons[-1].start(), (lambda m=colons[-1]: _clip(m.group(1)))
+            yield colons[-1].start(), -1, (lambda m=colons[-1]: _clip(m.group(1)))
 
 
 _MORE_MATH = re.compile(r"[0-9$\\=]")
@@ -180,7 +240,7 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
             break
     if dataset == "math":
         tail = text[-2000:]
-        spans = list(_CLOSING_MATH.finditer(tail))
+        spans = list(MATH_SPAN.finditer(tail))
         if spans:
             last = spans[-1]
             # only a formula that closes the reasoning, not one from its middle: what follows may
@@ -193,15 +253,6 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
         yield numbers[-1].rstrip(",")
 
 
-def dataset_kind(dataset: str) -> str:
-    name = (dataset or "").lower()
-    if name == "gsm8k":
-        return "gsm8k"
-    if name in ("math", "math500"):
-        return "math"
-    raise ValueError(f"unknown dataset {dataset!r} (expected gsm8k, math or math500)")
-
-
 def _prepare(text: object) -> str:
     if not isinstance(text, str):
         text = "" if text is None else str(text)
@@ -210,12 +261,33 @@ def _prepare(text: object) -> str:
     return drop_continuation(text)
 
 
-def _pick(candidates, check) -> str | None:
-    for _, value_of in sorted(candidates, key=lambda item: item[0], reverse=True):
+def _pick(text: str, phrase: re.Pattern, with_hash: bool, check) -> Answer | None:
+    found = boxes(text) if ("\\boxed" in text or "\\fbox" in text) else []
+    candidates = sorted(_strong_candidates(text, phrase, with_hash, found), key=lambda item: item[0], reverse=True)
+    for position, first_box, value_of in candidates:
         value = check(value_of())
         if value is not None:
-            return value
+            if first_box >= 0:
+                others = tuple(box.content for box in found[:first_box])
+            else:
+                others = tuple(box.content for box in found if box.start < position)
+            return Answer(value, others)
     return None
+
+
+def find_answer(text: object, dataset: str) -> Answer:
+    """The final answer `text` states (value None if none) and the other boxed answers in it."""
+    dataset = dataset_kind(dataset)
+    text = _prepare(text)
+    check = _gsm8k_value if dataset == "gsm8k" else _math_value
+    answer = _pick(text, _PHRASE, True, check)
+    if answer is not None:
+        return answer
+    for weak in _weak_candidates(text, dataset):
+        value = check(weak)
+        if value is not None:
+            return Answer(value)
+    return Answer(None)
 
 
 def extract_answer(text: str, dataset: str) -> str | None:
@@ -224,17 +296,7 @@ def extract_answer(text: str, dataset: str) -> str | None:
     GSM8K: a canonical number string ("1200", "0.5", "-3", "1/3"). MATH: the answer's LaTeX
     without `$` delimiters or `\\boxed{}` (compare it with `answers_match`).
     """
-    dataset = dataset_kind(dataset)
-    text = _prepare(text)
-    check = _gsm8k_value if dataset == "gsm8k" else _math_value
-    value = _pick(_strong_candidates(text, _PHRASE, with_hash=True), check)
-    if value is not None:
-        return value
-    for weak in _weak_candidates(text, dataset):
-        value = check(weak)
-        if value is not None:
-            return value
-    return None
+    return find_answer(text, dataset).value
 
 
 def extract_strict(text: str, dataset: str) -> str | None:
@@ -250,4 +312,5 @@ def extract_strict(text: str, dataset: str) -> str | None:
             return _gsm8k_value(value) if value and _NUMBER_START.match(value) else None
     else:
         check = _math_value
-    return _pick(_strong_candidates(text, _STRICT_PHRASE, with_hash=False), check)
+    answer = _pick(text, _STRICT_PHRASE, False, check)
+    return answer.value if answer else None

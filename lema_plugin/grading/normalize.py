@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 
-MAX_ANSWER_CHARS = 500  # a final answer longer than this is not an answer we try to read
+from .latex import last_boxed, split_top, strip_delimiters
+
+MAX_ANSWER_CHARS = 500  # a final answer stated in prose is clipped to about this length
 
 _REMOVE = (
     "\\displaystyle", "\\textstyle", "\\!", "\\,", "\\;", "\\:", "\\>", "\\qquad", "\\quad",
@@ -32,7 +34,23 @@ _CHOICE = re.compile(r"\(?([A-E])\)?")
 # number followed by unit words ("5 cm", "12 square units", "3\text{ inches}^2")
 _UNITS = re.compile(r"(?<=\s)(?:[a-zA-Z]{2,}\b\.?\s*)+(?:\^\{?[23]\}?)?\s*$")  # after a space: 3xy^2 keeps xy
 _AND_OR = re.compile(r"\s+(?:and|or)\s+")
-_VAR_EQ = re.compile(r"^\s*(?:[a-zA-Z](?:_\{?\w+\}?)?|\\[a-zA-Z]+)\s*(?:=|\\in(?![a-zA-Z]))(?!=)")
+# a label before the answer: x =, \theta =, (p, q) =, |AB| =, AB =, \angle ABC =, f(x) =, x \approx, x \in
+_NAME = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|\\[a-zA-Z]+)"
+_VAR_EQ = re.compile(
+    rf"^\s*(?:{_NAME}|\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\)|\|\s*[A-Z]{{1,3}}\s*\||[A-Z]{{2,3}}|\\overline\{{[A-Z]{{2,3}}\}}"
+    rf"|m?\\angle\s*[A-Z]{{1,3}}|[a-zA-Z]\(\s*[a-z]\s*\))\s*(?:=|\\approx(?![a-zA-Z])|\\in(?![a-zA-Z]))(?!=)"
+)
+# a trailing unit: 5\text{ cm}, 1.07\times 10^{16}\text{ erg/s}, 3\times10^8\,\mathrm{m}
+_UNIT_CMD = re.compile(
+    r"(?<=[\d})\s])(?:\s|\\[,;:! ]|\\q?quad|~)*\\(?:text|textrm|mathrm|mbox|textnormal|rm)\s*"
+    r"\{\s*(?!(?:i|e)\s*\})[a-zA-Z][a-zA-Z/.\-\s]*(?:\^\{?-?\d\}?)?\s*\}(?:\s*\^\{?-?[23]\}?)?\s*$"
+)
+# a matrix written with outer brackets: \left[\begin{array}{cc}..\end{array}\right] after \left/\right go
+_BRACKETED_MATRIX = re.compile(r"[\[(]\s*(\\begin\{(array|matrix)\}.*\\end\{\2\})\s*[\])]", re.S)
+# inequalities: a chain `a < x <= b` or a one-sided `x > a`
+_RELATION = re.compile(r"<=|>=|\\leq?(?![a-zA-Z])|\\geq?(?![a-zA-Z])|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>|\u2264|\u2265")
+_LOWER = {"<": "(", "<=": "["}
+_OR = re.compile(r"\s+or\s+|\\cup|\\vee")
 _SPACE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])|\s+")
 _FRAC_SHORT = (
     (re.compile(r"\\frac(\w)(\w)"), r"\\frac{\1}{\2}"),
@@ -49,6 +67,68 @@ def _space_or_command(match: re.Match) -> str:
     return command + " " if command else ""
 
 
+def _relation(token: str) -> str:
+    if token in ("<", "\\lt"):
+        return "<"
+    if token in (">", "\\gt"):
+        return ">"
+    return "<=" if token in ("<=", "\\le", "\\leq", "\u2264") else ">="
+
+
+def _one_interval(piece: str, variable: list[str]) -> str | None:
+    """`-2 <= x <= 7` -> `[-2,7]`, `x > 3` -> `(3,\\infty)`; None if `piece` is not such a chain."""
+    tokens = _RELATION.split(piece)
+    relations = [_relation(r) for r in _RELATION.findall(piece)]
+    terms = [t.strip() for t in tokens]
+    if len(terms) not in (2, 3) or not all(terms) or any("=" in t for t in terms):
+        return None
+    if len(terms) == 3:
+        low, name, high = terms
+        if relations[0][0] != relations[1][0]:
+            return None
+        if relations[0][0] == ">":  # 7 >= x >= -2
+            low, high, relations = high, low, [r.replace(">", "<") for r in reversed(relations)]
+        bounds = (_LOWER[relations[0]], low, high, ")" if relations[1] == "<" else "]")
+    else:
+        left, right = terms
+        relation = relations[0]
+        if re.fullmatch(_NAME, left):
+            name, value = left, right
+        elif re.fullmatch(_NAME, right):  # 3 < x reads x > 3
+            name, value = right, left
+            relation = relation.replace("<", "!").replace(">", "<").replace("!", ">")
+        else:
+            return None
+        if relation.startswith("<"):
+            bounds = ("(", "-\\infty", value, ")" if relation == "<" else "]")
+        else:
+            bounds = ("(" if relation == ">" else "[", value, "\\infty", ")")
+    if not re.fullmatch(_NAME, name) or re.search(_RELATION, bounds[1] + bounds[2]):
+        return None
+    if variable and variable[0] != name:
+        return None
+    variable[:] = [name]
+    return f"{bounds[0]}{bounds[1]},{bounds[2]}{bounds[3]}"
+
+
+def _inequality_to_interval(text: str) -> str:
+    """`x < 1 or x > 2` -> `(-\\infty,1)\\cup(2,\\infty)`; `-793 < a < 10` -> `(-793,10)`.
+
+    Only chains in one variable with plain bounds; anything else is left as it is.
+    """
+    pieces = _OR.split(text)
+    if len(pieces) == 1:
+        pieces = split_top(text, (",",)) or [text]
+    variable: list[str] = []
+    intervals = []
+    for piece in pieces:
+        interval = _one_interval(piece, variable)
+        if interval is None:
+            return text
+        intervals.append(interval)
+    return "\\cup".join(intervals)
+
+
 def _strip_variables(text: str) -> str:
     """`x = 3` -> `3`; `x = 1, y = 2` -> `1, 2`; `x \\in [0, 1]` -> `[0, 1]`."""
     equals = text.count("=")
@@ -60,28 +140,10 @@ def _strip_variables(text: str) -> str:
     return text
 
 
-def strip_delimiters(text: str) -> str:
-    """Remove the math delimiters around a whole answer: `$..$`, `$$..$$`, `\\(..\\)`, `\\[..\\]`."""
-    text = text.strip()
-    changed = True
-    while changed and text:
-        changed = False
-        for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-            if len(text) > len(left) + len(right) and text.startswith(left) and text.endswith(right):
-                text = text[len(left):-len(right)].strip()
-                changed = True
-                break
-    return text
-
-
 def normalize_math(answer: str) -> str:
     """Canonical string for a MATH final answer (already extracted from the solution)."""
     text = strip_delimiters(answer)
-    if len(text) > MAX_ANSWER_CHARS:
-        return text[:MAX_ANSWER_CHARS]
     if "\\boxed" in text or "\\fbox" in text:
-        from .extract import last_boxed  # local: extract imports this module
-
         text = last_boxed(text) or text
     for old, new in _REPLACE:
         if old in text:
@@ -93,6 +155,13 @@ def normalize_math(answer: str) -> str:
             text = text.replace(old, "")
     if "\\left" in text or "\\right" in text:
         text = _LEFT_RIGHT.sub("", text)
+        if "\\begin" in text:
+            matrix = _BRACKETED_MATRIX.fullmatch(text.strip())
+            text = matrix.group(1) if matrix else text
+    if "\\" in text and ("\\text" in text or "\\m" in text or "\\rm" in text):
+        unit = _UNIT_CMD.search(text)
+        if unit and any(ch.isdigit() for ch in text[:unit.start()]):
+            text = text[:unit.start()]
     if "\\" in text:
         for _ in range(3):  # \text{...} may nest inside \mathbf{...}
             unwrapped = _TEXT_CMD.sub(r" \1 ", text)
@@ -107,6 +176,8 @@ def normalize_math(answer: str) -> str:
         stripped = _UNITS.sub("", text).rstrip()
         if stripped and any(ch.isdigit() for ch in stripped):
             text = stripped
+    if "<" in text or ">" in text or "\\le" in text or "\\ge" in text or "\\lt" in text or "\\gt" in text:
+        text = _inequality_to_interval(text)
     if " and " in text or " or " in text:
         text = _AND_OR.sub(",", text)
     text = _strip_variables(text)

@@ -21,6 +21,14 @@ _SLASH = re.compile(rf"([+-]?)({_DECIMAL})/({_DECIMAL})")
 _FRAC = re.compile(r"([+-]?)(?:(\d+))?\\frac\{([+-]?" + _DECIMAL + r")\}\{([+-]?" + _DECIMAL + r")\}")
 _BASE = re.compile(r"([+-]?)([0-9A-Za-z]{1,40})_\{?(\d{1,2})\}?")
 _REPEATING = re.compile(r"([+-]?)(\d*)\.(\d*)\\overline\{(\d+)\}")
+# scientific notation: 1.07e16, 3E-4, 1.07\times10^{16}, 3\cdot10^8, 2*10^{-3}, 10^{-3}
+MAX_EXPONENT = 999
+_SCIENTIFIC = re.compile(
+    rf"([+-]?{_DECIMAL})(?:[eE]([+-]?\d{{1,3}})|\s*(?:\\times|\\cdot|\*|\u00d7)\s*10\s*\^\s*(?:\{{\s*([+-]?\d{{1,3}})\s*\}}|(\d)))"
+)
+_POWER_OF_TEN = re.compile(r"([+-]?)10\s*\^\s*(?:\{\s*([+-]?\d{1,3})\s*\}|(\d))")
+_LONG_DECIMAL = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?")
+_LONG_IN_TEXT = re.compile(rf"(?<![\w.])-?\d{{{MAX_DIGITS + 1},}}(?:\.\d+)?")
 # a number inside free text (GSM8K answers): optional sign, optional fraction part
 _IN_TEXT = re.compile(rf"(?<![\w.])-?{_DECIMAL}(?:/\d+(?![\d.]))?")
 _LATEX_FRAC_IN_TEXT = re.compile(r"\\[dt]?frac\{(-?\d+(?:\.\d+)?)\}\{(\d+(?:\.\d+)?)\}")
@@ -51,7 +59,7 @@ def parse_number(text: str) -> Fraction | None:
 
     Accepts what normalized answers look like: `12`, `-3.5`, `.5`, `1/2`, `\\frac{1}{2}`,
     `-\\frac{3}{4}`, mixed numbers `2\\frac{1}{4}`, repeating decimals `0.\\overline{3}`,
-    numerals in another base `3032_5`.
+    numerals in another base `3032_5`, scientific notation `1.07e16`, `3\\times 10^{8}`.
     """
     text = text.strip().translate(_MINUS)
     if not text or len(text) > 2 * MAX_DIGITS:
@@ -85,6 +93,15 @@ def parse_number(text: str) -> Fraction | None:
             return -value if value is not None and sign == "-" else value
         except ValueError:
             return None
+    match = _SCIENTIFIC.fullmatch(text)
+    if match:
+        mantissa = _fraction(match.group(1))
+        exponent = int(next(g for g in match.groups()[1:] if g is not None))
+        return None if mantissa is None else mantissa * Fraction(10) ** exponent
+    match = _POWER_OF_TEN.fullmatch(text)
+    if match:
+        value = Fraction(10) ** int(match.group(2) or match.group(3))
+        return -value if match.group(1) == "-" else value
     match = _REPEATING.fullmatch(text)
     if match:
         sign, whole, fixed, repeat = match.groups()
@@ -134,3 +151,66 @@ def format_number(value: Fraction) -> str:
             text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
         return text.rstrip("0").rstrip(".") if "." in text else text
     return f"{value.numerator}/{value.denominator}"
+
+
+def decimal_key(text: str) -> str | None:
+    """Canonical text of a plain decimal of any length (`007.50` -> `7.5`), else None.
+
+    Exact and linear in the length: identical 20,000-digit answers are equal without building
+    a huge integer (Python refuses to convert more than 4,300 digits).
+    """
+    match = _LONG_DECIMAL.fullmatch(text.strip())
+    if match is None or not (match.group(2) or match.group(3)):
+        return None
+    whole = match.group(2).lstrip("0") or "0"
+    fraction = (match.group(3) or "").rstrip("0")
+    sign = "-" if match.group(1) == "-" and (whole != "0" or fraction) else ""
+    return sign + whole + ("." + fraction if fraction else "")
+
+
+def long_number_in_text(text: str) -> str | None:
+    """`decimal_key` of a number too long for `number_in_text` (more than MAX_DIGITS digits)."""
+    text = _THOUSANDS.sub("", text.translate(_MINUS))
+    match = _LONG_IN_TEXT.search(text)
+    return decimal_key(match.group(0)) if match else None
+
+
+# A decimal stands for an exact value only when it carries at least this many significant
+# digits: 0.3333 may be 1/3 written out, 0.33 is a different, rounded answer.
+MIN_SIGNIFICANT_DIGITS = 4
+
+
+def written_decimal(text: str) -> tuple[Fraction, int] | None:
+    """(value, digits after the point) for a plain decimal with enough significant digits."""
+    match = _LONG_DECIMAL.fullmatch(text.strip())
+    if match is None or match.group(3) is None or len(text) > MAX_DIGITS:
+        return None
+    digits = (match.group(2) + match.group(3)).lstrip("0")
+    if len(digits) < MIN_SIGNIFICANT_DIGITS:
+        return None
+    value = _fraction(text.strip())
+    return None if value is None else (value, len(match.group(3)))
+
+
+def rounds_to(written: tuple[Fraction, int], exact: Fraction | float) -> bool:
+    """Whether the decimal `written` is `exact` rounded (half away from zero) or truncated to its places.
+
+    `0.0833333333` is 1/12 at ten places; `0.0834` is not 1/12 (at four places that is 0.0833).
+    A float `exact` (an irrational value such as pi) is allowed a 1e-9 relative slack.
+    """
+    value, places = written
+    scale = 10 ** places
+    if isinstance(exact, Fraction):
+        scaled = abs(exact) * scale
+        truncated = scaled.numerator // scaled.denominator
+        rounded = truncated + (1 if scaled - truncated >= Fraction(1, 2) else 0)
+        target = abs(value) * scale
+        if (value < 0) != (exact < 0) and value != 0:
+            return False
+        return target in (truncated, rounded)
+    if (value < 0) != (exact < 0):
+        return False
+    slack = 1e-9 * abs(exact) + 1e-15
+    scaled = abs(exact) * scale
+    target = float(abs(value) * scale)
+    return abs(target - round(scaled)) <= slack * scale or int(scaled + slack * scale) == target

@@ -97,14 +97,15 @@ def _math_verify():
     return math_verify
 
 
-def verify_latex(gold: str, pred: str) -> bool:
-    """math-verify's verdict on two LaTeX answers (no time bound: call through `symbolic_equal`)."""
+def verify_latex(gold: str, pred: str) -> bool | None:
+    """math-verify's verdict on two LaTeX answers, None when either cannot be parsed (no time
+    bound: call through `symbolic_verdict`)."""
     mv = _math_verify()
     config = [mv.LatexExtractionConfig(), mv.ExprExtractionConfig()]
     gold_parsed = mv.parse(f"${gold}$", config, parsing_timeout=None)
     pred_parsed = mv.parse(f"${pred}$", config, parsing_timeout=None)
     if not gold_parsed or not pred_parsed:
-        return False
+        return None
     return bool(mv.verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
 
@@ -113,13 +114,13 @@ def _on_timer(signum, frame):
         raise _Deadline()
 
 
-def _with_timer(gold: str, pred: str, seconds: float) -> bool:
+def _with_timer(gold: str, pred: str, seconds: float) -> bool | None:
     _math_verify()  # import outside the timer: an interrupted import would leave a broken module
     old_handler = signal.signal(signal.SIGALRM, _on_timer)
     started = time.monotonic()
     _active.on = True
     old_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
-    result = False
+    result = None
     try:
         try:
             result = verify_latex(gold, pred)
@@ -171,7 +172,7 @@ class _Helper:
             self.process.wait()
             self.process = None
 
-    def compare(self, gold: str, pred: str, seconds: float) -> bool:
+    def compare(self, gold: str, pred: str, seconds: float) -> bool | None:
         with self.lock:
             try:
                 if self.process is None or self.process.poll() is not None:
@@ -182,20 +183,21 @@ class _Helper:
             except (OSError, RuntimeError, ValueError) as exc:
                 log.debug("symbolic helper failed: %s", exc)
                 self._stop()
-                return False
+                return None
             if answer is None:  # overran: kill it, the next call starts a fresh one
                 self._stop()
-                return False
-            return answer == "true"
+                return None
+            return {"true": True, "false": False}.get(answer)
 
 
 _helper = _Helper()
 
 
-def symbolic_equal(gold: str, pred: str, seconds: float = 2.0) -> bool:
-    """Whether two normalized LaTeX answers are equivalent, decided within `seconds`."""
+def symbolic_verdict(gold: str, pred: str, seconds: float = 2.0) -> bool | None:
+    """Whether two normalized LaTeX answers are equivalent, decided within `seconds`; None when
+    it could not be decided (unsafe input, no time left, a timeout, an answer sympy cannot read)."""
     if seconds <= 0 or not (is_safe(gold) and is_safe(pred)):
-        return False
+        return None
     if getattr(_active, "on", False):  # already inside a bounded comparison
         return verify_latex(gold, pred)
     in_main = threading.current_thread() is threading.main_thread()
@@ -203,12 +205,17 @@ def symbolic_equal(gold: str, pred: str, seconds: float = 2.0) -> bool:
         try:
             return _with_timer(gold, pred, seconds)
         except _Deadline:
-            return False
+            return None
         except ValueError:  # signals unavailable (e.g. a sub-interpreter)
             pass
     if os.name == "posix":
         return _helper.compare(gold, pred, seconds)
-    return False
+    return None
+
+
+def symbolic_equal(gold: str, pred: str, seconds: float = 2.0) -> bool:
+    """`symbolic_verdict` as a plain yes/no: undecided counts as not equal."""
+    return bool(symbolic_verdict(gold, pred, seconds))
 
 
 def _serve() -> None:
@@ -219,9 +226,9 @@ def _serve() -> None:
         try:
             gold, pred = json.loads(line)
             result = verify_latex(str(gold), str(pred))
-        except Exception:  # a bad comparison is "not equal", never a crash
-            result = False
-        print("true" if result else "false", flush=True)
+        except Exception:  # a bad comparison is undecided, never a crash
+            result = None
+        print({True: "true", False: "false"}.get(result, "none"), flush=True)
 
 
 if __name__ == "__main__":
