@@ -23,20 +23,43 @@ def _breakdown(title: str, table: dict[str, list[int]]) -> str:
 @click.option("--gold-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSONL with the gold answers line by line, for LeMa inference output (which holds only `samples`).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write each input record plus `extracted` and `correct` here.")
+              help="Write each input record plus `extracted`, `correct` and `decided_by` (rule, symbolic or judge) here.")
+@click.option("--judge", "judge_spec", metavar="SPEC",
+              help="Ask this LLM endpoint ([NAME=]MODEL[@URL][;key_env=VAR][;price=IN/OUT]) about the answers the rules "
+                   "cannot decide (no answer found, free-form text, equations written differently). Off by default.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Judge response cache (default: .cache next to --out, else ~/.cache/lema/responses).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar for the judge.")
 @friendly_errors
-def grade(dataset, predictions, prediction_field, gold_field, gold_file, out):
+def grade(dataset, predictions, prediction_field, gold_field, gold_file, out, judge_spec, cache_dir, quiet):
     """Extract each final answer, compare it with the gold answer and print the accuracy.
 
     MATH results are also broken down per level and per subject when the records carry them.
     Lines that are not JSON or lack a field are reported with their line numbers; the rest are
-    still graded.
+    still graded. With --judge, only what the rules cannot decide is sent to the judge; its
+    replies are cached, so running the command again pays for nothing twice.
     """
     from lema_plugin.grading.files import grade_file
 
-    report = grade_file(predictions, dataset, prediction_field, gold_field, out=out, gold_file=gold_file)
+    if judge_spec:
+        from lema_plugin.llm import LLMClient
+        from lema_plugin.llm.endpoints import open_endpoints
+
+        cache = cache_dir or (Path(out).parent / ".cache" if out is not None else None)
+        client = LLMClient(cache_dir=cache, progress=not quiet)
+        with open_endpoints([judge_spec]) as (judge,):
+            report = grade_file(predictions, dataset, prediction_field, gold_field, out=out, gold_file=gold_file,
+                                judge=judge, client=client)
+    else:
+        client = None
+        report = grade_file(predictions, dataset, prediction_field, gold_field, out=out, gold_file=gold_file)
     layouts = ", ".join(f"{name} {count}" for name, count in sorted(report.formats.items())) or "none"
     click.echo(f"graded {report.graded} ({layouts}); answer found in {report.extracted}")
+    decided = ", ".join(f"{name} {report.decided_by[name]}" for name in ("rule", "symbolic", "judge") if report.decided_by[name])
+    click.echo(f"decided by {decided or 'nothing'}" + (f"; {report.unsettled} undecided (counted wrong)" if report.unsettled else ""))
+    if client is not None:
+        for line in client.usage_lines():
+            click.echo(f"judge {line}")
     if report.repeated:
         click.echo(f"{report.repeated} repeated lm-eval row(s) (one per filter) counted once")
     click.echo(f"accuracy {report.accuracy:.4f} ({report.correct}/{report.graded})")

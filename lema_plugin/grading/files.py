@@ -17,9 +17,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import answers_match, extract_answer, gold_answer
+from . import Graded, gold_answer, grade
 from ..records import RecordError, numbered_jsonl, parse_line
+
+if TYPE_CHECKING:
+    from ..llm.types import Endpoint
 
 _GOLD_FALLBACKS = ("answer", "completion", "target", "solution", "gold")
 
@@ -34,6 +38,8 @@ class GradeReport:
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
     repeated: int = 0  # lm-eval rows repeating a document (one row per filter), counted once
     formats: Counter = field(default_factory=Counter)
+    decided_by: Counter = field(default_factory=Counter)  # rule / symbolic / judge
+    unsettled: int = 0  # graded not correct because nothing could decide (no judge, or it did not answer)
     by_level: dict[str, list[int]] = field(default_factory=dict)  # name -> [correct, graded]
     by_subject: dict[str, list[int]] = field(default_factory=dict)
 
@@ -117,13 +123,19 @@ def grade_file(
     gold_field: str = "answer",
     out: str | Path | None = None,
     gold_file: str | Path | None = None,
+    judge: "Endpoint | None" = None,
+    client=None,
 ) -> GradeReport:
-    """Grade every line of `predictions`; write each record plus `extracted`/`correct` to `out`."""
+    """Grade every line of `predictions`; write each record plus `extracted`/`correct`/`decided_by`
+    to `out`.
+
+    With a `judge` endpoint (and the `LLMClient` to reach it), what the rules cannot decide is
+    asked of the judge once all lines are graded (see `judge.judge_graded`).
+    """
     report = GradeReport()
     golds = _gold_lines(Path(gold_file) if gold_file else None)
-    graded: list[dict] = []
+    rows: list[tuple[dict, Graded, object, str, dict, str]] = []  # record, grade, gold, layout, doc, text
     index = 0  # position among non-blank lines, to pair with the gold file
-    seen_docs: set[tuple] = set()
     with open(predictions, "rb") as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
@@ -140,19 +152,46 @@ def grade_file(
             except KeyError as exc:
                 report.bad_lines.append((lineno, f"field {exc.args[0]!r}: missing or empty"))
                 continue
-            extracted = extract_answer(text, dataset)
-            correct = answers_match(extracted, gold, dataset)
-            graded.append({**record, "gold_answer": gold_answer(gold, dataset), "extracted": extracted, "correct": correct})
-            if layout == "lm-eval":
-                key = (record.get("doc_id"), record.get("prompt_hash"), text)
-                if key in seen_docs:
-                    report.repeated += 1
-                    continue
-                seen_docs.add(key)
-            report.formats[layout] += 1
-            report.add(correct, extracted is not None, doc.get("level"), doc.get("subject") or doc.get("type"))
+            rows.append((record, grade(text, gold, dataset), gold, layout, doc, text))
+    if judge is not None and rows:
+        grades = _judged(rows, dataset, judge, client)
+        rows = [(record, graded, *rest) for (record, _, *rest), graded in zip(rows, grades)]
+    graded_records: list[dict] = []
+    seen_docs: set[tuple] = set()
+    for record, graded, gold, layout, doc, text in rows:
+        graded_records.append({**record, "gold_answer": gold_answer(gold, dataset), **graded.as_fields()})
+        if layout == "lm-eval":
+            key = (record.get("doc_id"), record.get("prompt_hash"), text)
+            if key in seen_docs:
+                report.repeated += 1
+                continue
+            seen_docs.add(key)
+        report.formats[layout] += 1
+        report.decided_by[graded.decided_by] += 1
+        report.unsettled += not graded.settled
+        report.add(graded.correct, graded.extracted is not None, doc.get("level"), doc.get("subject") or doc.get("type"))
     if out is not None:
         from ..store import write_jsonl_atomic
 
-        write_jsonl_atomic(out, graded)
+        write_jsonl_atomic(out, graded_records)
     return report
+
+
+def _judged(rows, dataset: str, judge, client) -> list[Graded]:
+    import asyncio
+
+    from .judge import JudgeItem, judge_graded
+
+    items = []
+    for record, graded, gold, _layout, doc, text in rows:
+        question = next((str(source[name]) for source in (record, doc) for name in ("question", "problem")
+                         if isinstance(source.get(name), str)), None)
+        items.append((graded, JudgeItem(solution=text, gold=gold_answer(gold, dataset) or str(gold), question=question)))
+
+    async def run():
+        try:
+            return await judge_graded(items, judge, client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())

@@ -1,0 +1,70 @@
+"""An LLM judge for what the rules cannot decide.
+
+The rules settle almost every answer (see `compare.Verdict`). What is left (no extractable
+answer, a free-form text answer, an equation written another way, a symbolic check that could
+not finish) can be settled by asking a judge model whether the final answer means the same as
+the reference answer. Only those items are sent, through the one client, so replies are
+cached (a re-run pays for nothing it already has), failures are retried and usage is counted.
+
+A stage that grades calls `judge_graded(items, endpoint, client)` once with everything it
+graded: settled items come back untouched, unsettled ones with the judge's verdict and
+`decided_by="judge"`. A reply the judge did not end with a verdict, or a request that failed,
+leaves the rule verdict (not correct) in place and the item unsettled.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..llm.types import Endpoint, Request
+from ..prompts import render
+from . import Graded
+
+JUDGE_MAX_TOKENS = 256
+SOLUTION_TAIL_CHARS = 3000  # the end of a long solution is where its final answer is
+_VERDICT = re.compile(r"verdict\s*[:\-]?\s*\**\s*(correct|incorrect|wrong|right)\b", re.I)
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """What the judge sees about one graded completion."""
+
+    solution: str  # the model's text
+    gold: str  # the reference final answer
+    question: str | None = None
+
+
+def judge_request(item: JudgeItem) -> Request:
+    solution = item.solution.strip()
+    if len(solution) > SOLUTION_TAIL_CHARS:
+        solution = "..." + solution[-SOLUTION_TAIL_CHARS:]
+    prompt = render("judge", question=(item.question or "(not given)").strip(), gold=item.gold.strip(), solution=solution)
+    return Request(prompt=prompt, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS)
+
+
+def parse_verdict(reply: str) -> bool | None:
+    """The judge's last `Verdict: correct|incorrect`, or None when the reply has none."""
+    found = _VERDICT.findall(reply or "")
+    if not found:
+        return None
+    return found[-1].lower() in ("correct", "right")
+
+
+async def judge_graded(
+    items: Sequence[tuple[Graded, JudgeItem]], endpoint: Endpoint, client, desc: str = "judge"
+) -> list[Graded]:
+    """Settle the unsettled grades of `items` with the judge at `endpoint` (an `LLMClient`).
+
+    Returns one `Graded` per item, in order. Only unsettled items cost a request.
+    """
+    results = [graded for graded, _ in items]
+    asked = [index for index, (graded, _) in enumerate(items) if not graded.settled]
+    jobs = [(endpoint, judge_request(items[index][1])) for index in asked]
+    async for position, completion in client.stream(jobs, desc=desc):
+        verdict = parse_verdict(completion.text) if completion.ok else None
+        if verdict is not None:
+            index = asked[position]
+            results[index] = dataclasses.replace(results[index], correct=verdict, decided_by="judge", settled=True)
+    return results
