@@ -3,12 +3,17 @@
 Each gold solution (1,319 GSM8K test rationales, 1,000 MATH test solutions) is graded against its
 own gold answer with `is_correct`, the call every stage makes; then against another problem's
 answer, where proving a mismatch can take the symbolic path (the first such call also pays
-math-verify's one-off start-up). Run:
+math-verify's one-off start-up). A third set dresses each gold solution up as a long chat-model
+reply (several hundred words: markdown headings, numbered steps, bold, display LaTeX, a closing
+"Final Answer" in one of the styles chat models use) and grades it against its own answer.
+Run:
 
     python bench/grading.py [--data DIR] [--repeat N]
 
 DIR defaults to $LEMA_DATA_DIR or ../shared/data. Goals on a 2-core machine: GSM8K >= 5,000
-items/s, MATH >= 300 items/s, p99 < 50 ms.
+items/s, MATH >= 1,000 items/s, long chat-style solutions >= 300 items/s with p99 < 50 ms, and no
+item over the hard time bound (`compare.TIME_BUDGET_S`, on the symbolic part). Wall-clock figures
+depend on what else runs on the machine; CPU time per item is the grader's own cost.
 """
 from __future__ import annotations
 
@@ -19,7 +24,11 @@ import statistics
 import time
 from pathlib import Path
 
-from lema_plugin.grading import is_correct, last_boxed
+import random
+import re
+
+from lema_plugin.grading import gold_answer, is_correct
+from lema_plugin.grading.compare import TIME_BUDGET_S, math_verdict, structure
 
 
 def _rows(path: Path) -> list[dict]:
@@ -29,8 +38,47 @@ def _rows(path: Path) -> list[dict]:
 
 def _items(data: Path) -> dict[str, list[tuple[str, str]]]:
     gsm8k = [(row["answer"], row["answer"].rsplit("####", 1)[1].strip()) for row in _rows(data / "gsm8k" / "test.jsonl")]
-    math = [(row["solution"], last_boxed(row["solution"]) or "") for row in _rows(data / "math" / "test_sample1000.jsonl")]
+    math = [(row["solution"], gold_answer(row["solution"], "math") or "") for row in _rows(data / "math" / "test_sample1000.jsonl")]
     return {"gsm8k": gsm8k, "math": math}
+
+
+_FILLER = (
+    "Let me make sure I understand what is being asked before computing anything.",
+    "It helps to write down every quantity we know and what we want to find.",
+    "We should double-check this step, because sign errors are easy to make here.",
+    "Note that this is consistent with the constraints given in the problem statement.",
+    "Let's verify the arithmetic once more to be safe.",
+    "This is the key observation that makes the rest of the computation straightforward.",
+)
+_ENDINGS = (
+    "**Final Answer**\n\n\\[\n\\boxed{{{answer}}}\n\\]",
+    "### Final answer\n\nThe final answer is $\\boxed{{{answer}}}$. I hope it is correct.",
+    "## Conclusion\n\nPutting everything together, the answer is $\\boxed{{{answer}}}$.\n\nLet me know if you'd like any step explained in more detail!",
+    "Therefore, the final answer is: $\\boxed{{{answer}}}$",
+)
+
+
+def chat_style(solution: str, answer: str, rng: random.Random) -> str:
+    """A gold solution rewritten the way chat models answer: long, markdown, LaTeX, boxed end."""
+    body = re.sub(r"\\boxed\{", "{", solution)  # the only box is the closing one
+    sentences = [part.strip() for part in re.split(r"(?<=[.!?])\s+", body) if part.strip()]
+    lines = ["Let's solve this step by step.", "", "## Understanding the problem", "", rng.choice(_FILLER), ""]
+    for number, sentence in enumerate(sentences, 1):
+        lines += [f"### Step {number}", "", sentence, "", rng.choice(_FILLER)]
+        if rng.random() < 0.4:
+            lines += ["", "$$", f"x_{{{number}}} = \\frac{{{number}}}{{{number + 1}}} \\cdot \\sqrt{{{number + 2}}}", "$$"]
+        if rng.random() < 0.3:
+            lines += ["", f"- **Check {number}:** the value stays consistent with the previous step."]
+        lines.append("")
+    while len(" ".join(lines).split()) < 350:
+        lines += [rng.choice(_FILLER), ""]
+    lines.append(rng.choice(_ENDINGS).format(answer=answer))
+    return "\n".join(lines)
+
+
+def _chat_items(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    rng = random.Random(0)
+    return [(chat_style(text, gold, rng), gold) for text, gold in items]
 
 
 def _figures(label: str, seconds: list[float], total: float) -> str:
@@ -41,6 +89,9 @@ def _figures(label: str, seconds: list[float], total: float) -> str:
 
 
 def _run(label: str, items: list[tuple[str, str]], repeat: int, dataset: str | None = None) -> None:
+    """Grade every item `repeat` times and print wall and CPU figures (comparison caches start empty)."""
+    math_verdict.cache_clear()
+    structure.cache_clear()
     dataset = dataset or label
     timings: list[tuple[float, int]] = []
     cpu: list[float] = []
@@ -57,6 +108,8 @@ def _run(label: str, items: list[tuple[str, str]], repeat: int, dataset: str | N
     print(_figures("wall", [t for t, _ in timings], total))
     # CPU time is what the grader costs; wall time also counts other processes on a busy machine
     print(_figures("cpu ", cpu, cpu_total))
+    over = sum(seconds > TIME_BUDGET_S for seconds, _ in timings)
+    print(f"  cpu per item {1000 * cpu_total / len(timings):.3f} ms; over the {TIME_BUDGET_S:g} s bound: {over}")
     slowest = sorted(zip(cpu, (index for _, index in timings)), reverse=True)[:5]
     print("  slowest (cpu):")
     for seconds, index in slowest:
@@ -70,8 +123,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(default), help="folder laid out like ../shared/data")
     parser.add_argument("--repeat", type=int, default=1, help="passes over the data (the first includes warm-up)")
     args = parser.parse_args()
-    for dataset, items in _items(args.data).items():
+    items_by_dataset = _items(args.data)
+    for dataset, items in items_by_dataset.items():
         _run(dataset, items, args.repeat)
+    chat = _chat_items(items_by_dataset["math"])
+    words = sorted(len(text.split()) for text, _ in chat)
+    print(f"(chat-style solutions: {words[len(words) // 2]} words median, {words[0]}-{words[-1]})")
+    _run("math, long chat-style solutions", chat, args.repeat, "math")
     # the slow path: another problem's answer is mostly wrong, and proving that may need sympy
     for dataset, items in _items(args.data).items():
         golds = [gold for _, gold in items]

@@ -22,7 +22,7 @@ MAX_STATED_CHARS = 30_000  # an answer stated after "The answer is" is read from
 
 _CONTINUATION = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:Question|Q|Problem|Human|User)[ \t]*(\d*)[ \t]*[:\uff1a]")
 _PHRASE = re.compile(
-    r"(?:\b(?:the\s+)?(?:final\s+)?answer\s+(?:is|would\s+be|will\s+be|should\s+be)\b"
+    r"(?:\b(?:the\s+)?(?:final\s+)?answers?\s+(?:is|are|would\s+be|will\s+be|should\s+be)\b"
     r"|\b(?:final\s+)?answer\s*:|\bfinal\s+answer\b(?=[ \t*#]*\n))",
     re.I,
 )

@@ -133,7 +133,7 @@ def _strip_variables(text: str) -> str:
     """`x = 3` -> `3`; `x = 1, y = 2` -> `1, 2`; `x \\in [0, 1]` -> `[0, 1]`."""
     equals = text.count("=")
     if equals <= 1:
-        return _VAR_EQ.sub("", text, count=1) if equals or "\\in" in text else text
+        return _VAR_EQ.sub("", text, count=1) if equals or "\\in" in text or "\\approx" in text else text
     parts = text.split(",")
     if all(_VAR_EQ.match(part) for part in parts):
         return ",".join(_VAR_EQ.sub("", part, count=1) for part in parts)

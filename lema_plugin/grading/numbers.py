@@ -30,7 +30,7 @@ _POWER_OF_TEN = re.compile(r"([+-]?)10\s*\^\s*(?:\{\s*([+-]?\d{1,3})\s*\}|(\d))"
 _LONG_DECIMAL = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?")
 _LONG_IN_TEXT = re.compile(rf"(?<![\w.])-?\d{{{MAX_DIGITS + 1},}}(?:\.\d+)?")
 # a number inside free text (GSM8K answers): optional sign, optional fraction part
-_IN_TEXT = re.compile(rf"(?<![\w.])-?{_DECIMAL}(?:/\d+(?![\d.]))?")
+_IN_TEXT = re.compile(rf"(?<![\w.])-?{_DECIMAL}(?:/\d+(?![\d.])|[eE][+-]?\d{{1,3}}(?!\w))?")
 _LATEX_FRAC_IN_TEXT = re.compile(r"\\[dt]?frac\{(-?\d+(?:\.\d+)?)\}\{(\d+(?:\.\d+)?)\}")
 
 _WORDS = {
