@@ -295,3 +295,14 @@ def test_hub_rows_are_read_from_the_documented_datasets(shared_data, monkeypatch
     assert len(docs) == len(math500) and {d["answer"] for d in docs} == {"7"}
     assert all(isinstance(d["level"], int) for d in docs)
     assert asked == list(hub)
+
+
+@pytest.mark.parametrize("text, gold, expected", [
+    ("So the luminosity is $\\boxed{1.07 \\times 10^{16}\\text{ erg/s}}$.", "1.07e16", 1.0),
+    ("The answer is $x \\in [-2, 7]$.", "-2 \\le x \\le 7", 1.0),
+    ("The roots are $\\boxed{3}$ and $\\boxed{1}$.", "1, 3", 1.0),
+    ("The maximum is \\boxed{1}.\n\nOn second thought, the final answer is \\boxed{\\frac12}.", "\\frac12", 0.0),
+])
+def test_tasks_grade_the_answer_forms_of_strong_models(text, gold, expected):
+    doc = {"dataset": "math500", "answer": gold}
+    assert _utils().process_results(doc, [text])["exact_match"] == expected

@@ -163,7 +163,7 @@ def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     strict_match: credit only when the answer is given as asked ("The answer is X" or a final
     \\boxed{}), so format failures show apart from reasoning failures.
     """
-    return _scores(results[0], str(doc["answer"]), grader_dataset(doc["dataset"]))
+    return _scores(results[0], str(doc["answer"]), doc["dataset"])
 
 
 def process_correction(doc: dict, results: list[str]) -> dict[str, float]:
@@ -175,7 +175,7 @@ def process_correction(doc: dict, results: list[str]) -> dict[str, float]:
     """
     from lema_plugin.correct.parse import UnparseableReply, parse_correction
 
-    text, gold, dataset = results[0], str(doc["answer"]), grader_dataset(doc["dataset"])
+    text, gold, dataset = results[0], str(doc["answer"]), doc["dataset"]
     try:
         parsed = parse_correction(text)
     except UnparseableReply:
@@ -187,6 +187,8 @@ def process_correction(doc: dict, results: list[str]) -> dict[str, float]:
 
 
 def _scores(text: str, gold: str, dataset: str) -> dict[str, float]:
+    """The grader's rules alone (it maps the dataset name to its rules); no LLM judge is ever
+    asked here, so an lm-eval score is reproducible offline and costs nothing."""
     strict = extract_strict(text, dataset)
     return {
         "exact_match": float(is_correct(text, gold, dataset)),
