@@ -125,3 +125,25 @@ def test_plain_answers_never_import_sympy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+_ADVERSARIAL = {
+    "unclosed boxes": "\\boxed{ " * 20_000,
+    "many boxes": "\\boxed{1} x " * 15_000,
+    "many joined spans": "The answer is " + "$1$, " * 6_000,
+    "a long statement": "Final Answer: " + "a " * 14_000 + "is 5",
+    "spaces before a unit": "The answer is $5" + " " * 20_000 + "\\text{ cm}$",
+    "many inequalities": "The answer is $" + "x < 1, " * 3_000 + "$",
+    "nested braces": "\\boxed{" + "{" * 50_000 + "}" * 50_000 + "}",
+    "a long list": "\\boxed{" + "1," * 40_000 + "1}",
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", sorted(_ADVERSARIAL))
+@pytest.mark.parametrize("dataset", ["gsm8k", "math"])
+def test_adversarial_shapes_are_graded_without_error(name, dataset):
+    """Inputs shaped to make a careless scanner quadratic; the timeout guards against a hang."""
+    text = _ADVERSARIAL[name]
+    for gold in ("5", "1, 2", text[-2_000:]):
+        assert isinstance(is_correct(text, gold, dataset), bool)

@@ -105,7 +105,8 @@ def grade(text: object, gold: object, dataset: str) -> Graded:
     if answer.others:
         reference = gold_answer(gold, dataset)
         if reference and single_value(reference, dataset):
-            if verdict.correct and any(not answer_verdict(other, reference, dataset).correct for other in answer.others):
+            others = dict.fromkeys(answer.others)  # each distinct text once
+            if verdict.correct and any(not answer_verdict(other, reference, dataset).correct for other in others):
                 return Graded(answer.value, False, verdict.decided_by)
         elif reference and not verdict.correct:  # the gold lists several values: all boxed values together
             every = joined_answers((*answer.others, answer.value))

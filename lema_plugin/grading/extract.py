@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 from .datasets import dataset_kind
 from .latex import DELIMITERS, MATH_SPAN, Box, box_at, boxes, last_boxed, math_span_end, strip_delimiters
-from .normalize import normalize_math
+from .normalize import MAX_ANSWER_CHARS, normalize_math
 from .numbers import format_number, long_number_in_text, number_in_text, parse_number
 
 MAX_TEXT_CHARS = 200_000  # longer completions are graded on their last 200,000 characters
@@ -62,6 +62,9 @@ _STATEMENT = re.compile(
     r"^(?P<head>.*[a-zA-Z].*?)\s+(?:is|are|equals|was|will\s+be|would\s+be|must\s+be|should\s+be|becomes|=)\s+(?P<tail>.+)$",
     re.I | re.S,
 )
+
+
+MAX_LISTED = 100
 
 
 class Answer(tuple):
@@ -116,7 +119,9 @@ def joined_answers(values) -> str | None:
     """Several stated answers as one list answer `a, b`, repeats (also `15\\frac{39}{40}` and
     `\\frac{639}{40}`) counted once."""
     distinct: list[str] = []
-    for value in values:
+    for value in dict.fromkeys(values):  # the same text once; equal values below
+        if len(distinct) >= MAX_LISTED:  # no real answer lists this many values
+            return None
         if value and not any(_same_value(value, seen) for seen in distinct):
             distinct.append(value)
     return ", ".join(distinct) if distinct else None
@@ -125,21 +130,21 @@ def joined_answers(values) -> str | None:
 def _joined_spans(value: str) -> str:
     """`$x < 1$ or $x > 2$` -> `x < 1 or x > 2`: consecutive math spans joined by `,`/and/or."""
     pieces: list[str] = []
-    rest = value
+    at = 0
     while True:
-        left = next((left for left, _ in DELIMITERS if rest.startswith(left)), None)
+        left = next((left for left, _ in DELIMITERS if value.startswith(left, at)), None)
         if left is None:
             break
         right = dict(DELIMITERS)[left]
-        end = math_span_end(rest, left, right)
-        pieces.append(rest[len(left):end])
-        rest = rest[end + len(right):]
-        joint = _SPAN_JOIN.match(rest)
+        end = math_span_end(value, left, right, at)
+        pieces.append(value[at + len(left):end])
+        at = end + len(right)
+        joint = _SPAN_JOIN.match(value, at)
         if not joint or not joint.group(1):
             break
         word = joint.group(1).strip(" \t,;")
         pieces.append(f" {word} " if word else ", ")
-        rest = rest[joint.end():]
+        at = joint.end()
     return "".join(pieces)
 
 
@@ -199,7 +204,7 @@ def _math_value(value: str | None) -> str | None:
     """Keep `value` if it reads like a final answer (not a sentence); delimiters removed."""
     if not value:
         return None
-    if not value.startswith(("$", "\\(", "\\[")) and len(_WORD.findall(_prose(value))) > 1:
+    if len(value) <= MAX_ANSWER_CHARS and not value.startswith(("$", "\\(", "\\[")) and len(_WORD.findall(_prose(value))) > 1:
         tail = _statement_tail(value)
         if tail is not None:
             value = tail

@@ -30,9 +30,9 @@ def math_span(text: str) -> str | None:
     return None
 
 
-def math_span_end(text: str, left: str, right: str) -> int:
-    """Index of the delimiter closing the span that opens `text` (len(text) if unclosed)."""
-    close = text.find(right, len(left))
+def math_span_end(text: str, left: str, right: str, start: int = 0) -> int:
+    """Index of the delimiter closing the span that opens at `start` (len(text) if unclosed)."""
+    close = text.find(right, start + len(left))
     while right == "$" and close > 0 and text[close - 1] == "\\":  # \$ is a dollar sign
         close = text.find(right, close + 1)
     return len(text) if close < 0 else close
@@ -84,14 +84,33 @@ def box_at(text: str, start: int) -> Box | None:
 
 
 def boxes(text: str) -> list[Box]:
-    """Every readable box in `text`, in order (a box inside a box counts once, as the outer)."""
+    """Every readable box in `text`, in order (a box inside a box counts once, as the outer).
+
+    One pass pairs every brace first, so a text full of unclosed `\\boxed{` costs linear time.
+    """
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for token in _BRACE_TOKENS.finditer(text):
+        ch = token.group(0)
+        if ch == "{":
+            stack.append(token.start())
+        elif ch == "}" and stack:
+            closing[stack.pop()] = token.start()
     found: list[Box] = []
     for match in _BOX.finditer(text):
         if found and match.start() < found[-1].end:
             continue
-        box = box_at(text, match.start())
-        if box is not None:
-            found.append(box)
+        i = match.end()
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            close = closing.get(i)
+            if close is not None:
+                found.append(Box(match.start(), close + 1, text[i + 1:close].strip()))
+        else:
+            box = box_at(text, match.start())
+            if box is not None:
+                found.append(box)
     return found
 
 

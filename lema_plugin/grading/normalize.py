@@ -40,11 +40,12 @@ _VAR_EQ = re.compile(
     rf"^\s*(?:{_NAME}|\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\)|\|\s*[A-Z]{{1,3}}\s*\||[A-Z]{{2,3}}|\\overline\{{[A-Z]{{2,3}}\}}"
     rf"|m?\\angle\s*[A-Z]{{1,3}}|[a-zA-Z]\(\s*[a-z]\s*\))\s*(?:=|\\approx(?![a-zA-Z])|\\in(?![a-zA-Z]))(?!=)"
 )
-# a trailing unit: 5\text{ cm}, 1.07\times 10^{16}\text{ erg/s}, 3\times10^8\,\mathrm{m}
-_UNIT_CMD = re.compile(
-    r"(?<=[\d})\s])(?:\s|\\[,;:! ]|\\q?quad|~)*\\(?:text|textrm|mathrm|mbox|textnormal|rm)\s*"
-    r"\{\s*(?!(?:i|e)\s*\})[a-zA-Z][a-zA-Z/.\-\s]*(?:\^\{?-?\d\}?)?\s*\}(?:\s*\^\{?-?[23]\}?)?\s*$"
+# a trailing unit: 5\\text{ cm}, 1.07\\times 10^{16}\\text{ erg/s}, 3\\times10^8\\,\\mathrm{m} (not \\mathrm{i} or e)
+_UNIT_TAIL = re.compile(
+    r"\\(?:text|textrm|mathrm|mbox|textnormal|rm)\s*\{\s*(?!(?:i|e)\s*\})[a-zA-Z][a-zA-Z/.\-\s]*"
+    r"(?:\^\{?-?\d\}?)?\s*\}(?:\s*\^\{?-?[23]\}?)?\s*"
 )
+_SPACING = ("\\,", "\\;", "\\:", "\\!", "\\ ", "\\quad", "\\qquad")
 # a matrix written with outer brackets: \left[\begin{array}{cc}..\end{array}\right] after \left/\right go
 _BRACKETED_MATRIX = re.compile(r"[\[(]\s*(\\begin\{(array|matrix)\}.*\\end\{\2\})\s*[\])]", re.S)
 # inequalities: a chain `a < x <= b` or a one-sided `x > a`
@@ -65,6 +66,25 @@ _LEADING_DOT = re.compile(r"(?<![\d}])\.(?=\d)")
 def _space_or_command(match: re.Match) -> str:
     command = match.group(1)
     return command + " " if command else ""
+
+
+def _drop_unit(text: str) -> str:
+    """`5\\,\\mathrm{kg}` -> `5`: a unit command that ends an answer after a number."""
+    start = max(text.rfind(command) for command in ("\\text", "\\mathrm", "\\mbox", "\\rm"))
+    if start <= 0 or not _UNIT_TAIL.fullmatch(text, start):
+        return text
+    end = start
+    while True:
+        while end > 0 and text[end - 1] in " \t~":
+            end -= 1
+        gap = next((gap for gap in _SPACING if text.endswith(gap, 0, end)), None)
+        if gap is None:
+            break
+        end -= len(gap)
+    head = text[:end]
+    if head and head[-1] in "0123456789})" and any(ch.isdigit() for ch in head):
+        return head
+    return text
 
 
 def _relation(token: str) -> str:
@@ -158,10 +178,8 @@ def normalize_math(answer: str) -> str:
         if "\\begin" in text:
             matrix = _BRACKETED_MATRIX.fullmatch(text.strip())
             text = matrix.group(1) if matrix else text
-    if "\\" in text and ("\\text" in text or "\\m" in text or "\\rm" in text):
-        unit = _UNIT_CMD.search(text)
-        if unit and any(ch.isdigit() for ch in text[:unit.start()]):
-            text = text[:unit.start()]
+    if "\\text" in text or "\\mathrm" in text or "\\mbox" in text or "\\rm" in text:
+        text = _drop_unit(text)
     if "\\" in text:
         for _ in range(3):  # \text{...} may nest inside \mathbf{...}
             unwrapped = _TEXT_CMD.sub(r" \1 ", text)
