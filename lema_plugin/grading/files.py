@@ -10,7 +10,8 @@ Three layouts are recognised line by line from their fields, so no flag is neede
   that file carries none, from the matching line of a separate gold file.
 
 A bad line (not UTF-8, not JSON, a field missing) is counted and reported with its line number;
-the other lines are still graded.
+the other lines are still graded. Each graded record gains `extracted`, `correct` and `decided_by`
+(`rule`, `symbolic`, or `judge` when an LLM judge settled what the rules could not).
 """
 from __future__ import annotations
 
