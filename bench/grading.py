@@ -2,8 +2,8 @@
 
 Each gold solution (1,319 GSM8K test rationales, 1,000 MATH test solutions) is graded against its
 own gold answer with `is_correct`, the call every stage makes; then against another problem's
-answer, where proving a mismatch can take the symbolic path (the first such call also pays
-math-verify's one-off start-up). A third set dresses each gold solution up as a long chat-model
+answer, where proving a mismatch can take the symbolic path (math-verify's one-off start-up is
+timed apart, before the runs). A third set dresses each gold solution up as a long chat-model
 reply (several hundred words: markdown headings, numbered steps, bold, display LaTeX, a closing
 "Final Answer" in one of the styles chat models use) and grades it against its own answer.
 Run:
@@ -123,6 +123,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(default), help="folder laid out like ../shared/data")
     parser.add_argument("--repeat", type=int, default=1, help="passes over the data (the first includes warm-up)")
     args = parser.parse_args()
+    from lema_plugin.grading.symbolic import _math_verify
+
+    started = time.perf_counter()
+    _math_verify()  # the one-off import and parser build, paid once per process
+    print(f"math-verify start-up (once per process, not counted below): {time.perf_counter() - started:.2f} s")
     items_by_dataset = _items(args.data)
     for dataset, items in items_by_dataset.items():
         _run(dataset, items, args.repeat)
