@@ -10,7 +10,7 @@ All patterns are linear-time: a 20,000-character garbage completion costs about 
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from .datasets import dataset_kind
 from .latex import DELIMITERS, MATH_SPAN, Box, box_at, boxes, last_boxed, math_span_end, strip_delimiters
@@ -19,6 +19,7 @@ from .numbers import format_number, long_number_in_text, number_in_text, parse_n
 
 MAX_TEXT_CHARS = 200_000  # longer completions are graded on their last 200,000 characters
 MAX_STATED_CHARS = 30_000  # an answer stated after "The answer is" is read from at most this much of its line
+MAX_LISTED = 100  # no real answer lists more values than this
 
 _CONTINUATION = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:Question|Q|Problem|Human|User)[ \t]*(\d*)[ \t]*[:\uff1a]")
 _PHRASE = re.compile(
@@ -54,7 +55,7 @@ def drop_continuation(text: str) -> str:
 
 
 # between boxes that state one answer together: `\boxed{1}, \boxed{2}`, `\boxed{1} and \boxed{2}`
-_BOX_GAP = re.compile(r"(?:[\s$,;.]|\\[,;:! ]|\\q?quad|\\\\|\b(?:and|or)\b|\\text\{\s*(?:and|or|,)?\s*\}|\\(?:text|mbox)\{|\})*")
+_BOX_GAP = re.compile(r"(?:[\s$,;.]|\\[,;:! ]|\\q?quad|\\\\|\b(?:and|or)\b|\\(?:text|mbox)\{\s*(?:and|or|,)?\s*\})*")
 _EQUAL_GAP = re.compile(r"[\s$]*=[\s$]*")
 # several math spans that state one answer together: `$x < 1$ or $x > 2$`, `$1$, $2$ and $3$`
 _SPAN_JOIN = re.compile(r"[ \t]*(,|;|,?[ \t]+(?:and|or)|)[ \t]*(?=\$|\\\(|\\\[)")
@@ -64,28 +65,15 @@ _STATEMENT = re.compile(
 )
 
 
-MAX_LISTED = 100
-
-
-class Answer(tuple):
-    """(value, others): the final answer and the contents of the other boxes in the text.
+class Answer(NamedTuple):
+    """The final answer a text states, and the contents of the other boxes in it.
 
     `others` lets a caller refuse credit to a solution that boxes several different final
     answers when only one is asked for.
     """
 
-    __slots__ = ()
-
-    def __new__(cls, value: str | None, others: tuple[str, ...] = ()):
-        return super().__new__(cls, (value, others))
-
-    @property
-    def value(self) -> str | None:
-        return self[0]
-
-    @property
-    def others(self) -> tuple[str, ...]:
-        return self[1]
+    value: str | None
+    others: tuple[str, ...] = ()
 
 
 def _same_value(a: str, b: str) -> bool:
@@ -100,8 +88,8 @@ def _same_value(a: str, b: str) -> bool:
 def _box_group(text: str, found: list[Box]) -> tuple[int, str | None]:
     """The final boxes that state one answer together, joined as a list; (index of the first)."""
     first = len(found) - 1
-    values = [found[first].content]
-    while first > 0:
+    values = [found[first].content]  # last first
+    while first > 0 and len(values) <= MAX_LISTED:
         gap = text[found[first - 1].end:found[first].start]
         if len(gap) > 40:
             break
@@ -111,8 +99,8 @@ def _box_group(text: str, found: list[Box]) -> tuple[int, str | None]:
         if not _BOX_GAP.fullmatch(gap):
             break
         first -= 1
-        values.insert(0, found[first].content)
-    return first, joined_answers(values)
+        values.append(found[first].content)
+    return first, joined_answers(reversed(values))
 
 
 def joined_answers(values) -> str | None:
@@ -120,7 +108,7 @@ def joined_answers(values) -> str | None:
     `\\frac{639}{40}`) counted once."""
     distinct: list[str] = []
     for value in dict.fromkeys(values):  # the same text once; equal values below
-        if len(distinct) >= MAX_LISTED:  # no real answer lists this many values
+        if len(distinct) >= MAX_LISTED:
             return None
         if value and not any(_same_value(value, seen) for seen in distinct):
             distinct.append(value)
