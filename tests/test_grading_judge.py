@@ -110,3 +110,12 @@ def test_an_unreadable_reply_is_no_verdict():
     assert parse_verdict("Verdict: incorrect ... on second thought, Verdict: correct") is True
     assert parse_verdict("The answer looks fine to me.") is None
     assert parse_verdict("") is None
+
+
+def test_a_bad_judge_spec_is_one_line_error(tmp_path):
+    predictions = _write(tmp_path / "preds.jsonl", RECORDS[:1])
+    result = CliRunner().invoke(main, ["grade", "--dataset", "math", "--predictions", str(predictions),
+                                       "--judge", "judge@ftp://nowhere"])
+    assert result.exit_code != 0
+    assert "endpoint spec 'judge@ftp://nowhere'" in result.output
+    assert "Traceback" not in result.output
