@@ -23,7 +23,7 @@ MAX_LISTED = 100  # no real answer lists more values than this
 
 _CONTINUATION = re.compile(r"\n[ \t]*(?:#+[ \t]*)?(?:Question|Q|Problem|Human|User)[ \t]*(\d*)[ \t]*[:\uff1a]")
 _PHRASE = re.compile(
-    r"(?:\b(?:the\s+)?(?:final\s+)?answers?\s+(?:is|are|would\s+be|will\s+be|should\s+be)\b"
+    r"(?:\b(?:the\s+)?(?:final\s+)?(?:answers?|solutions?)\s+(?:is|are|would\s+be|will\s+be|should\s+be)\b"
     r"|\b(?:final\s+)?answer\s*:|\bfinal\s+answer\b(?=[ \t*#]*\n))",
     re.I,
 )
@@ -208,7 +208,10 @@ def _math_value(value: str | None) -> str | None:
 
 def _strong_candidates(text: str, phrase: re.Pattern, with_hash: bool, found: list[Box]) -> Iterator[tuple[int, int, Callable[[], str | None]]]:
     """(position, index of the first box in the final group or -1, value getter)."""
+    last = found[-1] if found else None
     for match in phrase.finditer(text):
+        if last is not None and last.start < match.start() < last.end:
+            continue  # \boxed{\text{The answer is } 5}: the box states the answer
         yield match.start(), -1, (lambda end=match.end(): _after_phrase(text, end))
     if found:
         first, content = _box_group(text, found)

@@ -45,13 +45,15 @@ _VAR_EQ = re.compile(
 # a trailing unit: 5\\text{ cm}, 1.07\\times 10^{16}\\text{ erg/s}, 3\\times10^8\\,\\mathrm{m} (not \\mathrm{i} or e)
 _UNIT_TAIL = re.compile(
     r"\\(?:text|textrm|mathrm|mbox|textnormal|rm)\s*\{\s*(?!(?:i|e)\s*\})[a-zA-Z][a-zA-Z/.\-\s]*"
-    r"(?:\^\{?-?\d\}?)?\s*\}(?:\s*\^\{?-?[23]\}?)?\s*"
+    r"(?:\^\{?-?\d\}?)?\s*\}(?:\s*\^\{?-?\d\}?)?\s*"
 )
 _SPACING = ("\\,", "\\;", "\\:", "\\!", "\\ ", "\\quad", "\\qquad")
 # a matrix written with outer brackets: \left[\begin{array}{cc}..\end{array}\right] after \left/\right go
 _BRACKETED_MATRIX = re.compile(r"[\[(]\s*(\\begin\{(array|matrix)\}.*\\end\{\2\})\s*[\])]", re.S)
 # inequalities: a chain `a < x <= b` or a one-sided `x > a`
-_RELATION = re.compile(r"<=|>=|\\leq?(?![a-zA-Z])|\\geq?(?![a-zA-Z])|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>|\u2264|\u2265")
+_RELATION = re.compile(
+    r"<=|>=|\\le(?:q(?:slant)?)?(?![a-zA-Z])|\\ge(?:q(?:slant)?)?(?![a-zA-Z])|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>|\u2264|\u2265"
+)
 _LOWER = {"<": "(", "<=": "["}
 _OR = re.compile(r"\s+or\s+|\\cup|\\vee")
 _SPACE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])|\s+")
@@ -94,7 +96,7 @@ def _relation(token: str) -> str:
         return "<"
     if token in (">", "\\gt"):
         return ">"
-    return "<=" if token in ("<=", "\\le", "\\leq", "\u2264") else ">="
+    return "<=" if token in ("<=", "\u2264") or token.startswith("\\le") else ">="
 
 
 def _one_interval(piece: str, variable: list[str]) -> str | None:
