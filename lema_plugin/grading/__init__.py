@@ -57,12 +57,12 @@ def gold_answer(gold: object, dataset: str) -> str | None:
 def answer_verdict(pred: object, gold: object, dataset: str) -> Verdict:
     """`answers_match` with how it was decided (see `compare.Verdict`)."""
     dataset = dataset_kind(dataset)
-    if pred is None or gold is None:
-        return Verdict(False, settled=pred is None and gold is not None)
-    gold = gold_answer(gold, dataset)
-    pred = str(pred).strip()
-    if not gold or not pred:
-        return Verdict(False, settled=not pred and bool(gold))
+    gold = None if gold is None else gold_answer(gold, dataset)
+    if not gold:  # nothing to compare with, for the rules or a judge
+        return Verdict(False)
+    pred = "" if pred is None else str(pred).strip()
+    if not pred:  # no answer found: a judge may still read one in the text
+        return Verdict(False, settled=False)
     if dataset == "gsm8k":
         return gsm8k_verdict(pred, gold)
     return math_verdict(pred, gold)
@@ -99,8 +99,8 @@ def grade(text: object, gold: object, dataset: str) -> Graded:
     """
     dataset = dataset_kind(dataset)
     answer = find_answer(text, dataset)
-    if answer.value is None:
-        return Graded(None, False, "rule", settled=False)
+    if answer.value is None:  # a judge may still read an answer in the text, given a gold one
+        return Graded(None, False, "rule", settled=not gold_answer(gold, dataset))
     verdict = answer_verdict(answer.value, gold, dataset)
     if answer.others:
         reference = gold_answer(gold, dataset)
