@@ -147,3 +147,11 @@ def test_adversarial_shapes_are_graded_without_error(name, dataset):
     text = _ADVERSARIAL[name]
     for gold in ("5", "1, 2", text[-2_000:]):
         assert isinstance(is_correct(text, gold, dataset), bool)
+
+
+@pytest.mark.timeout(60)
+def test_long_unordered_lists_compare_without_pairing_every_part():
+    numbers = [str(n) for n in range(5_000)]
+    gold = ", ".join(numbers)
+    assert answers_match(", ".join(reversed(numbers)), gold, "math")
+    assert not answers_match(", ".join(reversed(numbers[1:] + ["5000"])), gold, "math")

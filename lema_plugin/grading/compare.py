@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -26,6 +27,7 @@ from .normalize import normalize_math
 from .numbers import decimal_key, number_in_text, parse_number, rounds_to, written_decimal
 from .symbolic import symbolic_verdict
 
+MAX_PAIRED_PARTS = 50  # longer unordered lists must match part for part as text or numbers
 TIME_BUDGET_S = 3.0  # hard bound on symbolic time for one answers_match call, all elements together
 
 _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", re.S)
@@ -102,11 +104,20 @@ class _Context:
         return self.deadline - time.monotonic()
 
 
+def _part_key(part: str):
+    number = parse_number(part)
+    return part.strip() if number is None else number
+
+
 def _parts_equal(left: tuple, right: tuple, ordered: bool, ctx: _Context) -> bool:
     if len(left) != len(right):
         return False
     if ordered:
         return all(_equal(a, b, ctx) for a, b in zip(left, right))
+    if Counter(map(_part_key, left)) == Counter(map(_part_key, right)):
+        return True
+    if len(left) > MAX_PAIRED_PARTS:  # matching each part against each would be quadratic
+        return False
     unmatched = list(right)
     for a in left:
         for index, b in enumerate(unmatched):
