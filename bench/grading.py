@@ -136,10 +136,11 @@ def main() -> None:
     print(f"(chat-style solutions: {words[len(words) // 2]} words median, {words[0]}-{words[-1]})")
     _run("math, long chat-style solutions", chat, args.repeat, "math")
     # the slow path: another problem's answer is mostly wrong, and proving that may need sympy
-    for dataset, items in _items(args.data).items():
+    for label, dataset, items in [*((name, name, items) for name, items in items_by_dataset.items()),
+                                  ("math, long chat-style solutions", "math", chat)]:
         golds = [gold for _, gold in items]
         shifted = [(text, next(g for g in golds[i + 1:] + golds if g != golds[i])) for i, (text, _) in enumerate(items)]
-        _run(f"{dataset} vs another problem's answer", shifted, args.repeat, dataset)
+        _run(f"{label} vs another problem's answer", shifted, args.repeat, dataset)
 
 
 if __name__ == "__main__":

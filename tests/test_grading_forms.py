@@ -128,6 +128,8 @@ TEXTS = [
     ("The answers are $x = 1$ and $x = 3$.", "1, 3", True),
     ("So the solutions are $x = 2$ and $x = -3$.", "-3, 2", True),
     ("So the solutions are $x = 2$ and $x = -3$.", "2", False),
+    ("Checking both, we get $x = 2$ and $x = -3$.", "-3, 2", True),
+    ("Checking both, we get $x = 2$ and $x = -3$.", "-3", False),
     ("The final answer is $\\boxed{\\text{the answer is } 5}$.", "7", False),
     ("The answer is $x < 1$ or $x > 2$.", "(-\\infty,1)\\cup(2,\\infty)", True),
     ("The answer is $x < 1$ or $x > 2$.", "(-\\infty,1)", False),

@@ -58,6 +58,7 @@ def drop_continuation(text: str) -> str:
 _BOX_GAP = re.compile(r"(?:[\s$,;.]|\\[,;:! ]|\\q?quad|\\\\|\b(?:and|or)\b|\\(?:text|mbox)\{\s*(?:and|or|,)?\s*\})*")
 _EQUAL_GAP = re.compile(r"[\s$]*=[\s$]*")
 # several math spans that state one answer together: `$x < 1$ or $x > 2$`, `$1$, $2$ and $3$`
+_SPAN_GAP = re.compile(r"[ \t]*(?:,|;|,?[ \t]+(?:and|or))[ \t]*")
 _SPAN_JOIN = re.compile(r"[ \t]*(,|;|,?[ \t]+(?:and|or)|)[ \t]*(?=\$|\\\(|\\\[)")
 _STATEMENT = re.compile(
     r"^(?P<head>.*[a-zA-Z].*?)\s+(?:is|are|equals|was|will\s+be|would\s+be|must\s+be|should\s+be|becomes|=)\s+(?P<tail>.+)$",
@@ -243,7 +244,13 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
             # be sign-off chatter ("Hope this helps!") but no further number or math
             after = tail[last.end():]
             if len(after) <= 300 and not _MORE_MATH.search(after):
-                yield next(g for g in last.groups() if g is not None)
+                first = len(spans) - 1  # `so $x = 2$ and $x = -3$.`: the closing run of formulas
+                while first > 0 and _SPAN_GAP.fullmatch(tail, spans[first - 1].end(), spans[first].start()):
+                    first -= 1
+                if first < len(spans) - 1:
+                    yield _joined_spans(tail[spans[first].start():last.end()])
+                else:
+                    yield next(g for g in last.groups() if g is not None)
     numbers = _NUMBER.findall(text[-5000:])
     if numbers:
         yield numbers[-1].rstrip(",")
