@@ -119,3 +119,22 @@ def test_a_bad_judge_spec_is_one_line_error(tmp_path):
     assert result.exit_code != 0
     assert "endpoint spec 'judge@ftp://nowhere'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_grade_with_judge_is_the_one_call_for_stages(tmp_path):
+    from lema_plugin.grading.judge import grade_with_judge
+
+    items = [(record["completion"], record["answer"], record["question"]) for record in RECORDS]
+
+    async def run(endpoint):
+        async with LLMClient(cache_dir=tmp_path / "cache", progress=False) as client:
+            return await grade_with_judge(items, "math", endpoint, client), client
+
+    with ScriptedServer(judge_script) as server:
+        judged, client = asyncio.run(run(server.endpoint(model="judge")))
+        assert server.request_count == 3
+    assert [g.decided_by for g in judged] == ["rule", "rule", "symbolic", "judge", "judge", "judge"]
+    assert [g.correct for g in judged] == [True, False, True, True, True, False]
+    assert client.usage["judge"].requests == 3
+    rules_only = asyncio.run(grade_with_judge(items, "math"))  # no judge: the rules alone, no client needed
+    assert [g.decided_by for g in rules_only] == ["rule", "rule", "symbolic", "rule", "rule", "rule"]

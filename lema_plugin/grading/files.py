@@ -185,7 +185,7 @@ def _judged(rows, dataset: str, judge, client) -> list[Graded]:
 
     items = []
     for record, graded, gold, _layout, doc, text in rows:
-        question = next((str(source[name]) for source in (record, doc) for name in ("question", "problem")
+        question = next((source[name] for source in (record, doc) for name in ("question", "problem")
                          if isinstance(source.get(name), str)), None)
         items.append((graded, JudgeItem(solution=text, gold=gold_answer(gold, dataset) or str(gold), question=question)))
 

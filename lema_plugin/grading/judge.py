@@ -6,8 +6,10 @@ not finish) can be settled by asking a judge model whether the final answer mean
 the reference answer. Only those items are sent, through the one client, so replies are
 cached (a re-run pays for nothing it already has), failures are retried and usage is counted.
 
-A stage that grades calls `judge_graded(items, endpoint, client)` once with everything it
-graded: settled items come back untouched, unsettled ones with the judge's verdict and
+A stage that grades calls `await grade_with_judge(items, dataset, judge, client)` with
+(text, gold, question) triples: it grades them all by the rules and, when `judge` is an endpoint,
+settles the undecided ones with it. `judge_graded` is the second half alone, for grades already
+in hand: settled items come back untouched, unsettled ones with the judge's verdict and
 `decided_by="judge"`. A reply the judge did not end with a verdict, or a request that failed,
 leaves the rule verdict (not correct) in place and the item unsettled.
 """
@@ -20,7 +22,7 @@ from typing import Sequence
 
 from ..llm.types import Endpoint, Request
 from ..prompts import render
-from . import Graded
+from . import Graded, gold_answer, grade
 
 JUDGE_MAX_TOKENS = 256
 SOLUTION_TAIL_CHARS = 3000  # the end of a long solution is where its final answer is
@@ -68,3 +70,18 @@ async def judge_graded(
             index = asked[position]
             results[index] = dataclasses.replace(results[index], correct=verdict, decided_by="judge", settled=True)
     return results
+
+
+async def grade_with_judge(
+    items: Sequence[tuple[object, object, str | None]], dataset: str, judge: Endpoint | None = None, client=None
+) -> list[Graded]:
+    """Grade (text, gold, question) triples by the rules; with a `judge` endpoint (and the
+    `LLMClient` to reach it), let the judge settle what the rules could not."""
+    graded = [grade(text, gold, dataset) for text, gold, _ in items]
+    if judge is None or all(item.settled for item in graded):
+        return graded
+    asked = [
+        (result, JudgeItem(solution="" if text is None else str(text), gold=gold_answer(gold, dataset) or str(gold), question=question))
+        for result, (text, gold, question) in zip(graded, items)
+    ]
+    return await judge_graded(asked, judge, client)
