@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .cot import finish_rationale
+from .errors import ConfigError
 from .llm.types import Endpoint, Request
 from .problems import Problem, grader_dataset, load_problems, read_problems_file
 from .prompts import load_prompt, render
@@ -274,11 +275,11 @@ class EvolveConfig:
     def __post_init__(self):
         unknown = set(self.styles) - set(STYLES)
         if unknown or not self.styles:
-            raise ValueError(f"styles must be some of {', '.join(STYLES)}, not {', '.join(self.styles) or 'none'}")
+            raise ConfigError(f"styles must be some of {', '.join(STYLES)}, not {', '.join(self.styles) or 'none'}")
         if self.per_seed < 1 or self.answers < 1:
-            raise ValueError("per_seed and answers must be at least 1")
+            raise ConfigError("per_seed and answers must be at least 1")
         if not 0 < self.min_agreement <= 1 or not 0 < self.max_overlap <= 1:
-            raise ValueError("min_agreement and max_overlap must be in (0, 1]")
+            raise ConfigError("min_agreement and max_overlap must be in (0, 1]")
 
 
 def load_test_questions(datasets: Iterable[str], files: Iterable[str | Path] = ()) -> list[tuple[str, str]]:
@@ -530,18 +531,18 @@ def read_inputs(
     corrections = list(read_jsonl(corrections_path, required=("problem_id", "question", "answer", "dataset")))
     seeds = load_seeds(corrections)
     if not seeds:
-        raise ValueError(f"{corrections_path}: no verified corrections, so no seeds")
+        raise ConfigError(f"{corrections_path}: no verified corrections, so no seeds")
     inputs = EvolveInputs(seeds)
     if weight_by_level:
         rejected_path = Path(rejected_path or corrections_path.with_name("rejected.jsonl"))
         if not rejected_path.exists():
-            raise ValueError(f"weighting by level needs rejected.jsonl: {rejected_path} not found")
+            raise ConfigError(f"weighting by level needs rejected.jsonl: {rejected_path} not found")
         inputs.level_success_rates = level_success(corrections, read_jsonl(rejected_path))
     if contamination_check:
         try:
             inputs.contamination_questions = load_test_questions({s.dataset for s in seeds}, test_files)
         except Exception as exc:  # offline without $LEMA_DATA_DIR, or a bad file
-            raise ValueError(
+            raise ConfigError(
                 f"could not load the test splits for the contamination check ({exc}); set LEMA_DATA_DIR "
                 "to a folder with <dataset>/test*.jsonl, or turn the check off"
             ) from None

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .errors import ConfigError
+
 from .problems import Problem, grader_dataset, gsm8k_gold
 from .records import RecordError, make_id, numbered_jsonl
 from .sample import PATHS_FILE, SampleSummary, finalize_run, path_record, write_summary
@@ -53,9 +55,9 @@ class ImportOptions:
 
     def __post_init__(self):
         if self.format not in FORMATS:
-            raise ValueError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+            raise ConfigError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if self.dataset not in ("gsm8k", "math", "math500"):
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose gsm8k, math or math500")
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose gsm8k, math or math500")
 
 
 @dataclass
@@ -80,7 +82,7 @@ def import_paths(
 ) -> SampleSummary:
     """Read, match, grade and store the paths of `sources`; finalize `out_dir`; return its summary."""
     if options.gold_field is None and problems is None:
-        raise ValueError("no known problems to match questions against; give problems or a gold field")
+        raise ConfigError("no known problems to match questions against; give problems or a gold field")
     index = {_question_key(p.question): p for p in problems or ()}
     out_dir = Path(out_dir)
     problem_order: list[str] = []

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError, ToolError
 from .recipe import Recipe
 from .store import write_atomic, write_jsonl_atomic
 
@@ -77,7 +78,7 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
     if recipe.train:  # fail before any request, not after the paid stages
         _axolotl_config(recipe)
     if recipe.eval and not LM_EVAL_TASKS.is_dir():
-        raise RuntimeError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: install lema-plugin from its checkout (pip install -e .)")
+        raise ConfigError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: install lema-plugin from its checkout (pip install -e .)")
     out = Path(out or recipe.out)
     out.mkdir(parents=True, exist_ok=True)
     report = RunReport(out=str(out))
@@ -269,7 +270,7 @@ def _axolotl_config(recipe: Recipe) -> Path:
     if not source.is_absolute() and not source.exists():
         source = REPO_ROOT / source
     if not source.exists():
-        raise RuntimeError(f"train.config {recipe.train.config}: no such axolotl config")
+        raise ConfigError(f"train.config {recipe.train.config}: no such axolotl config")
     return source
 
 
@@ -307,7 +308,7 @@ def _run_logged(command: list[str], log: Path, echo) -> None:
             process.wait()
     if process.returncode != 0:
         tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
-        raise RuntimeError(f"{command[0]} failed (exit {process.returncode}); log: {log}\n{tail}")
+        raise ToolError(f"{command[0]} failed (exit {process.returncode}); log: {log}\n{tail}")
 
 
 def _train(recipe: Recipe, out: Path, report: RunReport, echo) -> None:

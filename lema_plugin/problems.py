@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .errors import ConfigError
 from .records import RecordError, make_id, numbered_jsonl
 
 DATASETS = ("gsm8k", "math", "math500")
@@ -201,7 +202,7 @@ def load_problems(
     `limit` keeps the first N problems (in file order, so runs are reproducible).
     """
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     if data_file is not None:
         problems = read_problems_file(data_file, dataset)
     elif os.environ.get("LEMA_DATA_DIR"):

@@ -15,6 +15,8 @@ import os
 import re
 
 import yaml
+
+from .errors import LemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
@@ -136,7 +138,7 @@ class Recipe(Strict):
     eval: Eval | None = None
 
 
-class RecipeError(ValueError):
+class RecipeError(LemaError, ValueError):
     """A recipe that does not validate; the message names the file and each bad key."""
 
 

@@ -12,13 +12,15 @@ import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .errors import LemaError
+
 # A UTF-16 surrogate on its own (half of an emoji a server cut apart, or a `\ud83d` escape in an
 # input file) is a valid Python str but cannot be written as UTF-8.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
-class RecordError(ValueError):
+class RecordError(LemaError, ValueError):
     """Bad input: carries file, line and field so the CLI can print one precise line."""
 
     def __init__(self, path: str | Path, line: int | None, message: str, field: str | None = None):

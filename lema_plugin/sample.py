@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .errors import ConfigError
 from .llm.types import Completion, Endpoint, Request
 from .problems import Problem, grader_dataset
 from .prompts import load_prompt, render
@@ -58,11 +59,11 @@ class SampleSettings:
 
     def __post_init__(self):
         if self.samples_per_question < 1:
-            raise ValueError("samples per question must be at least 1")
+            raise ConfigError("samples per question must be at least 1")
         if self.max_tokens < 1:
-            raise ValueError("max tokens must be at least 1")
+            raise ConfigError("max tokens must be at least 1")
         if self.max_mistakes_per_question is not None and self.max_mistakes_per_question < 0:
-            raise ValueError("max mistakes per question must not be negative")
+            raise ConfigError("max mistakes per question must not be negative")
         load_prompt(self.prompt)  # fail early on an unknown template
 
 
@@ -84,7 +85,7 @@ class SampleSummary:
 
     def table(self) -> str:
         """A text table for the terminal: one row per generator, then per MATH level."""
-        from .cli.common import format_table
+        from .tables import format_table
 
         headers = ["generator", "paths", "accuracy", "mistakes", "dupes", "unextr.", "trunc.", "failed", "tokens in", "tokens out"]
 
@@ -245,10 +246,10 @@ async def sample_paths(
     """Sample, grade and store paths for every (problem, generator, index) not done yet; then
     finalize the run folder and return its summary. `client` is an `LLMClient`."""
     if not endpoints:
-        raise ValueError("no generator endpoints given")
+        raise ConfigError("no generator endpoints given")
     labels = [e.label for e in endpoints]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"generator names must differ (got {', '.join(labels)}); name them NAME=MODEL")
+        raise ConfigError(f"generator names must differ (got {', '.join(labels)}); name them NAME=MODEL")
     started = time.monotonic()
     out_dir = Path(out_dir)
     problems = list({p.id: p for p in problems}.values())  # a question listed twice is sampled once

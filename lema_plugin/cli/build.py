@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import format_table, friendly_errors
+from lema_plugin.cli.common import friendly_errors
+from lema_plugin.tables import format_table
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -46,18 +47,13 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
     prompt -> a rationale ending in "The answer is X.". Paste the printed `datasets:` lines into an
     axolotl config (see axolotl_configs/).
     """
-    from lema_plugin.export import build_dataset
+    from lema_plugin.export.build import build_dataset, count_rows
 
     info = build_dataset(
         out_dir, cot_path, corrections_path, mix=mix, fmt=fmt, val_fraction=val_fraction, seed=seed,
         extra_cot_path=extra_cot_path, bos_token=bos_token, eos_token=eos_token,
     )
-    rows = []
-    for split in ("train", "val"):
-        for key, value in info["counts"][split]["by_source"].items():
-            kind, source = key.split(":", 1)
-            rows.append((split, kind, source, value))
-    click.echo(format_table(("split", "kind", "source", "examples"), rows))
+    click.echo(format_table(("split", "kind", "source", "examples"), count_rows(info)))
     for name, spec in info["inputs"].items():
         skipped = {k: v for k, v in spec["skipped"].items() if v}
         if skipped:

@@ -1,9 +1,10 @@
-"""Pieces every stage command shares: common options, error reporting, summary tables.
+"""Pieces every stage command shares: common options, error reporting, running a stage.
 
-Stage commands stay thin: they declare their own options plus these, call one stage function and
-print its summary. Bad input (a `RecordError` or `ValueError` from a stage) and a path that cannot
-be written (a file in the way, no permission, a full disk) become one line on stderr and exit
-status 1, never a traceback.
+Stage commands stay thin: they declare their options, open what they need, call one stage
+function and print its summary. A `LemaError` (bad input, options, recipe or endpoint) becomes
+one line on stderr and exit status 1; Ctrl-C exits 130 keeping what was written; any other
+exception is a bug and keeps its traceback. A path that cannot be read or written (missing, a
+file in the way, no permission, a full disk) is the user's disk, not a bug: one line too.
 """
 from __future__ import annotations
 
@@ -11,30 +12,31 @@ import asyncio
 import errno
 import functools
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import click
 
-from lema_plugin.llm.embedded import EmbeddedModelError
-from lema_plugin.records import RecordError
+from lema_plugin.errors import LemaError
+
+INTERRUPTED = "interrupted: records written so far are kept; run the same command again to resume"
 
 # OSErrors that describe the user's disk, not a bug: shown as "PATH: reason"
-_PATH_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
+_PATH_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
 _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
 def friendly_errors(func: Callable) -> Callable:
-    """Turn bad-input errors raised by a command into a one-line `click.ClickException`."""
+    """Map the one user-error type to a one-line `click.ClickException`, and Ctrl-C to exit 130."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except (RecordError, ValueError, KeyError, FileNotFoundError, EmbeddedModelError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise click.ClickException(str(message)) from None
+        except LemaError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo(INTERRUPTED, err=True)
+            raise SystemExit(130) from None
         except OSError as exc:
             if not (isinstance(exc, _PATH_ERRORS) or exc.errno in _DISK_ERRNOS):
                 raise
@@ -45,8 +47,7 @@ def friendly_errors(func: Callable) -> Callable:
 
 
 def run_async(coro, client=None):
-    """Run a stage coroutine (closing `client`'s connections after it); Ctrl-C exits with
-    status 130, keeping the records written so far."""
+    """Run a stage coroutine, closing `client`'s connections after it."""
 
     async def run():
         try:
@@ -55,11 +56,7 @@ def run_async(coro, client=None):
             if client is not None:
                 await client.aclose()
 
-    try:
-        return asyncio.run(run())
-    except KeyboardInterrupt:
-        click.echo("interrupted: records written so far are kept; run the same command again to resume", err=True)
-        raise SystemExit(130) from None
+    return asyncio.run(run())
 
 
 def out_option(func: Callable) -> Callable:
@@ -97,27 +94,3 @@ def make_client(out_dir: Path, concurrency: int, cache_dir: Path | None, no_cach
 
     cache = False if no_cache else (cache_dir or Path(out_dir) / ".cache")
     return LLMClient(cache_dir=cache, concurrency=concurrency, timeout=timeout, max_retries=max_retries, progress=not quiet)
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned text table (numbers right-aligned), for summaries printed at the end."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(headers))]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    return "\n".join([line(list(headers)), line(["-" * w for w in widths]), *(line(r) for r in cells)])
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) or value is None
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import format_table, friendly_errors
+from lema_plugin.cli.common import friendly_errors
+from lema_plugin.tables import format_table
 
 
 def _breakdown(title: str, table: dict[str, list[int]]) -> str:

@@ -33,13 +33,7 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check:
     if check:
         click.echo(config.model_dump_json(indent=2, exclude_none=True))
         return
-    try:
-        report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True))
-    except KeyboardInterrupt:
-        click.echo("interrupted: records written so far are kept; run the same command again to resume", err=True)
-        raise SystemExit(130) from None
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True))
     click.echo("")
     click.echo(f"LeMa run summary ({report.out})")
     click.echo(report.table())

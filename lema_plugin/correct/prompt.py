@@ -16,6 +16,7 @@ back before parsing.
 """
 from __future__ import annotations
 
+from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Endpoint, Request
 from lema_plugin.problems import grader_dataset
 from lema_plugin.prompts import render
@@ -32,7 +33,7 @@ ANSWER_RULES = {
 
 def template_name(dataset: str, style: str) -> str:
     if style not in STYLES:
-        raise ValueError(f"prompt style must be one of {', '.join(STYLES)}, not {style!r}")
+        raise ConfigError(f"prompt style must be one of {', '.join(STYLES)}, not {style!r}")
     return "correct_zeroshot" if style == "zeroshot" else f"correct_{grader_dataset(dataset)}"
 
 

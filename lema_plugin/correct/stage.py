@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Completion, Endpoint
 from lema_plugin.records import RecordError, make_id, read_jsonl
 from lema_plugin.steps import split_steps
@@ -57,11 +58,11 @@ class CorrectSettings:
 
     def __post_init__(self):
         if self.attempts < 1:
-            raise ValueError(f"attempts must be at least 1, not {self.attempts}")
+            raise ConfigError(f"attempts must be at least 1, not {self.attempts}")
         if self.keep < 1:
-            raise ValueError(f"keep must be at least 1, not {self.keep}")
+            raise ConfigError(f"keep must be at least 1, not {self.keep}")
         if self.style not in STYLES:
-            raise ValueError(f"prompt style must be one of {', '.join(STYLES)}, not {self.style!r}")
+            raise ConfigError(f"prompt style must be one of {', '.join(STYLES)}, not {self.style!r}")
 
     @property
     def sampling_temperature(self) -> float:

@@ -52,7 +52,7 @@ class CorrectSummary:
         return data
 
     def lines(self) -> list[str]:
-        from lema_plugin.cli.common import format_table
+        from lema_plugin.tables import format_table
 
         out = [
             f"corrector: {self.corrector}",

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from lema_plugin.errors import ConfigError
 from lema_plugin.store import write_atomic, write_jsonl_atomic
 
 from .examples import Example, load_examples
@@ -33,6 +34,16 @@ def counts(examples: list[Example]) -> dict:
     }
 
 
+def count_rows(info: dict) -> list[tuple[str, str, str, int]]:
+    """(split, kind, source, examples) rows of a `build_dataset` result, for a summary table."""
+    rows = []
+    for split in ("train", "val"):
+        for key, value in info["counts"][split]["by_source"].items():
+            kind, source = key.split(":", 1)
+            rows.append((split, kind, source, value))
+    return rows
+
+
 def build_dataset(
     out_dir: str | Path,
     cot_path: str | Path,
@@ -50,11 +61,11 @@ def build_dataset(
     Raises RecordError for bad input records and ValueError for bad options.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if mix not in MIXES:
-        raise ValueError(f"unknown mix {mix!r}; choose one of {', '.join(MIXES)}")
+        raise ConfigError(f"unknown mix {mix!r}; choose one of {', '.join(MIXES)}")
     if mix != "cot-only" and corrections_path is None:
-        raise ValueError(f"mix {mix!r} needs a corrections file")
+        raise ConfigError(f"mix {mix!r} needs a corrections file")
     out = Path(out_dir)
     inputs: dict[str, dict] = {}
     loaded: dict[str, list[Example]] = {}

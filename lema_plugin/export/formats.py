@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from lema_plugin.errors import ConfigError
 from .examples import Example
 
 FORMATS = ("chat_template", "input_output", "alpaca")
@@ -40,7 +41,7 @@ def to_row(example: Example, fmt: str, bos_token: str = "", eos_token: str = "")
     elif fmt == "alpaca":
         body = {"instruction": example.prompt, "input": "", "output": example.response}
     else:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return {**body, **meta}
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from lema_plugin.errors import ConfigError
 from .examples import Example
 
 MIXES = ("lema", "cot-only", "cot-size-matched")
@@ -37,7 +38,7 @@ def _rng(seed: int, purpose: str) -> random.Random:
 def held_out_problems(problem_ids: set[str], fraction: float, seed: int) -> set[str]:
     """A seeded choice of round(fraction * n) problems (at least one, never all)."""
     if not 0 <= fraction < 1:
-        raise ValueError(f"val fraction must be in [0, 1), got {fraction}")
+        raise ConfigError(f"val fraction must be in [0, 1), got {fraction}")
     ids = sorted(problem_ids)
     if fraction == 0 or len(ids) < 2:
         return set()
@@ -61,7 +62,7 @@ def grow_to(pool: list[Example], target: int, extra: list[Example], seed: int) -
     need -= len(taken)
     repeated = 0
     if need > 0 and not chosen:
-        raise ValueError("no CoT examples to grow to the size of the LeMa mix")
+        raise ConfigError("no CoT examples to grow to the size of the LeMa mix")
     rounds = _rng(seed, "repeat")
     base = _by_id(chosen)
     while need > 0:
@@ -84,7 +85,7 @@ def make_mix(
 ) -> Mix:
     """Split by problem, assemble `mix`, and shuffle train and validation reproducibly."""
     if mix not in MIXES:
-        raise ValueError(f"unknown mix {mix!r}; choose one of {', '.join(MIXES)}")
+        raise ConfigError(f"unknown mix {mix!r}; choose one of {', '.join(MIXES)}")
     held = held_out_problems({e.problem_id for e in [*cot, *corrections]}, val_fraction, seed)
 
     def split(examples):

@@ -35,6 +35,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from lema_plugin.errors import LemaError
 from lema_plugin.llm.types import Endpoint
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ OFFLINE_ENV = {
 }
 
 
-class EmbeddedModelError(RuntimeError):
+class EmbeddedModelError(LemaError, RuntimeError):
     """The embedded model could not be found, converted or served."""
 
 
@@ -343,6 +344,16 @@ def is_alive(endpoint: Endpoint, timeout: float = 5.0) -> bool:
         )
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def watch(endpoint: Endpoint, interval: float = 2.0, misses: int = 3) -> None:
+    """Block while the server answers; raise EmbeddedModelError once it missed `misses` checks
+    in a row (a foreground `lema serve` ends when its server dies, rather than hanging on)."""
+    failures = 0
+    while failures < misses:
+        time.sleep(interval)
+        failures = 0 if is_alive(endpoint) else failures + 1
+    raise EmbeddedModelError(f"the embedded server at {endpoint.base_urls[0]} stopped answering")
 
 
 def _wait_ready(process: subprocess.Popen, base_url: str, log_path: Path, deadline: float) -> None:

@@ -22,7 +22,7 @@ Examples: ``embedded``, ``gpt4=gpt-4o;price=2.5/10``,
 ``llama=meta-llama/Llama-3.1-8B-Instruct@http://gpu1:8000/v1,http://gpu2:8000/v1``.
 
 An endpoint of the embedded model that is not running yet has no base URL; `open_endpoints`
-fills it in once the server is up. Errors are one-line ValueErrors that name the spec, so a
+fills it in once the server is up. Errors are one-line `EndpointError`s that name the spec, so a
 CLI can pass them on as they are.
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
+from lema_plugin.errors import EndpointError
 from lema_plugin.llm.embedded import ENDPOINT_NAME, embedded_server, served_model_name
 from lema_plugin.llm.types import Endpoint
 
@@ -48,8 +49,8 @@ _HOST_PORT = re.compile(r"^([\w.-]+:\d+/|(localhost|[\d.]+):\d+$)")
 def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
     """Turn one endpoint spec into an `Endpoint` (see the module docstring for the grammar)."""
 
-    def fail(why: str) -> ValueError:
-        return ValueError(f"endpoint spec {spec!r}: {why}")
+    def fail(why: str) -> EndpointError:
+        return EndpointError(f"endpoint spec {spec!r}: {why}")
 
     head, *options = (spec or "").strip().split(";")
     name_model, _, urls = head.partition("@")

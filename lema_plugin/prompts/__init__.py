@@ -8,6 +8,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+from lema_plugin.errors import ConfigError
+
 
 @lru_cache(maxsize=None)
 def load_prompt(name: str) -> str:
@@ -15,7 +17,7 @@ def load_prompt(name: str) -> str:
     path = resources.files(__name__).joinpath(f"{name}.txt")
     if not path.is_file():
         available = sorted(p.name[:-4] for p in resources.files(__name__).iterdir() if p.name.endswith(".txt"))
-        raise KeyError(f"no prompt template {name!r}; available: {', '.join(available)}")
+        raise ConfigError(f"no prompt template {name!r}; available: {', '.join(available)}")
     return path.read_text(encoding="utf-8")
 
 
