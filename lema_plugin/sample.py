@@ -26,45 +26,48 @@ import json
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
+
+from pydantic import Field, field_validator
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import ConfigError
-from .llm.types import Completion, Endpoint, Request
+from .asking import Ask, ask_missing
+from .llm.types import Completion, Endpoint
 from .problems import Problem, grader_dataset
-from .prompts import load_prompt, render
+from .prompts import load_prompt
 from .records import make_id
 from .steps import split_steps
-from .store import RunStore, write_atomic, write_jsonl_atomic
+from .settings import Settings
+from .solving import solve_request
+from .store import RunStore, write_jsonl_atomic
+from .summaries import usage_since, usage_snapshot, write_summary as write_summary_file
 
 PATHS_FILE = "paths.jsonl"
 MISTAKES_FILE = "mistakes.jsonl"
 SUMMARY_FILE = "summary.json"
-COMPLETION_STOP = ("\nQuestion:",)  # a base model would otherwise go on to invent the next question
 KINDS = ("correct", "wrong", "unextractable", "truncated", "failed")
 
 
-@dataclass(frozen=True)
-class SampleSettings:
+class SampleSettings(Settings):
     """How paths are sampled and which of them become mistakes."""
 
-    samples_per_question: int = 4
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 512
-    prompt: str = "solve"  # template name in lema_plugin/prompts/
-    seed: int | None = None
-    max_mistakes_per_question: int | None = None  # None: keep every distinct mistake
-    keep_unfinished: bool = False  # also keep unextractable and truncated paths as mistakes
+    samples_per_question: int = Field(4, ge=1, description="Paths sampled per question and generator.")
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
+    max_tokens: int = Field(512, ge=1, description="Token limit per path (paths that hit it are 'truncated').")
+    prompt: str = Field("solve", description="Prompt template (lema_plugin/prompts/NAME.txt): the user message in "
+                        "chat mode, the prompt in completion mode.")
+    seed: int | None = Field(None, description="Base seed for servers that honour it (sample k uses seed+k).")
+    max_mistakes_per_question: int | None = Field(
+        None, ge=0, description="Keep at most N distinct mistakes per question, taking generators in turn (default: all).")
+    keep_unfinished: bool = Field(False, description="Also keep paths with no extractable answer and truncated paths as mistakes.")
 
-    def __post_init__(self):
-        if self.samples_per_question < 1:
-            raise ConfigError("samples per question must be at least 1")
-        if self.max_tokens < 1:
-            raise ConfigError("max tokens must be at least 1")
-        if self.max_mistakes_per_question is not None and self.max_mistakes_per_question < 0:
-            raise ConfigError("max mistakes per question must not be negative")
-        load_prompt(self.prompt)  # fail early on an unknown template
+    @field_validator("prompt")
+    @classmethod
+    def _known_prompt(cls, name: str) -> str:
+        load_prompt(name)  # fail early on an unknown template
+        return name
 
 
 @dataclass
@@ -78,6 +81,7 @@ class SampleSummary:
     questions_with_mistakes: int
     elapsed_s: float = 0.0
     requests: int = 0  # requests sent by this run (not answered from the store)
+    usage: dict = field(default_factory=dict)  # the client's counts over this stage (see summaries.usage_since)
     usage_lines: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -112,6 +116,10 @@ class SampleSummary:
         )
         return "\n\n".join(parts)
 
+    def lines(self) -> list[str]:
+        """The table, the client's usage lines and how many requests this run sent."""
+        return [self.table(), *self.usage_lines, f"{self.requests} paths requested in {self.elapsed_s:.1f} s"]
+
 
 # -- requests ------------------------------------------------------------------------------
 
@@ -132,32 +140,6 @@ def sampling_key(endpoint: Endpoint, settings: SampleSettings) -> dict:
 
 def path_id(problem: Problem, endpoint: Endpoint, settings: SampleSettings, sample_index: int) -> str:
     return make_id(problem.id, endpoint.label, sampling_key(endpoint, settings), sample_index)
-
-
-def solve_request(
-    problem: Problem,
-    endpoint: Endpoint,
-    sample_index: int = 0,
-    *,
-    prompt: str = "solve",
-    temperature: float = 0.7,
-    top_p: float = 1.0,
-    max_tokens: int = 512,
-    seed: int | None = None,
-) -> Request:
-    """The request for one sample: the template as the user message (chat) or the prompt
-    (completion mode, stopped before a made-up next question)."""
-    text = render(prompt, question=problem.question)
-    common = dict(
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        seed=None if seed is None else seed + sample_index,
-        sample_index=sample_index,
-    )
-    if endpoint.mode == "completion":
-        return Request(prompt=text, stop=COMPLETION_STOP, **common)
-    return Request(messages=(("user", text.rstrip()),), **common)
 
 
 # -- grading one path ----------------------------------------------------------------------
@@ -243,39 +225,34 @@ async def sample_paths(
     out_dir: str | Path,
     settings: SampleSettings = SampleSettings(),
 ) -> SampleSummary:
-    """Sample, grade and store paths for every (problem, generator, index) not done yet; then
-    finalize the run folder and return its summary. `client` is an `LLMClient`."""
+    """The sample stage: sample, grade and store paths for every (problem, generator, index)
+    not done yet; then finalize the run folder and return its summary. `client` is an `LLMClient`."""
     if not endpoints:
         raise ConfigError("no generator endpoints given")
     labels = [e.label for e in endpoints]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"generator names must differ (got {', '.join(labels)}); name them NAME=MODEL")
     started = time.monotonic()
+    before = usage_snapshot(client)
     out_dir = Path(out_dir)
     problems = list({p.id: p for p in problems}.values())  # a question listed twice is sampled once
 
-    todo: list[tuple[Problem, Endpoint, int, str]] = []
+    asks = [
+        Ask(
+            path_id(problem, endpoint, settings, k),
+            endpoint,
+            solve_request(problem, endpoint, k, prompt=settings.prompt, temperature=settings.temperature,
+                          top_p=settings.top_p, max_tokens=settings.max_tokens, seed=settings.seed),
+            (problem, k),
+        )
+        for problem in problems
+        for endpoint in endpoints
+        for k in range(settings.samples_per_question)
+    ]
     with RunStore(out_dir / PATHS_FILE) as store:
-        for problem in problems:
-            for endpoint in endpoints:
-                for k in range(settings.samples_per_question):
-                    pid = path_id(problem, endpoint, settings, k)
-                    if pid not in store:
-                        todo.append((problem, endpoint, k, pid))
-        jobs = [
-            (
-                endpoint,
-                solve_request(
-                    problem, endpoint, k, prompt=settings.prompt, temperature=settings.temperature,
-                    top_p=settings.top_p, max_tokens=settings.max_tokens, seed=settings.seed,
-                ),
-            )
-            for problem, endpoint, k, _ in todo
-        ]
-        if jobs:
-            async for index, completion in client.stream(jobs, desc="sampling paths"):
-                problem, endpoint, k, pid = todo[index]
-                store.append(_record_for(problem, endpoint, k, pid, completion))
+        requests = await ask_missing(
+            client, asks, store.__contains__, lambda ask, reply: store.append(_record_for(ask, reply)), desc="sampling paths"
+        )
 
     summary = finalize_run(
         out_dir,
@@ -285,14 +262,16 @@ async def sample_paths(
         keep_unfinished=settings.keep_unfinished,
     )
     summary.elapsed_s = round(time.monotonic() - started, 3)
-    summary.requests = len(jobs)
-    usage_lines = getattr(client, "usage_lines", None)
-    summary.usage_lines = list(usage_lines()) if callable(usage_lines) else []
+    summary.requests = requests
+    summary.usage = usage_since(client, before)
+    summary.usage_lines = list(client.usage_lines()) if hasattr(client, "usage_lines") else []
     write_summary(out_dir, summary)
     return summary
 
 
-def _record_for(problem: Problem, endpoint: Endpoint, k: int, pid: str, completion: Completion) -> dict:
+def _record_for(ask: Ask, completion: Completion) -> dict:
+    problem, k = ask.owner
+    endpoint, pid = ask.endpoint, ask.id
     if not completion.ok:
         return failed_record(problem, endpoint.label, k, pid, completion.error or "request failed")
     return path_record(
@@ -461,4 +440,4 @@ def _level_stats(items: Sequence[dict], mistakes: int) -> dict:
 
 
 def write_summary(out_dir: Path, summary: SampleSummary) -> None:
-    write_atomic(Path(out_dir) / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    write_summary_file(Path(out_dir) / SUMMARY_FILE, summary)

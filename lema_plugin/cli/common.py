@@ -16,6 +16,7 @@ from typing import Callable
 
 import click
 
+from lema_plugin.cli.options import settings_options
 from lema_plugin.errors import LemaError
 
 INTERRUPTED = "interrupted: records written so far are kept; run the same command again to resume"
@@ -70,27 +71,27 @@ def out_option(func: Callable) -> Callable:
 
 
 def client_options(func: Callable) -> Callable:
-    """--concurrency, --cache-dir, --no-cache, --timeout, --max-retries, --quiet."""
+    """The client's settings as options (--concurrency, --timeout, --max-retries, generated from
+    `ClientSettings`), plus --cache-dir, --no-cache and --quiet; the command gets `client_settings`."""
+    from lema_plugin.settings import ClientSettings
+
     options = [
-        click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1), help="Requests in flight at once."),
         click.option(
             "--cache-dir",
             type=click.Path(file_okay=False, path_type=Path),
             help="Response cache folder (default: OUT/.cache).",
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
-        click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Seconds per request."),
-        click.option("--max-retries", default=5, show_default=True, type=click.IntRange(0), help="Retries per failed request."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return settings_options(ClientSettings, into="client_settings")(func)
 
 
-def make_client(out_dir: Path, concurrency: int, cache_dir: Path | None, no_cache: bool, timeout: float, max_retries: int, quiet: bool):
+def make_client(out_dir: Path, client_settings, cache_dir: Path | None = None, no_cache: bool = False, quiet: bool = False):
     """The one LLM client, with its cache in the run folder unless told otherwise."""
     from lema_plugin.llm import LLMClient
 
     cache = False if no_cache else (cache_dir or Path(out_dir) / ".cache")
-    return LLMClient(cache_dir=cache, concurrency=concurrency, timeout=timeout, max_retries=max_retries, progress=not quiet)
+    return LLMClient(cache_dir=cache, progress=not quiet, **client_settings.model_dump())

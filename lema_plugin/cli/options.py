@@ -1,0 +1,97 @@
+"""Click options generated from a stage's settings model, so a command can never drift from the
+library's defaults, bounds or help text.
+
+`settings_options(Model)` adds one option per field (`--field-name`, or a spelling given for
+it) and hands the command one `settings` argument built from them. Types follow the field:
+bool -> flag, Literal -> choice, bounded int/float -> a range, tuple of text -> a comma list.
+"""
+from __future__ import annotations
+
+import functools
+import types
+import typing
+from typing import Callable, Literal
+
+import annotated_types
+import click
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from lema_plugin.errors import LemaError
+
+
+def settings_options(model: type[BaseModel], into: str = "settings", spellings: dict | None = None,
+                     exclude: tuple[str, ...] = ()) -> Callable:
+    """Decorate a click command with `model`'s fields as options; it receives `into=model(...)`.
+
+    `spellings` maps a field to its option declarations when they differ from `--field-name`
+    (kept for options users already type, e.g. `{"samples_per_question": ("--samples-per-question", "-k")}`).
+    """
+    spellings = spellings or {}
+    fields = {name: info for name, info in model.model_fields.items() if name not in exclude}
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            values = {name: kwargs.pop(name) for name in fields}
+            try:
+                kwargs[into] = model(**values)
+            except LemaError as exc:  # options that cannot work together: a usage error, one line
+                raise click.UsageError(str(exc)) from None
+            return func(*args, **kwargs)
+
+        for name, info in reversed(fields.items()):
+            wrapper = option_for(name, info, spellings.get(name))(wrapper)
+        return wrapper
+
+    return decorate
+
+
+def option_for(name: str, info: FieldInfo, spelling: str | tuple[str, ...] | None = None) -> Callable:
+    """The click option for one settings field."""
+    decls = (spelling,) if isinstance(spelling, str) else tuple(spelling or (f"--{name.replace('_', '-')}",))
+    kind = _base_type(info.annotation)
+    default = info.default
+    common = dict(help=info.description, show_default=default not in (None, False, ()))
+    if kind is bool:
+        return click.option(*decls, name, is_flag=True, default=bool(default), help=info.description)
+    if typing.get_origin(kind) is Literal:
+        return click.option(*decls, name, type=click.Choice([str(v) for v in typing.get_args(kind)]), default=default, **common)
+    if typing.get_origin(kind) is tuple:
+        return click.option(*decls, name, default=",".join(default), callback=_comma_list, **common)
+    if kind in (int, float):
+        return click.option(*decls, name, type=_range(kind, info), default=default, **common)
+    return click.option(*decls, name, type=kind if kind in (str,) else None, default=default, **common)
+
+
+def _base_type(annotation):
+    """`X` for `X | None` / `Optional[X]`, else the annotation itself."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _range(kind: type, info: FieldInfo) -> click.ParamType:
+    bounds: dict = {}
+    for item in info.metadata:
+        if isinstance(item, annotated_types.Ge):
+            bounds["min"] = item.ge
+        elif isinstance(item, annotated_types.Gt):
+            bounds["min"], bounds["min_open"] = item.gt, True
+        elif isinstance(item, annotated_types.Le):
+            bounds["max"] = item.le
+        elif isinstance(item, annotated_types.Lt):
+            bounds["max"], bounds["max_open"] = item.lt, True
+    if kind is int:
+        if bounds.pop("min_open", False):
+            bounds["min"] += 1
+        if bounds.pop("max_open", False):
+            bounds["max"] -= 1
+        return click.IntRange(**bounds) if bounds else click.INT
+    return click.FloatRange(**bounds) if bounds else click.FLOAT
+
+
+def _comma_list(ctx, param, value):
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())

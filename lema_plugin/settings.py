@@ -1,0 +1,49 @@
+"""Settings models: one pydantic model per stage, the only place its defaults live.
+
+A stage takes its settings as one frozen model. The click options of its command are generated
+from the model's fields (`lema_plugin.cli.options`), and a recipe composes the same fields
+(`same_as`), so the CLI, a recipe and a library caller can never disagree on a default.
+"""
+from __future__ import annotations
+
+import copy
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+
+from .errors import ConfigError
+
+
+def describe(exc: ValidationError) -> str:
+    """A pydantic error as one line: `key.path: message; ...`."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
+
+
+class Settings(BaseModel):
+    """Frozen, unknown names refused; a bad value is a `ConfigError` naming the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(f"{type(self).__name__}: {describe(exc)}") from None
+
+
+def same_as(model: type[BaseModel], name: str, **changes) -> FieldInfo:
+    """A copy of `model`'s field `name` (default, bounds, description) for use in another model,
+    e.g. a recipe key that spells a stage setting its own way."""
+    info = copy.copy(model.model_fields[name])
+    for key, value in changes.items():
+        setattr(info, key, value)
+    return info
+
+
+class ClientSettings(Settings):
+    """How the one LLM client talks to every endpoint (a spec's `;concurrency=` and `;timeout=`
+    narrow them for one endpoint)."""
+
+    concurrency: int = Field(32, ge=1, description="Requests in flight at once, over all endpoints.")
+    timeout: float = Field(120.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(5, ge=0, description="Retries per failed request.")

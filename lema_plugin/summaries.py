@@ -1,0 +1,45 @@
+"""Stage summaries: the one writer, and the usage figures every summary takes from the client.
+
+Every stage ends with a summary computed from the records in its run store (so a resumed run
+reports the whole run) and written here, as `<stage>_summary.json` (`summary.json` for sample).
+Tokens, requests and cost are never added up from records: they are the client's own counts,
+measured over the stage (`usage_since`), so the run total equals what the client paid for.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from .store import write_atomic
+
+
+def write_summary(path: str | Path, summary) -> None:
+    """Write `summary.to_dict()` as JSON, atomically."""
+    write_atomic(Path(path), json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+def usage_snapshot(client) -> dict:
+    """A copy of the client's usage counters, to measure what one stage spent."""
+    return copy.deepcopy(getattr(client, "usage", {}))
+
+
+def usage_since(client, before: dict) -> dict:
+    """Tokens, requests and cost the client counted since `before`, per endpoint label and in
+    total: a stage's figures come from here, never from adding up its own records."""
+    per_label = {}
+    for label, now in getattr(client, "usage", {}).items():
+        then = before.get(label)
+        delta = {
+            name: getattr(now, name) - (getattr(then, name) if then else 0)
+            for name in ("requests", "cached", "failures", "prompt_tokens", "completion_tokens")
+        }
+        if now.cost is not None:
+            delta["cost"] = round(now.cost - ((then.cost or 0.0) if then else 0.0), 6)
+        if any(delta.values()):
+            per_label[label] = delta
+    total = {name: sum(d.get(name, 0) for d in per_label.values())
+             for name in ("requests", "cached", "failures", "prompt_tokens", "completion_tokens")}
+    costs = [d["cost"] for d in per_label.values() if "cost" in d]
+    total["cost"] = round(sum(costs), 6) if costs else None
+    return {"total": total, "by_endpoint": per_label}
