@@ -116,7 +116,7 @@ async def _correct(client, *args):
 def run_stage(server, out, mistakes=MISTAKES, endpoint=None, **settings):
     client = LLMClient(cache_dir=Path(out) / ".cache", concurrency=4, timeout=10, max_retries=1, progress=False, backoff_base=0.05)
     endpoint = endpoint or server.endpoint(model="corrector", name="fixer", price_prompt=1.0, price_completion=2.0)
-    return asyncio.run(_correct(client, mistakes, endpoint, client, out, CorrectSettings(**settings)))
+    return asyncio.run(_correct(client, mistakes, [endpoint], client, out, CorrectSettings(**settings)))
 
 
 def read(path):

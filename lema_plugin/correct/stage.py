@@ -9,19 +9,23 @@ recorded too and asked again on the next run.
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Sequence
 
+from pydantic import Field
+
+from lema_plugin.asking import Ask, ask_missing
 from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Completion, Endpoint
 from lema_plugin.records import RecordError, make_id, read_jsonl
 from lema_plugin.steps import split_steps
-from lema_plugin.store import RunStore, write_atomic, write_jsonl_atomic
+from lema_plugin.settings import Settings
+from lema_plugin.store import RunStore, write_jsonl_atomic
+from lema_plugin.summaries import usage_since, usage_snapshot, write_summary
 
 from .parse import UnparseableReply, parse_correction
-from .prompt import STYLES, build_request, reply_text, template_name
+from .prompt import build_request, reply_text, template_name
 from .summary import CorrectSummary, summarize
 from .verify import verify
 
@@ -47,25 +51,21 @@ def corrector_spec(spec: str | None = None, environ=os.environ) -> str:
     return EMBEDDED_CORRECTOR
 
 
-@dataclass(frozen=True)
-class CorrectSettings:
-    attempts: int = 1  # corrector samples per mistake, at most
-    keep: int = 1  # stop sampling a mistake once this many corrections are verified
-    temperature: float | None = None  # None: greedy for one attempt, 0.7 for several
-    top_p: float = 1.0
-    max_tokens: int = 1024
-    style: str = "fewshot"  # "fewshot" or "zeroshot"
+class CorrectSettings(Settings):
+    """How the corrector is asked."""
 
-    def __post_init__(self):
-        if self.attempts < 1:
-            raise ConfigError(f"attempts must be at least 1, not {self.attempts}")
-        if self.keep < 1:
-            raise ConfigError(f"keep must be at least 1, not {self.keep}")
-        if self.style not in STYLES:
-            raise ConfigError(f"prompt style must be one of {', '.join(STYLES)}, not {self.style!r}")
+    attempts: int = Field(1, ge=1, description="Corrector samples per mistake, at most.")
+    keep: int = Field(1, ge=1, description="Stop sampling a mistake once this many corrections are verified.")
+    temperature: float | None = Field(
+        None, ge=0, description="Sampling temperature [default: 0 for one attempt, 0.7 for several].")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
+    max_tokens: int = Field(1024, ge=1, description="Longest corrector reply.")
+    style: Literal["fewshot", "zeroshot"] = Field(
+        "fewshot", description="Few-shot corrector prompt (any model), or zero-shot (strong chat models, fewer tokens).")
 
     @property
     def sampling_temperature(self) -> float:
+        """Greedy for one attempt; several attempts of the same question need variety."""
         if self.temperature is not None:
             return self.temperature
         return 0.0 if self.attempts == 1 else 0.7
@@ -168,44 +168,50 @@ def _drop_failures(path: Path, retry_ids: set[str]) -> None:
 
 async def correct_mistakes(
     mistakes: list[dict],
-    corrector: Endpoint,
+    endpoints: Sequence[Endpoint],
     client,
     out_dir: str | Path,
     settings: CorrectSettings | None = None,
 ) -> CorrectSummary:
-    """Ask `corrector` to correct each mistake; write corrections.jsonl and rejected.jsonl in `out_dir`.
+    """The correction stage: ask the corrector (the one endpoint in `endpoints`) to correct each
+    mistake; write corrections.jsonl and rejected.jsonl in `out_dir`.
 
     `mistakes` are path records (see `load_mistakes`); `client` is the shared `LLMClient`.
     Returns the summary (also written to `correct_summary.json`).
     """
+    if len(endpoints) != 1:
+        raise ConfigError(f"the correction stage takes one corrector endpoint, not {len(endpoints)}")
+    corrector = endpoints[0]
     settings = settings or CorrectSettings()
+    before = usage_snapshot(client)
     out_dir = Path(out_dir)
     ids = {m["id"]: [attempt_id(m, corrector, settings, i) for i in range(settings.attempts)] for m in mistakes}
     _drop_failures(out_dir / REJECTED, {i for attempt_ids in ids.values() for i in attempt_ids})
 
+    requests = 0
     with RunStore(out_dir / CORRECTIONS) as kept, RunStore(out_dir / REJECTED) as rejected:
+
+        def store(ask, completion) -> None:
+            mistake, attempt = ask.owner
+            record = judge(mistake, corrector, settings, attempt, completion)
+            (kept if record["correct"] else rejected).append(record)
+
         for attempt in range(settings.attempts):
-            todo = [
-                m
+            asks = [
+                Ask(ids[m["id"]][attempt], corrector,
+                    build_request(m, corrector, settings.style, attempt, settings.sampling_temperature, settings.top_p, settings.max_tokens),
+                    (m, attempt))
                 for m in mistakes
-                if ids[m["id"]][attempt] not in kept
-                and ids[m["id"]][attempt] not in rejected
-                and sum(i in kept for i in ids[m["id"]][:attempt]) < settings.keep
-            ]
-            if not todo:
-                continue
-            jobs = [
-                (corrector, build_request(m, corrector, settings.style, attempt, settings.sampling_temperature, settings.top_p, settings.max_tokens))
-                for m in todo
+                if sum(i in kept for i in ids[m["id"]][:attempt]) < settings.keep
             ]
             desc = f"correct {attempt + 1}/{settings.attempts}" if settings.attempts > 1 else "correct"
-            async for index, completion in client.stream(jobs, desc=desc):
-                record = judge(todo[index], corrector, settings, attempt, completion)
-                (kept if record["correct"] else rejected).append(record)
+            requests += await ask_missing(client, asks, lambda i: i in kept or i in rejected, store, desc=desc)
 
         mine = {i for attempt_ids in ids.values() for i in attempt_ids}
-        records = [r for store in (kept, rejected) for r in store if r["id"] in mine]
+        records = [r for store_ in (kept, rejected) for r in store_ if r["id"] in mine]
 
     summary = summarize(mistakes, records, corrector)
-    write_atomic(out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    summary.requests = requests
+    summary.usage = usage_since(client, before)
+    write_summary(out_dir / SUMMARY, summary)
     return summary

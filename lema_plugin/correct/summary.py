@@ -38,6 +38,8 @@ class CorrectSummary:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None  # USD, when the corrector endpoint has a price
+    requests: int = 0  # requests this run sent (not answered from the store)
+    usage: dict = field(default_factory=dict)  # the client's counts over this run (summaries.usage_since)
 
     @property
     def success_rate(self) -> float | None:
@@ -45,6 +47,8 @@ class CorrectSummary:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        for this_run_only in ("requests", "usage"):  # the file describes the records, resumed or not
+            data.pop(this_run_only)
         data["success_rate"] = self.success_rate
         for group in ("by_model", "by_level", "by_subject"):
             for key, rate in getattr(self, group).items():
