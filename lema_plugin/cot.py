@@ -12,19 +12,24 @@ LeMa trains on CoT data next to the correction data. Two sources:
 """
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
+from pydantic import Field
+
+from .asking import Ask, ask_missing
+from .errors import ConfigError
 from .llm.types import Endpoint
 from .problems import Problem, grader_dataset
 from .records import make_id
-from .store import RunStore, write_atomic, write_jsonl_atomic
+from .settings import Settings
+from .solving import solve_request
+from .store import RunStore, write_jsonl_atomic
+from .summaries import usage_since, usage_snapshot, write_summary
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _FINAL_GSM8K = re.compile(r"^\s*####\s*(.*?)\s*$", re.MULTILINE)
@@ -137,6 +142,15 @@ def normalize_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w.=+\-*/^]+", " ", text.lower()).split())
 
 
+class CotSettings(Settings):
+    """Rejection sampling of CoT rationales from a strong model."""
+
+    samples: int = Field(4, ge=1, description="Rationales sampled per question.")
+    keep: int = Field(2, ge=1, description="Distinct correct rationales kept per question.")
+    temperature: float = Field(0.8, ge=0, description="Sampling temperature.")
+    max_tokens: int = Field(512, ge=1, description="Token limit per rationale (truncated ones are never kept).")
+
+
 @dataclass
 class CotSummary:
     """Counts for the end-of-run summary of `model_cot`."""
@@ -150,7 +164,11 @@ class CotSummary:
     capped: int = 0
     kept: int = 0
     questions_covered: int = 0
-    usage: list[str] = field(default_factory=list)
+    usage: dict = field(default_factory=dict)  # the client's counts over this run (summaries.usage_since)
+    usage_lines: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     def lines(self) -> list[str]:
         graded = self.samples
@@ -161,7 +179,7 @@ class CotSummary:
             f"correct: {self.correct} ({rate})",
             f"kept: {self.kept} (duplicates dropped: {self.duplicates}, over the cap: {self.capped})",
         ]
-        return lines + self.usage
+        return lines + self.usage_lines
 
 
 def sample_id(problem: Problem, endpoint: Endpoint, temperature: float, max_tokens: int, index: int) -> str:
@@ -197,91 +215,70 @@ def select_rationales(problems: list[Problem], samples: Iterable[dict], max_per_
     return records
 
 
-async def _sample(problems: list[Problem], endpoint: Endpoint, store: RunStore, client, *,
-                  samples: int, temperature: float, max_tokens: int, summary: CotSummary) -> None:
-    from .grading import answers_match, extract_answer
-    from .sample import solve_request
-
-    jobs, owners = [], []
-    for problem in problems:
-        for index in range(samples):
-            rid = sample_id(problem, endpoint, temperature, max_tokens, index)
-            if rid in store:
-                continue
-            jobs.append((endpoint, solve_request(problem, endpoint, index, temperature=temperature,
-                                                 max_tokens=max_tokens)))
-            owners.append((rid, problem, index))
-    summary.requested = len(jobs)
-    if not jobs:
-        return
-    async for position, completion in client.stream(jobs, desc=f"cot {endpoint.label}"):
-        rid, problem, index = owners[position]
-        if not completion.ok:
-            summary.failed += 1
-            continue  # not stored: asked again on the next run
-        kind = grader_dataset(problem.dataset)
-        prediction = extract_answer(completion.text, kind)
-        correct = prediction is not None and answers_match(prediction, problem.answer, kind)
-        if completion.finish_reason == "length":
-            correct = False  # a truncated rationale is no training target
-        store.append({
-            "id": rid,
-            "problem_id": problem.id,
-            "model": endpoint.label,
-            "sample_index": index,
-            "text": completion.text,
-            "prediction": prediction,
-            "correct": correct,
-            "finish_reason": completion.finish_reason,
-        })
-
-
-async def model_cot_async(
+async def sample_cot(
     problems: list[Problem],
-    endpoint: Endpoint,
+    endpoints: Sequence[Endpoint],
+    client,
     out_dir: str | Path,
-    *,
-    samples: int = 4,
-    max_per_question: int = 2,
-    temperature: float = 0.8,
-    max_tokens: int = 512,
-    client=None,
-) -> tuple[list[dict], CotSummary]:
-    """Rejection-sample CoT rationales; write `cot_samples.jsonl` and `cot.jsonl` under `out_dir`."""
-    from .llm import LLMClient
-
+    settings: CotSettings = CotSettings(),
+) -> CotSummary:
+    """The CoT stage with a model: rejection-sample rationales from the one endpoint in
+    `endpoints`; write `cot_samples.jsonl` (every graded sample), `cot.jsonl` and
+    `cot_summary.json` under `out_dir`."""
+    if len(endpoints) != 1:
+        raise ConfigError(f"CoT sampling takes one model endpoint, not {len(endpoints)}")
+    endpoint = endpoints[0]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    client = client or LLMClient(cache_dir=out_dir / ".cache")
+    before = usage_snapshot(client)
     summary = CotSummary(questions=len(problems))
-    wanted = {sample_id(p, endpoint, temperature, max_tokens, i) for p in problems for i in range(samples)}
+    asks = [
+        Ask(sample_id(problem, endpoint, settings.temperature, settings.max_tokens, index), endpoint,
+            solve_request(problem, endpoint, index, temperature=settings.temperature, max_tokens=settings.max_tokens),
+            (problem, index))
+        for problem in problems
+        for index in range(settings.samples)
+    ]
     with RunStore(out_dir / "cot_samples.jsonl") as store:
-        await _sample(problems, endpoint, store, client, samples=samples, temperature=temperature,
-                      max_tokens=max_tokens, summary=summary)
+
+        def grade(ask: Ask, completion) -> None:
+            if not completion.ok:
+                summary.failed += 1
+                return  # not stored: asked again on the next run
+            store.append(_graded_sample(ask, completion))
+
+        summary.requested = await ask_missing(client, asks, store.__contains__, grade, desc=f"cot {endpoint.label}")
+        wanted = {ask.id for ask in asks}
         graded = [r for r in store if r["id"] in wanted]
     summary.samples = len(graded)
     summary.correct = sum(bool(r.get("correct")) for r in graded)
-    records = select_rationales(problems, graded, max_per_question, summary, endpoint.label)
+    records = select_rationales(problems, graded, settings.keep, summary, endpoint.label)
     write_jsonl_atomic(out_dir / "cot.jsonl", records)
-    summary.usage = list(client.usage_lines())
-    write_atomic(out_dir / "cot_summary.json", json.dumps(asdict(summary), indent=2) + "\n")
-    return records, summary
+    summary.usage = usage_since(client, before)
+    summary.usage_lines = list(client.usage_lines())
+    write_summary(out_dir / "cot_summary.json", summary)
+    return summary
 
 
-def model_cot(problems: list[Problem], endpoint: Endpoint, out_dir: str | Path, *, client=None,
-              **settings) -> tuple[list[dict], CotSummary]:
-    """`model_cot_async` for callers without an event loop (the client's connections are closed after)."""
-    from .llm import LLMClient
+def _graded_sample(ask: Ask, completion) -> dict:
+    from .grading import answers_match, extract_answer
 
-    client = client or LLMClient(cache_dir=Path(out_dir) / ".cache")
-
-    async def run():
-        try:
-            return await model_cot_async(problems, endpoint, out_dir, client=client, **settings)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
+    problem, index = ask.owner
+    kind = grader_dataset(problem.dataset)
+    prediction = extract_answer(completion.text, kind)
+    correct = prediction is not None and answers_match(prediction, problem.answer, kind)
+    if completion.finish_reason == "length":
+        correct = False  # a truncated rationale is no training target
+    return {
+        "id": ask.id,
+        "problem_id": problem.id,
+        "model": ask.endpoint.label,
+        "sample_index": index,
+        "text": completion.text,
+        "prediction": prediction,
+        "correct": correct,
+        "finish_reason": completion.finish_reason,
+    }
 
 
 def write_gold_cot(problems: list[Problem], out_dir: str | Path) -> tuple[list[dict], Counter]:

@@ -19,6 +19,14 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
 
 
+class SettingsError(ConfigError):
+    """Settings a model refuses; `errors` keeps pydantic's list so a caller can name its own keys."""
+
+    def __init__(self, model: str, exc: ValidationError):
+        self.errors = exc.errors()
+        super().__init__(f"{model}: {describe(exc)}")
+
+
 class Settings(BaseModel):
     """Frozen, unknown names refused; a bad value is a `ConfigError` naming the field."""
 
@@ -28,7 +36,7 @@ class Settings(BaseModel):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigError(f"{type(self).__name__}: {describe(exc)}") from None
+            raise SettingsError(type(self).__name__, exc) from None
 
 
 def same_as(model: type[BaseModel], name: str, **changes) -> FieldInfo:

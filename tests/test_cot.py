@@ -1,6 +1,7 @@
 """`lema cot`: gold rationale rewrites on real data, rejection sampling against the scripted server."""
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -13,14 +14,26 @@ from lema_plugin.cot import (
     gold_cot,
     gold_rationale,
     gsm8k_gold_rationale,
+    CotSettings,
     math_gold_rationale,
-    model_cot,
+    sample_cot,
     strong_model_spec,
 )
 from lema_plugin.grading import answers_match, extract_strict, last_boxed
 from lema_plugin.llm import LLMClient
 from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
 from lema_plugin.problems import read_problems_file
+
+
+def model_cot(problems, endpoint, out, client, **settings):
+    """The stage run once to the end; its records as written to cot.jsonl, and its summary."""
+
+    async def run():
+        async with client:
+            return await sample_cot(problems, [endpoint], client, out, CotSettings(**settings))
+
+    summary = asyncio.run(run())
+    return [json.loads(line) for line in (out / "cot.jsonl").read_text().splitlines()], summary
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +179,7 @@ def test_model_cot_keeps_correct_distinct_capped(gsm8k_train, tmp_path):
     with ScriptedServer(_scripted(replies)) as server:
         endpoint = server.endpoint(model="strong", name="strong")
         client = LLMClient(cache_dir=tmp_path / "cache", progress=False)
-        records, summary = model_cot([natalia, weng, betty], endpoint, tmp_path / "out", samples=4,
-                                     max_per_question=2, client=client)
+        records, summary = model_cot([natalia, weng, betty], endpoint, tmp_path / "out", client, samples=4, keep=2)
         assert server.request_count == 12
 
     assert summary.samples == 12 and summary.correct == 6
@@ -201,12 +213,12 @@ def test_model_cot_resumes_without_asking_again(gsm8k_train, tmp_path):
     with ScriptedServer(responder) as server:
         endpoint = server.endpoint(model="strong")
         client = LLMClient(cache_dir=False, max_retries=0, progress=False)
-        records, summary = model_cot(problems, endpoint, out, samples=2, max_per_question=2, client=client)
+        records, summary = model_cot(problems, endpoint, out, client, samples=2, keep=2)
         assert summary.failed == 2 and summary.samples == 2 and len(records) == 1
         fail_natalia["on"] = False
         server.reset_counts()
         client = LLMClient(cache_dir=False, max_retries=0, progress=False)
-        records, summary = model_cot(problems, endpoint, out, samples=2, max_per_question=2, client=client)
+        records, summary = model_cot(problems, endpoint, out, client, samples=2, keep=2)
         assert server.request_count == 2  # only the two failed Natalia samples are asked again
     assert summary.requested == 2 and summary.samples == 4 and summary.failed == 0
     assert {r["problem_id"] for r in records} == {p.id for p in problems}

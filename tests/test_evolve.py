@@ -1,6 +1,7 @@
 """`lema evolve`: seeds, new questions, majority answers, de-duplication and contamination."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -8,10 +9,11 @@ from click.testing import CliRunner
 
 from lema_plugin.cli import main
 from lema_plugin.evolve import (
-    EvolveConfig,
+    EvolveSettings,
     NearDuplicateIndex,
     Seed,
-    evolve,
+    EvolveInputs,
+    evolve_questions,
     generation_request,
     level_success,
     load_seeds,
@@ -24,6 +26,18 @@ from lema_plugin.grading import answers_match
 from lema_plugin.llm import Endpoint, LLMClient
 from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
 from lema_plugin.problems import load_problems, read_problems_file
+
+
+def evolve(seeds, endpoint, out, settings, *, client, contamination_questions=None):
+    """The stage run once to the end: the problems it wrote, and its summary."""
+
+    async def run():
+        async with client:
+            inputs = EvolveInputs(seeds, contamination_questions=contamination_questions)
+            return await evolve_questions(inputs, [endpoint], client, out, settings)
+
+    summary = asyncio.run(run())
+    return read_problems_file(out / "problems.jsonl"), summary
 
 # What the scripted strong model writes when asked for new questions, in the order it is asked.
 TOM = "Tom picked 30 apples on Monday and twice as many on Tuesday. How many apples did Tom pick in total?"
@@ -175,15 +189,15 @@ def test_load_seeds_and_level_weights(tmp_path):
 def test_generation_prompts_per_dataset_and_style():
     endpoint = Endpoint(model="m", base_urls=("http://127.0.0.1:9/v1",))
     seed = Seed("s", "math", "Find $x$ if $2x+3=7$.", "2")
-    request = generation_request(seed, "harder", endpoint, EvolveConfig(), 0)
+    request = generation_request(seed, "harder", endpoint, EvolveSettings(), 0)
     (role, text), = request.messages
     assert role == "user" and "Find $x$ if $2x+3=7$." in text
     assert "competition mathematics" in text and "\\boxed{}" in text and "harder variant" in text
     assert text.rstrip().endswith("New problem:")
-    gsm8k = generation_request(Seed("t", "gsm8k", "How many?", "1"), "similar", endpoint, EvolveConfig(), 3)
+    gsm8k = generation_request(Seed("t", "gsm8k", "How many?", "1"), "similar", endpoint, EvolveSettings(), 3)
     assert "grade-school" in gsm8k.messages[0][1] and "same skill" in gsm8k.messages[0][1]
-    assert gsm8k.sample_index == 3 and gsm8k.temperature == EvolveConfig().generate_temperature
-    completion = generation_request(seed, "similar", Endpoint("m", ("http://127.0.0.1:9/v1",), mode="completion"), EvolveConfig(), 0)
+    assert gsm8k.sample_index == 3 and gsm8k.temperature == EvolveSettings().generate_temperature
+    completion = generation_request(seed, "similar", Endpoint("m", ("http://127.0.0.1:9/v1",), mode="completion"), EvolveSettings(), 0)
     assert completion.prompt.endswith("New problem:\n") and "\nAnswer:" in completion.stop
 
 
@@ -223,7 +237,7 @@ def test_evolve_counts_against_scripted_model(gsm8k_train, janet, shared_data, m
     with ScriptedServer(script) as server:
         endpoint = server.endpoint(model="strong", name="strong")
         client = LLMClient(cache_dir=out / ".cache", progress=False)
-        problems, summary = evolve(seeds, endpoint, out, EvolveConfig(per_seed=5, answers=5, min_agreement=0.6),
+        problems, summary = evolve(seeds, endpoint, out, EvolveSettings(per_seed=5, answers=5, min_agreement=0.6),
                                    contamination_questions=load_test_questions(["gsm8k"]), client=client)
         assert not server.errors
         assert server.request_count == 10 + 4 * 5  # answers only for the 4 questions that passed the filters
@@ -264,7 +278,7 @@ def test_evolve_resumes_without_asking_again(gsm8k_train, janet, tmp_path):
     seeds = load_seeds([correction(natalia), correction(weng)])
     generations = generation_script(natalia.question, weng.question, janet)
     out = tmp_path / "evolve"
-    config = EvolveConfig(per_seed=4)
+    config = EvolveSettings(per_seed=4)
     with ScriptedServer(scripted_model(generations, ANSWERS, fail={"Sam reads"})) as server:
         client = LLMClient(cache_dir=False, max_retries=0, progress=False)
         problems, summary = evolve(seeds, server.endpoint(model="strong"), out, config,
@@ -363,17 +377,17 @@ def test_cli_evolve_weights_seeds_toward_weak_levels(shared_data, monkeypatch, t
 
 
 @pytest.mark.parametrize(
-    "extra, message",
+    "extra, status, message",
     [
-        (["--styles", "easier"], "styles must be some of similar, harder"),
-        (["--weight-by-level"], "weighting by level needs rejected.jsonl"),
+        (["--styles", "easier"], 2, "--styles: Input should be 'similar' or 'harder'"),
+        (["--weight-by-level"], 1, "weighting by level needs rejected.jsonl"),
     ],
 )
-def test_cli_evolve_rejects_bad_options_before_asking(extra, message, tmp_path):
+def test_cli_evolve_rejects_bad_options_before_asking(extra, status, message, tmp_path):
     corrections = tmp_path / "corrections.jsonl"
     corrections.write_text(json.dumps({"problem_id": "a", "dataset": "gsm8k", "question": "q", "answer": "1"}) + "\n")
     with ScriptedServer(lambda body, attempt: "unused") as server:
         result = CliRunner().invoke(main, ["evolve", "--corrections", str(corrections), "--no-contamination-check",
                                            "--model", f"m@{server.base_url}", "--out", str(tmp_path / "o"), *extra])
         assert server.request_count == 0
-    assert result.exit_code == 1 and message in result.output
+    assert result.exit_code == status and message in result.output

@@ -6,6 +6,8 @@ from pathlib import Path
 import click
 
 from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, run_async
+from lema_plugin.cli.options import settings_options
+from lema_plugin.cot import CotSettings
 
 
 @click.command()
@@ -22,17 +24,11 @@ from lema_plugin.cli.common import client_options, friendly_errors, make_client,
               help="--source model: the strong model, [NAME=]MODEL[@URL][;mode=completion][;key_env=VAR][;price=IN/OUT]. "
               "Default: $LEMA_STRONG_MODEL; else the corrector's default ($LEMA_CORRECTOR; gpt-4o when "
               "OPENAI_API_KEY is set; else the embedded model).")
-@click.option("--samples", default=4, show_default=True, type=click.IntRange(1), help="Rationales sampled per question.")
-@click.option("--keep", "max_per_question", default=2, show_default=True, type=click.IntRange(1),
-              help="Distinct correct rationales kept per question.")
-@click.option("--temperature", default=0.8, show_default=True, type=click.FloatRange(0), help="--source model: sampling temperature.")
-@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1),
-              help="--source model: token limit per rationale (truncated ones are never kept).")
+@settings_options(CotSettings)
 @out_option
 @client_options
 @friendly_errors
-def cot(source, dataset, split, data_file, limit, model_spec, samples, max_per_question, temperature, max_tokens,
-        out_dir, concurrency, cache_dir, no_cache, timeout, max_retries, quiet):
+def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir, client_settings, cache_dir, no_cache, quiet):
     """Write OUT/cot.jsonl: question -> a correct step-by-step rationale ending "The answer is X.".
 
     With --source model every graded sample is kept in OUT/cot_samples.jsonl as it arrives, so
@@ -49,11 +45,8 @@ def cot(source, dataset, split, data_file, limit, model_spec, samples, max_per_q
     else:
         from lema_plugin.llm.endpoints import open_endpoints
 
-        with open_endpoints([stage.strong_model_spec(model_spec)]) as (endpoint,):
-            client = make_client(out_dir, concurrency, cache_dir, no_cache, timeout, max_retries, quiet)
-            records, summary = run_async(stage.model_cot_async(
-                problems, endpoint, out_dir, samples=samples, max_per_question=max_per_question,
-                temperature=temperature, max_tokens=max_tokens, client=client), client)
-        for line in summary.lines():
-            click.echo(line)
+        client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
+        with open_endpoints([stage.strong_model_spec(model_spec)]) as endpoints:
+            summary = run_async(stage.sample_cot(problems, endpoints, client, out_dir, settings), client)
+        click.echo("\n".join(summary.lines()))
     click.echo(f"wrote {Path(out_dir) / 'cot.jsonl'}")

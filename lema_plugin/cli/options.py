@@ -17,7 +17,7 @@ import click
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from lema_plugin.errors import LemaError
+from lema_plugin.settings import SettingsError
 
 
 def settings_options(model: type[BaseModel], into: str = "settings", spellings: dict | None = None,
@@ -36,8 +36,10 @@ def settings_options(model: type[BaseModel], into: str = "settings", spellings: 
             values = {name: kwargs.pop(name) for name in fields}
             try:
                 kwargs[into] = model(**values)
-            except LemaError as exc:  # options that cannot work together: a usage error, one line
-                raise click.UsageError(str(exc)) from None
+            except SettingsError as exc:  # a value the settings refuse: a usage error naming the option
+                raise click.UsageError("; ".join(
+                    f"{_declared(spellings, e['loc'][0]) if e['loc'] else model.__name__}: {e['msg']}" for e in exc.errors
+                )) from None
             return func(*args, **kwargs)
 
         for name, info in reversed(fields.items()):
@@ -62,6 +64,11 @@ def option_for(name: str, info: FieldInfo, spelling: str | tuple[str, ...] | Non
     if kind in (int, float):
         return click.option(*decls, name, type=_range(kind, info), default=default, **common)
     return click.option(*decls, name, type=kind if kind in (str,) else None, default=default, **common)
+
+
+def _declared(spellings: dict, name) -> str:
+    spelling = spellings.get(name) or f"--{str(name).replace('_', '-')}"
+    return spelling if isinstance(spelling, str) else spelling[0]
 
 
 def _base_type(annotation):
