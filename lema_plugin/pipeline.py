@@ -26,6 +26,7 @@ import yaml
 from .errors import ConfigError, ToolError
 from .recipe import Recipe
 from .store import write_atomic, write_jsonl_atomic
+from .summaries import usage_since, usage_snapshot
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LM_EVAL_TASKS = REPO_ROOT / "lm_eval_tasks"
@@ -39,6 +40,8 @@ class RunReport:
     rows: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     next_commands: list[str] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=dict)  # per data stage, as the client counted them
+    usage: dict = field(default_factory=dict)  # the client's totals over the whole run
 
     def add(self, label: str, value: object) -> None:
         self.rows.append((label, str(value)))
@@ -51,7 +54,8 @@ class RunReport:
         return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
 
     def to_dict(self) -> dict:
-        return {"out": self.out, "rows": dict(self.rows), "timings": self.timings, "next_commands": self.next_commands}
+        return {"out": self.out, "rows": dict(self.rows), "timings": self.timings, "tokens": self.tokens,
+                "usage": self.usage, "next_commands": self.next_commands}
 
 
 def _pct(part: int, whole: int) -> str:
@@ -87,12 +91,12 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
     problems = load_problems(recipe.dataset, recipe.split, recipe.data_file, recipe.limit)
     report.add("problems", f"{len(problems)} ({recipe.dataset}/{recipe.split})")
 
-    specs = [g.spec() for g in recipe.generators] + [recipe.corrector.spec()]
+    wanted = [g.endpoint() for g in recipe.generators] + [recipe.corrector.endpoint()]
     if recipe.cot.source == "model":
-        specs.append(recipe.cot.model.spec())
+        wanted.append(recipe.cot.model.endpoint())
     if recipe.evolve.enabled:
-        specs.append((recipe.evolve.model or recipe.corrector).spec())
-    with open_endpoints(specs) as endpoints:
+        wanted.append((recipe.evolve.model or recipe.corrector).endpoint())
+    with open_endpoints(wanted) as endpoints:
         generators = endpoints[: len(recipe.generators)]
         corrector = endpoints[len(recipe.generators)]
         rest = iter(endpoints[len(recipe.generators) + 1 :])
@@ -115,97 +119,97 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
     return report
 
 
+class _Stage(_Timer):
+    """A timed data stage whose tokens are what the client counted while it ran."""
+
+    def __init__(self, report: RunReport, stage: str, echo, client):
+        super().__init__(report, stage, echo)
+        self.client = client
+
+    def __enter__(self):
+        super().__enter__()
+        self.before = usage_snapshot(self.client)
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        total = usage_since(self.client, self.before)["total"]
+        spent = total["prompt_tokens"] + total["completion_tokens"]
+        self.report.tokens[self.stage] = self.report.tokens.get(self.stage, 0) + spent
+
+
 async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, report, echo) -> None:
     from .llm import LLMClient
 
     async with LLMClient(cache_dir=out / ".cache", concurrency=recipe.concurrency) as client:
-        with _Timer(report, "sample", echo):
+        with _Stage(report, "sample", echo, client):
             paths = await _sample(recipe, out / "sample", problems, generators, client)
         report.add("paths", f"{paths.total['paths']} (accuracy {paths.total['accuracy']}, {paths.total['failed']} failed)")
         report.add("mistakes kept", paths.total["mistakes"])
-        with _Timer(report, "correct", echo):
+        with _Stage(report, "correct", echo, client):
             fixed = await _correct(recipe, out / "sample", out / "correct", corrector, client)
         report.add("corrections verified", f"{fixed.verified} of {fixed.attempts} replies")
         report.add("correction success", _pct(fixed.corrected_mistakes, fixed.mistakes))
         if fixed.mistakes and not fixed.verified:
             report.add("note", f"no correction from {corrector.label} reached the right answer; "
                                "a GPT-4-class corrector is what makes LeMa data")
-        tokens = paths.total["prompt_tokens"] + paths.total["completion_tokens"] + fixed.prompt_tokens + fixed.completion_tokens
-
         if evolver is not None:
-            with _Timer(report, "evolve", echo):
-                tokens += await _evolve(recipe, out, evolver, generators, corrector, client, report)
-        with _Timer(report, "cot", echo):
-            tokens += await _cot(recipe, out / "cot", problems, cot_model, client, report)
-        report.add("tokens (prompt + completion)", f"{tokens:,}")
+            with _Stage(report, "evolve", echo, client):
+                await _evolve(recipe, out, evolver, generators, corrector, client, report)
+        with _Stage(report, "cot", echo, client):
+            await _cot(recipe, out / "cot", problems, cot_model, client, report)
+        report.add("tokens (prompt + completion)", f"{sum(report.tokens.values()):,}")
+        report.usage = usage_since(client, {})["total"]
 
 
 async def _sample(recipe, folder, problems, generators, client):
-    from .sample import SampleSettings, sample_paths
+    from .sample import sample_paths
 
-    settings = []
-    for spec in recipe.generators:  # sample_paths takes one setting for all generators
-        settings.append(SampleSettings(
-            samples_per_question=spec.samples,
-            temperature=spec.temperature,
-            top_p=spec.top_p,
-            max_tokens=spec.max_tokens,
-            max_mistakes_per_question=recipe.max_mistakes_per_question,
-        ))
     summary = None
-    for endpoint, setting in zip(generators, settings):
-        summary = await sample_paths(problems, [endpoint], client, folder, setting)
+    for endpoint, spec in zip(generators, recipe.generators):  # each generator has its own sampling settings
+        summary = await sample_paths(problems, [endpoint], client, folder, spec.settings(recipe.max_mistakes_per_question))
     return summary
 
 
 async def _correct(recipe, sample_folder, folder, corrector, client):
-    from .correct.stage import CorrectSettings, correct_mistakes, load_mistakes
+    from .correct.stage import correct_mistakes, load_mistakes
 
     mistakes = load_mistakes(sample_folder / "mistakes.jsonl")
-    spec = recipe.corrector
-    settings = CorrectSettings(
-        attempts=spec.attempts, keep=spec.keep, temperature=spec.temperature, max_tokens=spec.max_tokens, style=spec.prompt
-    )
-    return await correct_mistakes(mistakes, corrector, client, folder, settings)
+    return await correct_mistakes(mistakes, [corrector], client, folder, recipe.corrector.settings())
 
 
-async def _evolve(recipe, out, evolver, generators, corrector, client, report) -> int:
+async def _evolve(recipe, out, evolver, generators, corrector, client, report) -> None:
     """New questions seeded by the corrected ones, then the same sample -> correct stages on them."""
-    from .evolve import EvolveConfig, evolve_from_files
+    from .evolve import PROBLEMS, evolve_questions, read_inputs
+    from .problems import read_problems_file
 
     corrections = out / "correct" / "corrections.jsonl"
     if not corrections.exists() or not corrections.read_text().strip():
         report.add("evolved questions", "0 (no verified corrections to seed from)")
-        return 0
-    config = EvolveConfig(per_seed=recipe.evolve.per_seed, answers=recipe.evolve.answers, min_agreement=recipe.evolve.min_agreement)
-    new_problems, summary = await evolve_from_files(corrections, evolver, out / "evolve", config, client=client)
+        return
+    inputs = read_inputs(corrections)
+    await evolve_questions(inputs, [evolver], client, out / "evolve", recipe.evolve.settings())
+    new_problems = read_problems_file(out / "evolve" / PROBLEMS)
     report.add("evolved questions", len(new_problems))
     if not new_problems:
-        return 0
-    paths = await _sample(recipe, out / "evolve" / "sample", new_problems, generators, client)
+        return
+    await _sample(recipe, out / "evolve" / "sample", new_problems, generators, client)
     fixed = await _correct(recipe, out / "evolve" / "sample", out / "evolve" / "correct", corrector, client)
     report.add("evolved corrections verified", fixed.verified)
-    return paths.total["prompt_tokens"] + paths.total["completion_tokens"] + fixed.prompt_tokens + fixed.completion_tokens
 
 
-async def _cot(recipe, folder, problems, cot_model, client, report) -> int:
-    from .cot import model_cot_async, write_gold_cot
+async def _cot(recipe, folder, problems, cot_model, client, report) -> None:
+    from .cot import sample_cot, write_gold_cot
 
     if recipe.cot.source == "none":
         write_jsonl_atomic(folder / "cot.jsonl", [])
         report.add("cot examples", 0)
-        return 0
+        return
     if recipe.cot.source == "gold":
         records, _ = write_gold_cot(problems, folder)
         report.add("cot examples", f"{len(records)} (gold rationales)")
-        return 0
-    spec = recipe.cot
-    records, summary = await model_cot_async(
-        problems, cot_model, folder, samples=spec.samples, max_per_question=spec.keep,
-        temperature=spec.temperature, max_tokens=spec.max_tokens, client=client,
-    )
-    report.add("cot examples", f"{len(records)} (rejection-sampled from {cot_model.label})")
-    return 0
+        return
+    summary = await sample_cot(problems, [cot_model], client, folder, recipe.cot.settings())
+    report.add("cot examples", f"{summary.kept} (rejection-sampled from {cot_model.label})")
 
 
 def _merge_corrections(out: Path, evolved: bool) -> Path:

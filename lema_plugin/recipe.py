@@ -4,6 +4,10 @@ Like an axolotl config, a recipe names everything a run needs (data, generators,
 source, evolution, export, and optionally the fine-tune and the evaluation), so that a run can be
 repeated or resumed from the file alone. Validation uses pydantic with unknown keys forbidden, and
 errors are reported as `RECIPE: key.path: message` so a typo never costs a paid request.
+
+A stage's keys take their defaults, bounds and help from that stage's settings model
+(`settings.same_as`), so a recipe, the CLI and a library caller agree on every default; endpoints
+are built field by field (`EndpointSpec.endpoint`), never through the spec mini-language.
 """
 from __future__ import annotations
 
@@ -16,7 +20,14 @@ import re
 
 import yaml
 
+from .correct.stage import CorrectSettings
+from .cot import CotSettings
 from .errors import LemaError
+from .evolve.stage import EvolveSettings
+from .llm.endpoints import make_endpoint
+from .llm.types import Endpoint
+from .sample import SampleSettings
+from .settings import ClientSettings, same_as
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
@@ -37,47 +48,53 @@ class EndpointSpec(Strict):
     concurrency: int | None = Field(None, ge=1, description="this endpoint's requests in flight, at most")
     timeout: float | None = Field(None, gt=0, description="seconds per request")
 
-    def spec(self) -> str:
-        """The endpoint in the `[NAME=]MODEL[@URL,...][;key=value]` grammar the stage commands take."""
-        text = f"{self.name}={self.model}" if self.name else self.model
-        if self.base_url:
-            urls = [self.base_url] if isinstance(self.base_url, str) else self.base_url
-            text += "@" + ",".join(urls)
-        if self.mode != "chat":
-            text += f";mode={self.mode}"
-        if self.api_key_env:
-            text += f";key_env={self.api_key_env}"
-        if self.price_prompt is not None or self.price_completion is not None:
-            text += f";price={self.price_prompt or 0}/{self.price_completion or 0}"
-        if self.concurrency:
-            text += f";concurrency={self.concurrency}"
-        if self.timeout:
-            text += f";timeout={self.timeout:g}"
-        return text
+    def endpoint(self) -> Endpoint:
+        """The endpoint, built field by field: a recipe value is never read as spec syntax."""
+        urls = [self.base_url] if isinstance(self.base_url, str) else (self.base_url or [])
+        return make_endpoint(
+            self.model, urls, name=self.name, mode=self.mode, api_key_env=self.api_key_env,
+            price_prompt=self.price_prompt, price_completion=self.price_completion,
+            max_concurrency=self.concurrency, timeout=self.timeout, where=f"endpoint {self.name or self.model!r}",
+        )
 
 
 class Generator(EndpointSpec):
-    samples: int = Field(4, ge=1, description="reasoning paths per question")
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(512, ge=1)
+    """A generator endpoint and how it is sampled (defaults: `SampleSettings`)."""
+
+    samples: int = same_as(SampleSettings, "samples_per_question")
+    temperature: float = same_as(SampleSettings, "temperature")
+    top_p: float = same_as(SampleSettings, "top_p")
+    max_tokens: int = same_as(SampleSettings, "max_tokens")
+
+    def settings(self, max_mistakes_per_question: int | None) -> SampleSettings:
+        return SampleSettings(samples_per_question=self.samples, temperature=self.temperature, top_p=self.top_p,
+                              max_tokens=self.max_tokens, max_mistakes_per_question=max_mistakes_per_question)
 
 
 class Corrector(EndpointSpec):
-    prompt: Literal["fewshot", "zeroshot"] = "fewshot"
-    attempts: int = Field(1, ge=1, description="corrections sampled per mistake")
-    keep: int = Field(1, ge=1, description="stop sampling once this many are verified")
-    temperature: float = Field(0.0, ge=0)
-    max_tokens: int = Field(1024, ge=1)
+    """The corrector endpoint and how it is asked (defaults: `CorrectSettings`)."""
+
+    prompt: Literal["fewshot", "zeroshot"] = same_as(CorrectSettings, "style")
+    attempts: int = same_as(CorrectSettings, "attempts")
+    keep: int = same_as(CorrectSettings, "keep")
+    temperature: float | None = same_as(CorrectSettings, "temperature")
+    top_p: float = same_as(CorrectSettings, "top_p")
+    max_tokens: int = same_as(CorrectSettings, "max_tokens")
+
+    def settings(self) -> CorrectSettings:
+        return CorrectSettings(attempts=self.attempts, keep=self.keep, temperature=self.temperature, top_p=self.top_p,
+                               max_tokens=self.max_tokens, style=self.prompt)
 
 
 class Cot(Strict):
+    """Where CoT targets come from; with `source: model`, how it is sampled (defaults: `CotSettings`)."""
+
     source: Literal["gold", "model", "none"] = "gold"
     model: EndpointSpec | None = None
-    samples: int = Field(4, ge=1)
-    keep: int = Field(2, ge=1, description="correct rationales kept per question")
-    temperature: float = Field(0.8, ge=0)
-    max_tokens: int = Field(512, ge=1)
+    samples: int = same_as(CotSettings, "samples")
+    keep: int = same_as(CotSettings, "keep")
+    temperature: float = same_as(CotSettings, "temperature")
+    max_tokens: int = same_as(CotSettings, "max_tokens")
 
     @model_validator(mode="after")
     def _model_needs_endpoint(self):
@@ -85,13 +102,21 @@ class Cot(Strict):
             raise ValueError("source 'model' needs a 'model' endpoint")
         return self
 
+    def settings(self) -> CotSettings:
+        return CotSettings(samples=self.samples, keep=self.keep, temperature=self.temperature, max_tokens=self.max_tokens)
+
 
 class Evolve(Strict):
+    """Optional evolution (defaults: `EvolveSettings`)."""
+
     enabled: bool = False
     model: EndpointSpec | None = None  # defaults to the corrector's endpoint
-    per_seed: int = Field(2, ge=1, description="new questions asked per seed")
-    answers: int = Field(5, ge=1, description="answers sampled per new question")
-    min_agreement: float = Field(0.6, gt=0, le=1)
+    per_seed: int = same_as(EvolveSettings, "per_seed")
+    answers: int = same_as(EvolveSettings, "answers")
+    min_agreement: float = same_as(EvolveSettings, "min_agreement")
+
+    def settings(self) -> EvolveSettings:
+        return EvolveSettings(per_seed=self.per_seed, answers=self.answers, min_agreement=self.min_agreement)
 
 
 class Export(Strict):
@@ -127,8 +152,8 @@ class Recipe(Strict):
     data_file: str | None = None
     limit: int | None = Field(None, ge=1, description="first N questions")
     out: str = "runs/lema"
-    concurrency: int = Field(32, ge=1)
-    max_mistakes_per_question: int = Field(4, ge=1)
+    concurrency: int = same_as(ClientSettings, "concurrency")
+    max_mistakes_per_question: int | None = same_as(SampleSettings, "max_mistakes_per_question")
     generators: list[Generator] = Field(..., min_length=1)
     corrector: Corrector = Corrector()
     cot: Cot = Cot()

@@ -13,7 +13,9 @@ def test_builtin_recipes_validate(monkeypatch):
         assert recipe.generators and recipe.corrector
     paper = load_recipe("math-paper")
     assert paper.dataset == "math" and paper.corrector.api_key_env == "OPENAI_API_KEY"
-    assert paper.generators[0].spec() == "llama2-7b=meta-llama/Llama-2-7b-hf@http://127.0.0.1:9/v1;mode=completion"
+    endpoint = paper.generators[0].endpoint()
+    assert (endpoint.label, endpoint.model, endpoint.base_urls, endpoint.mode) == (
+        "llama2-7b", "meta-llama/Llama-2-7b-hf", ("http://127.0.0.1:9/v1",), "completion")
 
 
 @pytest.mark.parametrize(

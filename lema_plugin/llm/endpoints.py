@@ -62,16 +62,8 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
         raise fail("empty NAME before '='")
     if "@" in head and not urls.strip():
         raise fail("no URL after '@'")
-    if not model:
-        raise fail(f"no MODEL (write {EMBEDDED!r} for the embedded model)")
-    if "://" in model or _HOST_PORT.match(model):
-        raise fail("MODEL looks like a URL; write MODEL@URL")
 
-    base_urls = tuple(u.strip().rstrip("/") for u in urls.split(",")) if urls.strip() else ()
-    for url in base_urls:
-        if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
-            raise fail(f"URL {url!r} must start with http:// or https://")
-
+    base_urls = tuple(u.strip() for u in urls.split(",")) if urls.strip() else ()
     settings: dict[str, str] = {}
     for option in options:
         if not option.strip():
@@ -108,27 +100,61 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
     if (concurrency is not None and concurrency < 1) or (timeout is not None and timeout <= 0):
         raise fail("concurrency and timeout must be positive")
 
-    key_env = settings.get("key_env")
-    if key_env is not None and not key_env.replace("_", "a").isalnum():
-        raise fail(f"key_env {key_env!r} is not an environment variable name")
+    return make_endpoint(
+        model, base_urls, name=name or default_name or None, mode=mode, api_key_env=settings.get("key_env"),
+        price_prompt=price_prompt, price_completion=price_completion, max_concurrency=concurrency, timeout=timeout,
+        where=f"endpoint spec {spec!r}",
+    )
 
+
+def make_endpoint(
+    model: str,
+    base_urls: Sequence[str] = (),
+    *,
+    name: str | None = None,
+    mode: str = "chat",
+    api_key_env: str | None = None,
+    price_prompt: float | None = None,
+    price_completion: float | None = None,
+    max_concurrency: int | None = None,
+    timeout: float | None = None,
+    where: str = "endpoint",
+) -> Endpoint:
+    """An `Endpoint` from its parts, with the defaults of the module docstring (the embedded
+    model; `$OPENAI_BASE_URL` or the OpenAI API with `$OPENAI_API_KEY` when there is no URL).
+
+    Specs and recipes both come here, field by field: a value is never written back to spec
+    syntax and parsed again, so a `;` inside a recipe's URL stays part of that URL.
+    """
+    model = (model or "").strip()
+    if not model:
+        raise EndpointError(f"{where}: no MODEL (write {EMBEDDED!r} for the embedded model)")
+    if "://" in model or _HOST_PORT.match(model):
+        raise EndpointError(f"{where}: MODEL looks like a URL; write MODEL@URL")
+    base_urls = tuple(u.strip().rstrip("/") for u in base_urls)
+    for url in base_urls:
+        if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
+            raise EndpointError(f"{where}: URL {url!r} must start with http:// or https://")
+    if mode not in MODES:
+        raise EndpointError(f"{where}: mode must be chat or completion, not {mode!r}")
+    if api_key_env is not None and not api_key_env.replace("_", "a").isalnum():
+        raise EndpointError(f"{where}: key_env {api_key_env!r} is not an environment variable name")
     if model == EMBEDDED:
-        name = name or default_name or ENDPOINT_NAME
+        name = name or ENDPOINT_NAME
         # with URLs: a `lema serve` already running, which knows the model by its own name
         model = served_model_name() if base_urls else EMBEDDED
     elif not base_urls:
         base_urls = (os.environ.get("OPENAI_BASE_URL", "").strip().rstrip("/") or OPENAI_URL,)
-        key_env = key_env or OPENAI_KEY_ENV
-
+        api_key_env = api_key_env or OPENAI_KEY_ENV
     return Endpoint(
         model=model,
         base_urls=base_urls,
-        name=name or default_name or None,
+        name=name or None,
         mode=mode,
-        api_key_env=key_env,
+        api_key_env=api_key_env,
         price_prompt=price_prompt,
         price_completion=price_completion,
-        max_concurrency=concurrency,
+        max_concurrency=max_concurrency,
         timeout=timeout,
     )
 
