@@ -5,7 +5,7 @@ LeMa trains on CoT data next to the correction data. Two sources:
 - `gold_cot`: the datasets' own rationales, rewritten into the one target style (GSM8K calculator
   annotations `<<48/2=24>>` removed and the `#### 72` line turned into `The answer is 72.`; MATH
   solutions keep their `\\boxed{}` answer and gain a closing `The answer is X.`).
-- `model_cot`: rejection sampling from a strong model. K rationales per question with the `solve`
+- `sample_cot`: rejection sampling from a strong model. K rationales per question with the `solve`
   prompt, graded by the one grader; the correct ones are kept, de-duplicated and capped per
   question. Every graded sample goes to `cot_samples.jsonl` (a run store) the moment it arrives,
   so an interrupted run resumes without asking again; `cot.jsonl` is derived from it atomically.
@@ -153,7 +153,7 @@ class CotSettings(Settings):
 
 @dataclass
 class CotSummary:
-    """Counts for the end-of-run summary of `model_cot`."""
+    """Counts for the end-of-run summary of `sample_cot`."""
 
     questions: int = 0
     samples: int = 0

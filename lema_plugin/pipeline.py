@@ -25,11 +25,11 @@ import yaml
 
 from .errors import ConfigError, ToolError
 from .recipe import Recipe
+from .shipped import configs_path, tasks_path
 from .store import write_atomic, write_jsonl_atomic
 from .summaries import usage_since, usage_snapshot
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LM_EVAL_TASKS = REPO_ROOT / "lm_eval_tasks"
+LM_EVAL_TASKS = tasks_path()
 
 
 @dataclass
@@ -82,7 +82,7 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
     if recipe.train:  # fail before any request, not after the paid stages
         _axolotl_config(recipe)
     if recipe.eval and not LM_EVAL_TASKS.is_dir():
-        raise ConfigError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: install lema-plugin from its checkout (pip install -e .)")
+        raise ConfigError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: reinstall lema-plugin")
     out = Path(out or recipe.out)
     out.mkdir(parents=True, exist_ok=True)
     report = RunReport(out=str(out))
@@ -269,10 +269,10 @@ def _tool(name: str) -> str:
 
 
 def _axolotl_config(recipe: Recipe) -> Path:
-    """The recipe's axolotl config: a path, or one relative to this checkout (`axolotl_configs/...`)."""
+    """The recipe's axolotl config: a path, or a shipped one (`axolotl_configs/NAME.yml`)."""
     source = Path(recipe.train.config)
-    if not source.is_absolute() and not source.exists():
-        source = REPO_ROOT / source
+    if not source.is_absolute() and not source.exists() and source.parts[:1] == ("axolotl_configs",):
+        source = configs_path().joinpath(*source.parts[1:])
     if not source.exists():
         raise ConfigError(f"train.config {recipe.train.config}: no such axolotl config")
     return source
@@ -361,5 +361,5 @@ def _next_commands(recipe: Recipe, out: Path) -> list[str]:
     return [
         f"# paste the `datasets:` stanza from {data} into your axolotl config, then:",
         f"axolotl train {config}",
-        f"lm_eval --model hf --model_args pretrained=BASE_MODEL,peft=OUTPUT_DIR --include_path lm_eval_tasks --tasks {task}",
+        f"lm_eval --model hf --model_args pretrained=BASE_MODEL,peft=OUTPUT_DIR --include_path \"$(lema tasks-path)\" --tasks {task}",
     ]

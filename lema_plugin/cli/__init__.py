@@ -22,6 +22,7 @@ COMMANDS = {
     "evolve": "evolve:evolve",
     "build": "build:build",
     "run": "run:run",
+    "tasks-path": "tasks_path:tasks_path",
 }
 
 
