@@ -6,11 +6,13 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import json
 import pkgutil
 from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 import lema_plugin
 from lema_plugin.cli import main
@@ -18,6 +20,7 @@ from lema_plugin.correct import CorrectSettings
 from lema_plugin.cot import CotSettings
 from lema_plugin.evolve import EvolveSettings
 from lema_plugin.llm import LLMClient
+from lema_plugin.llm.testserver import ScriptedServer
 from lema_plugin.recipe import Recipe
 from lema_plugin.sample import SampleSettings
 from lema_plugin.settings import ClientSettings
@@ -185,3 +188,77 @@ def test_a_recipe_corrector_with_attempts_samples_above_zero():
     recipe = recipe_of(corrector={"model": "c", "base_url": "http://127.0.0.1:9/v1", "attempts": 3})
     assert recipe.corrector.settings().sampling_temperature == 0.7
     assert recipe_of().corrector.settings().sampling_temperature == 0.0
+
+
+# -- user errors are one line; bugs keep their traceback --------------------------------------
+
+def write_problems(path, questions):
+    path.write_text("".join(json.dumps({"id": f"p{i}", "dataset": "gsm8k", "question": q, "answer": "5"}) + "\n"
+                            for i, q in enumerate(questions)))
+    return path
+
+
+def sample_args(data, server, out):
+    return ["sample", "--data-file", str(data), "--generator", f"g=m@{server.base_url}", "-k", "1",
+            "--out", str(out), "--quiet"]
+
+
+def test_a_bug_in_a_stage_keeps_its_traceback(tmp_path, monkeypatch):
+    import lema_plugin.sample as stage
+
+    def broken(*args, **kwargs):  # a stand-in for a programming error inside the stage
+        raise KeyError("steps")
+
+    monkeypatch.setattr(stage, "path_record", broken)
+    data = write_problems(tmp_path / "p.jsonl", ["What is 2 + 3?"])
+    with ScriptedServer(lambda body, attempt: "The answer is 5.") as server:
+        result = CliRunner().invoke(main, sample_args(data, server, tmp_path / "out"))
+    assert isinstance(result.exception, KeyError)  # not turned into a one-line "Error: 'steps'"
+    assert "Error:" not in result.output
+
+
+def test_bad_input_is_one_line_naming_file_and_line(tmp_path):
+    data = write_problems(tmp_path / "p.jsonl", ["What is 2 + 3?"])
+    data.write_text(data.read_text() + "{not json\n")
+    with ScriptedServer(lambda body, attempt: "The answer is 5.") as server:
+        result = CliRunner().invoke(main, sample_args(data, server, tmp_path / "out"))
+        assert server.request_count == 0
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {data}:2:")
+
+
+def test_a_bad_setting_is_one_line_naming_the_option(tmp_path):
+    data = write_problems(tmp_path / "p.jsonl", ["What is 2 + 3?"])
+    result = CliRunner().invoke(main, ["sample", "--data-file", str(data), "--prompt", "no-such-template",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "--prompt: Value error, no prompt template 'no-such-template'" in result.output
+
+
+def test_library_user_errors_share_one_base():
+    from lema_plugin.errors import LemaError
+    from lema_plugin.llm.embedded import EmbeddedModelError
+    from lema_plugin.llm.endpoints import parse_endpoint
+    from lema_plugin.recipe import RecipeError
+    from lema_plugin.records import RecordError
+
+    assert all(issubclass(e, LemaError) for e in (EmbeddedModelError, RecipeError, RecordError))
+    with pytest.raises(LemaError, match="endpoint spec"):
+        parse_endpoint("m@ftp://x")
+    with pytest.raises(LemaError, match="samples_per_question"):
+        SampleSettings(samples_per_question=0)
+
+
+# -- recipe endpoints are built field by field (issue 12, item 9) ------------------------------
+
+def test_a_recipe_url_is_never_read_as_spec_options(monkeypatch):
+    monkeypatch.setenv("OTHER_SECRET", "sk-not-for-this-server")
+    recipe = recipe_of(generators=[{"name": "g", "model": "m", "base_url": "http://x;key_env=OTHER_SECRET"}],
+                       corrector={"model": "c", "base_url": "http://y/v1;price=0/0;mode=completion"})
+    generator = recipe.generators[0].endpoint()
+    assert generator.api_key_env is None
+    assert generator.base_urls == ("http://x;key_env=OTHER_SECRET",)
+    corrector = recipe.corrector.endpoint()
+    assert (corrector.mode, corrector.price_prompt) == ("chat", None)
+    assert recipe.corrector.model_copy(update={"api_key_env": "MY_KEY"}).endpoint().api_key_env == "MY_KEY"

@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
-from lema_plugin.llm.testserver import ScriptedServer, prompt_text
+from lema_plugin.llm.testserver import ScriptedServer, count_tokens, prompt_text
 from lema_plugin.problems import load_problems
 
 LIMIT = 3
@@ -229,3 +229,40 @@ def test_demo_recipe_on_the_embedded_model(tmp_path, shared_data, embedded_endpo
     assert judged == len(read_lines(out / "sample/mistakes.jsonl"))
     assert len(read_lines(out / "data/lema/train.jsonl")) >= 2
     assert re.search(r"correction success\s+\d+/\d+", result.output)
+
+
+def test_run_summary_tokens_are_what_the_client_paid_for_in_every_stage(tmp_path, problems):
+    """Tokens per stage in run_summary.json equal the tokens the server billed for that stage's
+    requests (the server counts whitespace tokens), CoT and evolution included."""
+    answer = evolving_responder(problems)
+    originals = [p.question for p in problems]
+    billed: dict[str, int] = {}
+
+    def billing(body: dict, attempt: int) -> str:
+        reply = answer(body, attempt)
+        text = prompt_text(body)
+        about_original = max(originals + [q for q, _ in NEW_QUESTIONS], key=text.rfind) in originals
+        if "New problem:" in text or not about_original:
+            stage = "evolve"
+        elif body["model"] == "m":
+            stage = "sample"
+        elif "Incorrect Step" in text:
+            stage = "correct"
+        else:
+            stage = "cot"
+        billed[stage] = billed.get(stage, 0) + count_tokens(text) + count_tokens(reply)
+        return reply
+
+    with ScriptedServer(billing) as server:
+        strong = {"name": "strong", "model": "c", "base_url": server.base_url}
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run",
+                              evolve={"enabled": True, "per_seed": 1, "answers": 3, "min_agreement": 0.6},
+                              cot={"source": "model", "model": strong, "samples": 2})
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code == 0, result.output
+        assert not server.errors
+    summary = json.loads((tmp_path / "run" / "run_summary.json").read_text())
+    assert set(billed) == {"sample", "correct", "evolve", "cot"}
+    assert summary["tokens"] == billed
+    assert summary["rows"]["tokens (prompt + completion)"] == f"{sum(billed.values()):,}"
+    assert summary["usage"]["prompt_tokens"] + summary["usage"]["completion_tokens"] == sum(billed.values())
