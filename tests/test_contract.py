@@ -262,3 +262,30 @@ def test_a_recipe_url_is_never_read_as_spec_options(monkeypatch):
     corrector = recipe.corrector.endpoint()
     assert (corrector.mode, corrector.price_prompt) == ("chat", None)
     assert recipe.corrector.model_copy(update={"api_key_env": "MY_KEY"}).endpoint().api_key_env == "MY_KEY"
+
+
+# -- the task folder ships with the package ---------------------------------------------------
+
+def test_tasks_path_names_the_shipped_task_folder():
+    result = CliRunner().invoke(main, ["tasks-path"])
+    assert result.exit_code == 0
+    folder = Path(result.output.strip())
+    assert (folder / "lema" / "lema_gsm8k.yaml").is_file() and (folder / "lema" / "utils.py").is_file()
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_tasks_and_configs(tmp_path):
+    """A plain (non-editable) install gets the same task files and axolotl configs as the checkout."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = PACKAGE.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("lema_plugin-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tasks = {p.relative_to(root).as_posix() for p in (root / "lm_eval_tasks").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    configs = {p.relative_to(root).as_posix() for p in (root / "axolotl_configs").glob("*.yml")}
+    assert tasks and configs
+    assert {f"lema_plugin/{name}" for name in tasks | configs} <= names
