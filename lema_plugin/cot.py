@@ -30,9 +30,9 @@ from .settings import Settings
 from .solving import solve_request
 from .store import RunStore, write_jsonl_atomic
 from .summaries import usage_since, usage_snapshot, write_summary
+from .text import dedupe_key, split_gsm8k
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
-_FINAL_GSM8K = re.compile(r"^\s*####\s*(.*?)\s*$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"the answer is\b", re.IGNORECASE)
 # "The answer is X." up to the period that ends the sentence (not the one inside "3.5") or the line end
 _ANSWER_SENTENCE = re.compile(r"the answer is[^\n]*?(?:\.(?=\s|$)|$)", re.IGNORECASE | re.MULTILINE)
@@ -56,17 +56,10 @@ def answer_sentence(answer: str) -> str:
 
 def gsm8k_gold_rationale(solution: str, answer: str | None = None) -> str:
     """GSM8K rationale without calculator annotations, `#### X` rewritten as `The answer is X.`."""
-    text = _CALCULATOR.sub("", solution)
-    match = None
-    for match in _FINAL_GSM8K.finditer(text):
-        pass
-    if match is None:
-        if answer is None:
-            raise ValueError("GSM8K rationale has no '#### <answer>' line and no answer was given")
-        body = text
-    else:
-        body = text[: match.start()]
-        answer = answer if answer is not None else match.group(1).replace(",", "")
+    body, stated = split_gsm8k(_CALCULATOR.sub("", solution))
+    answer = answer if answer is not None else stated
+    if answer is None:
+        raise ValueError("GSM8K rationale has no '#### <answer>' line and no answer was given")
     lines = [line.rstrip() for line in body.strip().splitlines() if line.strip()]
     return "\n".join(_without_answer_line(lines) + [answer_sentence(answer)])
 
@@ -137,11 +130,6 @@ def finish_rationale(text: str, prediction: str) -> str:
     return f"{text}\n{answer_sentence(prediction)}"
 
 
-def normalize_text(text: str) -> str:
-    """Lower case, punctuation and spacing collapsed: two rationales equal here are duplicates."""
-    return " ".join(re.sub(r"[^\w.=+\-*/^]+", " ", text.lower()).split())
-
-
 class CotSettings(Settings):
     """Rejection sampling of CoT rationales from a strong model."""
 
@@ -200,7 +188,7 @@ def select_rationales(problems: list[Problem], samples: Iterable[dict], max_per_
             if not sample.get("correct"):
                 continue
             rationale = finish_rationale(sample["text"], sample["prediction"])
-            key = normalize_text(rationale)
+            key = dedupe_key(rationale)
             if key in seen:
                 summary.duplicates += 1
                 continue

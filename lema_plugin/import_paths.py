@@ -29,14 +29,13 @@ from typing import Iterator, Sequence
 
 from .errors import ConfigError
 
-from .problems import Problem, grader_dataset, gsm8k_gold
+from .problems import Problem, grader_dataset
+from .text import gold_from_value
 from .records import RecordError, make_id, numbered_jsonl
 from .sample import PATHS_FILE, SampleSummary, finalize_run, path_record, write_summary
 from .store import RunStore
 
 FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
-_FINAL_A = re.compile(r"^\s*A:\s*(.+?)\s*$", re.MULTILINE)
-_PLAIN_NUMBER = re.compile(r"^-?[\d,]*\.?\d+$")
 
 
 @dataclass(frozen=True)
@@ -272,31 +271,3 @@ def _problem_for(raw: RawPath, source: Path, options: ImportOptions, index: dict
 def _level(value) -> int | None:
     match = re.search(r"\d+", str(value)) if value is not None else None
     return int(match.group()) if match else None
-
-
-def gold_from_value(value, dataset: str) -> str | None:
-    """The gold final answer in a file's field: a bare answer, or a rationale that ends in
-    "#### X", "A: X" (GSM8K styles) or a final \\boxed{X} (MATH)."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, list) and len(value) == 1:
-        return gold_from_value(value[0], dataset)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if dataset == "gsm8k":
-        if "####" in text:
-            return gsm8k_gold(text)
-        finals = _FINAL_A.findall(text)
-        if finals:
-            return finals[-1].replace(",", "")
-        if _PLAIN_NUMBER.match(text):
-            return text.replace(",", "")
-        from .grading import extract_answer
-
-        return extract_answer(text, dataset)
-    from .grading import last_boxed
-
-    return last_boxed(text) or text

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .records import RecordError, make_id, numbered_jsonl
+from .text import gsm8k_gold
 
 DATASETS = ("gsm8k", "math", "math500")
 MATH_SUBJECTS = (
@@ -67,14 +68,6 @@ def grader_dataset(dataset: str) -> str:
         return dataset_kind(dataset)
     except ValueError:
         return dataset
-
-
-def gsm8k_gold(rationale: str) -> str | None:
-    """The number after the last `####`, commas removed."""
-    if "####" not in rationale:
-        return None
-    answer = rationale.rsplit("####", 1)[1].strip().replace(",", "")
-    return answer or None
 
 
 def _parse_level(value) -> int | None:

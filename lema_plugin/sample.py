@@ -41,6 +41,7 @@ from .steps import split_steps
 from .settings import Settings
 from .solving import solve_request
 from .store import RunStore, write_jsonl_atomic
+from .text import dedupe_key
 from .summaries import usage_since, usage_snapshot, write_summary as write_summary_file
 
 PATHS_FILE = "paths.jsonl"
@@ -289,11 +290,6 @@ def _record_for(ask: Ask, completion: Completion) -> dict:
 # -- finalizing a run folder ---------------------------------------------------------------
 
 
-def normalized_text(text: str) -> str:
-    """Text compared for de-duplication: case and whitespace do not make a mistake new."""
-    return " ".join(text.lower().split())
-
-
 def current_paths(records: Iterable[dict]) -> list[dict]:
     """The store's records with failures dropped once the same path succeeded (or failed
     again later: the last failure is kept)."""
@@ -321,7 +317,7 @@ def select_mistakes(
     for path in paths:
         if path.get("kind") not in allowed:
             continue
-        key = normalized_text(path.get("text", ""))
+        key = dedupe_key(path.get("text", ""))
         if key in seen[path["problem_id"]]:
             duplicates[path["model"]] += 1
             continue

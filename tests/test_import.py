@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from lema_plugin.cli import main
 from lema_plugin.grading import is_correct
-from lema_plugin.import_paths import ImportOptions, gold_from_value, import_paths
+from lema_plugin.import_paths import ImportOptions, import_paths
+from lema_plugin.text import gold_from_value
 from lema_plugin.problems import read_problems_file
 from lema_plugin.records import RecordError
 

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from lema_plugin.problems import Problem, gsm8k_gold, load_problems, read_problems_file
+from lema_plugin.problems import Problem, load_problems, read_problems_file
+from lema_plugin.text import gsm8k_gold
 from lema_plugin.records import RecordError
 
 

@@ -5,7 +5,7 @@ corrections (see `stage` for the whole procedure).
 model's questions and answers, `dedupe` finds near-duplicates, `summary` counts, and `stage`
 runs it all resumably.
 """
-from .dedupe import NearDuplicateIndex, ngrams, normalize_question
+from .dedupe import NearDuplicateIndex, ngrams
 from .prompt import STYLES, generation_request
 from .reply import majority, parse_new_question
 from .seeds import EvolveInputs, Seed, level_success, load_seeds, load_test_questions, questions_per_seed, read_inputs
@@ -15,5 +15,5 @@ from .summary import EvolveSummary
 __all__ = [
     "PROBLEMS", "STYLES", "EvolveInputs", "EvolveSettings", "EvolveSummary", "NearDuplicateIndex", "Seed",
     "evolve_questions", "generation_request", "level_success", "load_seeds", "load_test_questions", "majority",
-    "ngrams", "normalize_question", "parse_new_question", "questions_per_seed", "read_inputs",
+    "ngrams", "parse_new_question", "questions_per_seed", "read_inputs",
 ]

@@ -5,20 +5,13 @@ GSM8K / MATH test question (contamination).
 """
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 
-_TOKEN = re.compile(r"\w+")
-
-
-def normalize_question(text: str) -> str:
-    """Lower case, words only: two questions equal here are the same question."""
-    return " ".join(_TOKEN.findall(text.lower()))
-
+from lema_plugin.text import dedupe_key
 
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    """Word n-grams of the normalized text (the whole text as one gram when it is shorter)."""
-    words = normalize_question(text).split()
+    """Word n-grams of the duplicate key (`text.dedupe_key`) (the whole text as one gram when it is shorter)."""
+    words = dedupe_key(text).split()
     if len(words) < n:
         return {tuple(words)} if words else set()
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
@@ -43,7 +36,7 @@ class NearDuplicateIndex:
         return len(self._keys)
 
     def add(self, text: str, key: str) -> None:
-        self._exact.setdefault(normalize_question(text), key)
+        self._exact.setdefault(dedupe_key(text), key)
         grams = ngrams(text, self.n)
         slot = len(self._keys)
         self._keys.append(key)
@@ -53,7 +46,7 @@ class NearDuplicateIndex:
 
     def find(self, text: str) -> str | None:
         """The key of a stored near-duplicate of `text`, or None."""
-        exact = self._exact.get(normalize_question(text))
+        exact = self._exact.get(dedupe_key(text))
         if exact is not None:
             return exact
         grams = ngrams(text, self.n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .dedupe import normalize_question
+from lema_plugin.text import dedupe_key
 
 _LABEL = re.compile(r"^\s*(?:#+\s*)?\**\s*(?:new\s+)?(?:problem|question)\s*\d*\s*\**\s*[:.]\s*\**\s*", re.IGNORECASE)
 _STOP = re.compile(r"^\s*\**\s*(?:answer|solution|final answer|note|explanation)\b\s*\**\s*:", re.IGNORECASE | re.MULTILINE)
@@ -23,7 +23,7 @@ def parse_new_question(text: str) -> str | None:
     if stop:
         text = text[: stop.start()]
     text = text.strip().strip('"').strip("*").strip()
-    return text if len(normalize_question(text).split()) >= 3 else None
+    return text if len(dedupe_key(text).split()) >= 3 else None
 
 
 def majority(predictions: list[str | None], dataset: str, answers_match) -> tuple[str | None, int, bool]:
