@@ -22,7 +22,6 @@ filtered exactly like sampled ones.
 """
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
