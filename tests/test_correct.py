@@ -337,7 +337,7 @@ def test_real_pass_with_the_embedded_model(tmp_path, embedded_endpoint, shared_d
     ]
     client = LLMClient(cache_dir=tmp_path / ".cache", concurrency=1, timeout=300, max_retries=0, progress=False)
     settings = CorrectSettings(max_tokens=48, style="zeroshot")
-    summary = asyncio.run(_correct(client, mistakes, embedded_endpoint, client, tmp_path, settings))
+    summary = asyncio.run(_correct(client, mistakes, [embedded_endpoint], client, tmp_path, settings))
     records = read(tmp_path / CORRECTIONS) + read(tmp_path / REJECTED)
     assert sorted(r["path_id"] for r in records) == sorted(m["id"] for m in mistakes)
     answered = [r for r in records if r.get("reason") != "request_failed"]
