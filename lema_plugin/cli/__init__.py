@@ -23,6 +23,8 @@ COMMANDS = {
     "build": "build:build",
     "run": "run:run",
     "tasks-path": "tasks_path:tasks_path",
+    "report": "report:report",
+    "compare": "compare:compare",
 }
 
 

@@ -1,0 +1,31 @@
+"""`lema report RUN_DIR`: one self-contained HTML page with the run's funnel, plots and records."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lema_plugin.cli.common import friendly_errors
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (default: RUN_DIR/report.html).")
+@click.option("--compare", "compare_pair", nargs=2, type=click.Path(exists=True, path_type=Path),
+              help="Two lm-eval --log_samples outputs (files or folders) to compare in the report, A then B.")
+@click.option("--metric", type=click.Choice(["exact_match", "strict_match"]), default="exact_match", show_default=True,
+              help="Score compared by --compare.")
+@friendly_errors
+def report(run_dir: Path, out: Path | None, compare_pair: tuple[Path, Path] | None, metric: str) -> None:
+    """Write an HTML report of RUN_DIR: a `lema run` folder or the --out of any single stage.
+
+    The page opens offline: the funnel from problems to exported corrections with the reasons
+    records were dropped, generator accuracy, mistakes per question, where the first incorrect
+    step falls, correction success by MATH level and subject, tokens and cost, lm-eval scores
+    when the run evaluated, and a filterable viewer of every mistake and correction.
+    """
+    from lema_plugin.report import build_report
+    from lema_plugin.report.compare import compare
+
+    comparisons = [compare(*compare_pair, metric=metric)] if compare_pair else []
+    click.echo(f"report: {build_report(run_dir, out, comparisons)}")

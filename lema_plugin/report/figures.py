@@ -1,0 +1,236 @@
+"""The numbers the report shows, computed from the records a run folder holds.
+
+Everything here is plain counting over `RunData`; the plots and the page only lay it out. The
+funnel follows one mistake from the generator to the export and says at each step why records
+fell out: paths that were right, unfinished, failed or duplicate never become mistakes; replies
+that did not arrive, could not be parsed, named a step the path lacks or reached a wrong answer
+are not verified; verified corrections left out of every export mix are counted last.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from .gather import ORIGINAL, RunData
+
+FUNNEL = ("problems", "paths", "mistakes", "correction replies", "parsed", "verified", "exported")
+REASON_LABELS = {
+    "correct": "path was right",
+    "unextractable": "no final answer",
+    "truncated": "cut off at max tokens",
+    "failed": "request failed",
+    "wrong": "duplicate or over the per-question cap",
+    "request_failed": "request failed",
+    "unparseable": "reply not in the correction format",
+    "bad_step": "named a step the path lacks",
+    "wrong_answer": "corrected answer wrong",
+    "not_exported": "left out of every export mix",
+}
+
+
+@dataclass
+class Rate:
+    total: int = 0
+    hits: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.hits / self.total if self.total else None
+
+
+@dataclass
+class Figures:
+    datasets: list[str]
+    stages: list[str]  # funnel columns present: a prefix of FUNNEL, or fewer for one stage's folder
+    funnel: dict[tuple[str, str], dict[str, int]]  # (stage, generator) -> step -> count
+    dropped: dict[tuple[str, str], Counter]  # (stage, generator) -> reason -> count
+    accuracy: dict[str, Rate]  # generator -> correct paths / answered paths
+    mistakes_per_question: dict[str, Counter]  # generator -> {mistakes on a question: questions}
+    first_step: dict[str, Counter]  # "verified" / "rejected" -> {named step: replies}
+    by_level: dict[str, Rate]  # MATH level -> mistakes with a verified correction
+    by_subject: dict[str, Rate]
+    tokens: dict[str, dict[str, float]]  # stage -> prompt/completion tokens (+ cost)
+    items: dict = field(default_factory=dict)  # the viewer's data (see `viewer_data`)
+
+
+def _generator(record: dict) -> str:
+    return str(record.get("model") or record.get("source_model") or "unknown")
+
+
+def _tokens(record: dict) -> tuple[int, int]:
+    usage = record.get("usage") if isinstance(record.get("usage"), dict) else record
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def _level(record: dict) -> str | None:
+    level = record.get("level")
+    if level in (None, ""):
+        return None
+    text = str(level)
+    return text if text.lower().startswith("level") else f"Level {text}"
+
+
+def compute(data: RunData) -> Figures:
+    funnel: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(FUNNEL, 0))
+    dropped: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    problems: dict[tuple[str, str], set] = defaultdict(set)
+    accuracy: dict[str, Rate] = defaultdict(Rate)
+    per_question: dict[str, Counter] = defaultdict(Counter)
+    tokens: dict[str, dict[str, float]] = defaultdict(lambda: {"prompt": 0, "completion": 0})
+    datasets = Counter()
+
+    for path in data.paths.values():
+        key = (path["_stage"], _generator(path))
+        funnel[key]["paths"] += 1
+        problems[key].add(path.get("problem_id"))
+        datasets[path.get("dataset")] += 1
+        kind = path.get("kind") or ("correct" if path.get("correct") else "wrong")
+        if kind != "failed":
+            accuracy[key[1]].total += 1
+            accuracy[key[1]].hits += kind == "correct"
+        if path["id"] not in data.mistakes:
+            dropped[key][kind] += 1
+        prompt, completion = _tokens(path)
+        tokens[_stage_label("sample", path["_stage"])]["prompt"] += prompt
+        tokens[_stage_label("sample", path["_stage"])]["completion"] += completion
+
+    # mistakes: those in mistakes.jsonl, or (a `lema correct` folder alone) the paths the replies name
+    mistakes = dict(data.mistakes)
+    for reply in data.replies.values():
+        path_id = str(reply.get("path_id"))
+        if path_id not in mistakes:
+            mistakes[path_id] = {**reply, "id": path_id, "model": reply.get("source_model"), "prediction": None}
+    for mistake in mistakes.values():
+        key = (mistake["_stage"], _generator(mistake))
+        funnel[key]["mistakes"] += 1
+        problems[key].add(mistake.get("problem_id"))
+        per_question[key[1]][mistake.get("problem_id")] += 1
+        datasets[mistake.get("dataset")] += 1
+
+    exported = set().union(*data.exported.values()) if data.exported else set()
+    verified_paths: set[str] = set()
+    first_step: dict[str, Counter] = {"verified": Counter(), "rejected": Counter()}
+    for reply in data.replies.values():
+        mistake = mistakes[str(reply.get("path_id"))]
+        key = (mistake["_stage"], _generator(mistake))
+        prompt, completion = _tokens(reply)
+        tokens[_stage_label("correct", mistake["_stage"])]["prompt"] += prompt
+        tokens[_stage_label("correct", mistake["_stage"])]["completion"] += completion
+        reason = reply.get("reason")
+        if reason == "request_failed":
+            dropped[key]["request_failed"] += 1
+            continue
+        funnel[key]["correction replies"] += 1
+        if reason == "unparseable":
+            dropped[key]["unparseable"] += 1
+            continue
+        funnel[key]["parsed"] += 1
+        step = reply.get("incorrect_step")
+        if isinstance(step, int):
+            first_step["verified" if reply.get("correct") else "rejected"][step] += 1
+        if not reply.get("correct"):
+            dropped[key][reason or "wrong_answer"] += 1
+            continue
+        funnel[key]["verified"] += 1
+        verified_paths.add(str(reply.get("path_id")))
+        if reply["id"] in exported:
+            funnel[key]["exported"] += 1
+        elif data.exported:
+            dropped[key]["not_exported"] += 1
+
+    for key, ids in problems.items():
+        funnel[key]["problems"] = len(ids - {None})
+    for stage, cost in data.costs.items():
+        tokens.setdefault(stage, {"prompt": 0, "completion": 0})["cost"] = cost
+
+    by_level: dict[str, Rate] = defaultdict(Rate)
+    by_subject: dict[str, Rate] = defaultdict(Rate)
+    if data.replies:
+        for mistake in mistakes.values():
+            corrected = mistake["id"] in verified_paths
+            for table, value in ((by_level, _level(mistake)), (by_subject, mistake.get("subject"))):
+                if value:
+                    table[str(value)].total += 1
+                    table[str(value)].hits += corrected
+
+    present = [data.paths, mistakes, data.replies, data.replies, data.replies, data.exported]
+    stages = ["problems"] + [step for step, have in zip(FUNNEL[1:], present) if have]
+    return Figures(
+        datasets=sorted(str(d) for d in datasets if d),
+        stages=stages,
+        funnel=dict(sorted(funnel.items(), key=lambda kv: (kv[0][0] != ORIGINAL, kv[0]))),
+        dropped=dict(dropped),
+        accuracy=dict(sorted(accuracy.items())),
+        mistakes_per_question=dict(sorted(per_question.items())),
+        first_step=first_step,
+        by_level=dict(sorted(by_level.items())),
+        by_subject=dict(sorted(by_subject.items())),
+        tokens={k: v for k, v in tokens.items() if v["prompt"] or v["completion"] or v.get("cost")},
+        items=viewer_data(data, mistakes),
+    )
+
+
+def _stage_label(stage: str, origin: str) -> str:
+    return stage if origin == ORIGINAL else f"{stage} (evolved)"
+
+
+def totals(figures: Figures) -> dict[str, int]:
+    """The funnel summed over stages and generators (`problems` counts each question once per row)."""
+    out = dict.fromkeys(FUNNEL, 0)
+    for counts in figures.funnel.values():
+        for step, value in counts.items():
+            out[step] += value
+    return out
+
+
+def viewer_data(data: RunData, mistakes: dict[str, dict]) -> dict:
+    """Compact tables for the viewer: each question and each wrong path once, then one item per
+    corrector reply (and per mistake no reply exists for), pointing into them."""
+    questions: dict[str, int] = {}
+    question_rows: list[list] = []
+    path_index: dict[str, int] = {}
+    path_rows: list[list] = []
+    items: list[list] = []
+
+    def question(record: dict) -> int:
+        key = str(record.get("problem_id") or record.get("question"))
+        if key not in questions:
+            questions[key] = len(question_rows)
+            question_rows.append([str(record.get("question") or ""), str(record.get("answer") or "")])
+        return questions[key]
+
+    def path(mistake: dict, reply: dict | None) -> int:
+        if mistake["id"] not in path_index:
+            steps = mistake.get("steps") or (reply or {}).get("steps") or []
+            path_index[mistake["id"]] = len(path_rows)
+            path_rows.append([[str(s) for s in steps], _text(mistake.get("prediction"))])
+        return path_index[mistake["id"]]
+
+    replied: set[str] = set()
+    for reply in data.replies.values():
+        mistake = mistakes[str(reply.get("path_id"))]
+        replied.add(mistake["id"])
+        verdict = "verified" if reply.get("correct") else "rejected"
+        items.append([
+            question(mistake), path(mistake, reply), _generator(mistake), _level(mistake) or "", str(mistake.get("subject") or ""),
+            verdict, "" if reply.get("correct") else str(reply.get("reason") or ""), mistake["_stage"],
+            reply.get("incorrect_step") if isinstance(reply.get("incorrect_step"), int) else None,
+            _text(reply.get("explanation")), _text(reply.get("corrected_solution") or ("" if reply.get("explanation") else reply.get("raw"))),
+            _text(reply.get("prediction")), str(reply.get("corrector") or ""), _text(reply.get("detail")),
+        ])
+    for mistake in mistakes.values():
+        if mistake["id"] not in replied:
+            items.append([question(mistake), path(mistake, None), _generator(mistake), _level(mistake) or "",
+                          str(mistake.get("subject") or ""), "not corrected", "", mistake["_stage"],
+                          None, "", "", "", "", ""])
+    return {
+        "fields": ["q", "p", "generator", "level", "subject", "verdict", "reason", "stage", "step",
+                   "explanation", "corrected", "corrected_answer", "corrector", "detail"],
+        "questions": question_rows,  # [question, gold answer]
+        "paths": path_rows,  # [steps, predicted answer]
+        "items": items,
+    }
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,134 @@
+"""Read what a run folder holds, whichever stages wrote it.
+
+A `lema run` folder has one sub-folder per stage; a single stage command (`lema sample`,
+`lema correct`, `lema build`, ...) writes the same files straight into its `--out`. So the
+folder is walked and files are recognised by name, wherever they sit. Records are keyed by their
+content-hash `id`, which also folds the merged copy of the corrections (`data/corrections.jsonl`)
+into the originals. Anything under `evolve/` belongs to the "evolved" questions, the rest to the
+"original" ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lema_plugin.records import RecordError, numbered_jsonl
+
+ORIGINAL, EVOLVED = "original", "evolved"
+SKIP_DIRS = {".cache", "prepared", "adapter", "report"}  # caches, axolotl outputs, our own output
+
+
+class NoRunData(ValueError):
+    """The folder holds none of the files a LeMa stage writes."""
+
+
+@dataclass
+class RunData:
+    root: Path
+    paths: dict[str, dict] = field(default_factory=dict)
+    mistakes: dict[str, dict] = field(default_factory=dict)
+    replies: dict[str, dict] = field(default_factory=dict)  # corrections.jsonl + rejected.jsonl
+    cot: dict[str, dict] = field(default_factory=dict)
+    exported: dict[str, set[str]] = field(default_factory=dict)  # mix -> example ids (train + val)
+    export_counts: dict[str, dict] = field(default_factory=dict)  # mix -> dataset_info counts
+    evals: list[dict] = field(default_factory=list)  # one row per (results file, task)
+    costs: dict[str, float] = field(default_factory=dict)  # stage -> USD, where a summary knows it
+    run_summary: dict | None = None
+    found: list[str] = field(default_factory=list)  # files read, relative to root
+
+    def stage_of_path(self, path_id: str, default: str = ORIGINAL) -> str:
+        record = self.mistakes.get(path_id) or self.paths.get(path_id)
+        return record["_stage"] if record else default
+
+
+def _stage(relative: Path) -> str:
+    return EVOLVED if "evolve" in relative.parts[:-1] else ORIGINAL
+
+
+def _read_records(path: Path, stage: str, into: dict[str, dict]) -> None:
+    for lineno, record in numbered_jsonl(path):
+        if "id" not in record:
+            raise RecordError(path, lineno, "missing", field="id")
+        record["_stage"] = stage
+        into.setdefault(str(record["id"]), record)
+
+
+def _read_ids(path: Path) -> set[str]:
+    return {str(record["id"]) for _, record in numbered_jsonl(path) if "id" in record}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecordError(path, exc.lineno, f"not valid JSON ({exc.msg})") from None
+
+
+def _eval_rows(path: Path, relative: Path) -> list[dict]:
+    """`exact_match` and `strict_match` per task from one lm-eval results file."""
+    content = _read_json(path)
+    results = content.get("results", {})
+    # eval/<mix>/<model>/results_*.json names the mix when a run evaluates several
+    parts = [p for p in relative.parts[:-1] if p != "eval"]
+    source = parts[0] if len(parts) > 1 else ""
+    model = str((content.get("config") or {}).get("model_args") or "")
+    rows = []
+    for task, metrics in sorted(results.items()):
+        row = {"file": str(relative), "source": source, "model": model, "task": task}
+        for key, value in metrics.items():
+            name = key.partition(",")[0]
+            if name in ("exact_match", "strict_match", "exact_match_stderr", "strict_match_stderr") \
+                    and isinstance(value, (int, float)):
+                row[name] = value
+        if "exact_match" in row or "strict_match" in row:
+            rows.append(row)
+    return rows
+
+
+def read_run(root: str | Path) -> RunData:
+    """Every record a LeMa stage left in `root` (a `lema run` folder or one stage's `--out`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NoRunData(f"{root}: not a folder")
+    data = RunData(root=root)
+    files: list[Path] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        files += [Path(folder) / name for name in sorted(names)]
+    # originals first, so a record read again from a merged copy keeps its own stage
+    files.sort(key=lambda p: (p.parent.name == "data", str(p)))
+    for path in files:
+        relative = path.relative_to(root)
+        name, stage = path.name, _stage(relative)
+        if name == "paths.jsonl":
+            _read_records(path, stage, data.paths)
+        elif name == "mistakes.jsonl":
+            _read_records(path, stage, data.mistakes)
+        elif name in ("corrections.jsonl", "rejected.jsonl"):
+            _read_records(path, stage, data.replies)
+        elif name == "cot.jsonl":
+            _read_records(path, stage, data.cot)
+        elif name in ("train.jsonl", "val.jsonl") and (path.parent / "dataset_info.json").exists():
+            data.exported.setdefault(path.parent.name, set()).update(_read_ids(path))
+        elif name == "dataset_info.json":
+            info = _read_json(path)
+            data.export_counts[path.parent.name] = info.get("counts", {})
+            data.exported.setdefault(path.parent.name, set())
+        elif name.startswith("results_") and name.endswith(".json"):
+            data.evals += _eval_rows(path, relative)
+        elif name == "correct_summary.json":
+            cost = _read_json(path).get("cost")
+            if isinstance(cost, (int, float)):
+                key = "correct" if stage == ORIGINAL else "correct (evolved)"
+                data.costs[key] = data.costs.get(key, 0.0) + cost
+        elif name == "run_summary.json" and path.parent == root:
+            data.run_summary = _read_json(path)
+        else:
+            continue
+        data.found.append(str(relative))
+    if not (data.paths or data.mistakes or data.replies or data.cot or data.exported or data.evals):
+        raise NoRunData(f"{root}: no LeMa records found (paths.jsonl, mistakes.jsonl, corrections.jsonl, "
+                        "rejected.jsonl, cot.jsonl, an export or lm-eval results)")
+    return data
