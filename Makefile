@@ -36,6 +36,7 @@ test: install
 
 demo: install
 	$(DEMO_ENV) $(BIN)/lema run demo --out runs/demo
+	@echo "Open the report in a browser: $(abspath runs/demo/report.html)"
 
 bench: install
 	$(OFFLINE) $(BIN)/python bench/grading.py

@@ -42,6 +42,7 @@ class RunReport:
     next_commands: list[str] = field(default_factory=list)
     tokens: dict[str, int] = field(default_factory=dict)  # per data stage, as the client counted them
     usage: dict = field(default_factory=dict)  # the client's totals over the whole run
+    html: str | None = None  # the HTML report, written last
 
     def add(self, label: str, value: object) -> None:
         self.rows.append((label, str(value)))
@@ -116,6 +117,9 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
     report.timings["total"] = round(time.monotonic() - started, 1)
     report.next_commands = _next_commands(recipe, out)
     write_atomic(out / "run_summary.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    from .report import build_report
+
+    report.html = str(build_report(out))
     return report
 
 

@@ -41,3 +41,5 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check:
     click.echo("Next:")
     for line in report.next_commands:
         click.echo(f"  {line}")
+    click.echo("")
+    click.echo(f"Report: {report.html}")
