@@ -73,8 +73,11 @@ class Page:
 
     async def goto(self, url: str) -> None:
         loaded = self.events["Page.loadEventFired"] = asyncio.Event()
-        await self.send("Page.navigate", url=url)
-        await asyncio.wait_for(loaded.wait(), 60)
+        result = await self.send("Page.navigate", url=url)
+        if "errorText" in result:
+            raise RuntimeError(f"could not open {url}: {result['errorText']}")
+        if "loaderId" in result:  # a new document (a change of #hash alone loads nothing)
+            await asyncio.wait_for(loaded.wait(), 60)
 
     async def evaluate(self, expression: str):
         """The value of a JavaScript expression (awaited if it is a promise)."""
