@@ -97,6 +97,7 @@ def test_funnel_counts_every_record(run_dir):
                      "verified": sum(i % 3 == 0 for i in range(LIMIT)), "exported": sum(i % 3 == 0 for i in range(LIMIT))}
     assert big["paths"] == 2 * LIMIT and big["mistakes"] == LIMIT // 2
     assert totals(figures)["verified"] == totals(figures)["exported"] == verified
+    assert totals(figures)["problems"] == LIMIT  # both generators answered the same questions
     # why records fell out: the second identical sample, right answers, and the corrector's failures
     assert figures.dropped[("original", "small")]["wrong"] == LIMIT
     assert figures.dropped[("original", "big")]["correct"] == LIMIT

@@ -50,6 +50,7 @@ class Figures:
     by_level: dict[str, Rate]  # MATH level -> mistakes with a verified correction
     by_subject: dict[str, Rate]
     tokens: dict[str, dict[str, float]]  # stage -> prompt/completion tokens (+ cost)
+    problems: int = 0  # distinct questions over all generators and stages
     items: dict = field(default_factory=dict)  # the viewer's data (see `viewer_data`)
 
 
@@ -167,6 +168,7 @@ def compute(data: RunData) -> Figures:
         by_subject=dict(sorted(by_subject.items())),
         tokens={k: v for k, v in tokens.items() if v["prompt"] or v["completion"] or v.get("cost")},
         items=viewer_data(data, mistakes),
+        problems=len(set().union(*problems.values()) - {None}) if problems else 0,
     )
 
 
@@ -175,11 +177,12 @@ def _stage_label(stage: str, origin: str) -> str:
 
 
 def totals(figures: Figures) -> dict[str, int]:
-    """The funnel summed over stages and generators (`problems` counts each question once per row)."""
+    """The funnel summed over stages and generators; a question asked of several generators counts once."""
     out = dict.fromkeys(FUNNEL, 0)
     for counts in figures.funnel.values():
         for step, value in counts.items():
             out[step] += value
+    out["problems"] = figures.problems
     return out
 
 
