@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
 
 from lema_plugin.records import RecordError, numbered_jsonl
 
@@ -126,6 +125,8 @@ def _question(key: tuple, doc: dict) -> Question:
 
 def paired_stats(a: np.ndarray, b: np.ndarray, label: str, rng: np.random.Generator, rounds: int = BOOTSTRAP) -> Paired:
     """Difference of mean scores with a percentile paired-bootstrap interval and McNemar's p."""
+    from scipy.stats import binomtest  # scipy.stats takes seconds to import: only when comparing
+
     n = len(a)
     right_a, right_b = a >= 0.5, b >= 0.5
     a_only = int(np.sum(right_a & ~right_b))

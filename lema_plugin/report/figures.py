@@ -51,6 +51,7 @@ class Figures:
     by_subject: dict[str, Rate]
     tokens: dict[str, dict[str, float]]  # stage -> prompt/completion tokens (+ cost)
     problems: int = 0  # distinct questions over all generators and stages
+    cot: int = 0  # CoT examples
     items: dict = field(default_factory=dict)  # the viewer's data (see `viewer_data`)
 
 
@@ -169,6 +170,7 @@ def compute(data: RunData) -> Figures:
         tokens={k: v for k, v in tokens.items() if v["prompt"] or v["completion"] or v.get("cost")},
         items=viewer_data(data, mistakes),
         problems=len(set().union(*problems.values()) - {None}) if problems else 0,
+        cot=data.cot,
     )
 
 

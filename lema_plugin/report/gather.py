@@ -30,7 +30,7 @@ class RunData:
     paths: dict[str, dict] = field(default_factory=dict)
     mistakes: dict[str, dict] = field(default_factory=dict)
     replies: dict[str, dict] = field(default_factory=dict)  # corrections.jsonl + rejected.jsonl
-    cot: dict[str, dict] = field(default_factory=dict)
+    cot: int = 0  # CoT examples (only counted)
     exported: dict[str, set[str]] = field(default_factory=dict)  # mix -> example ids (train + val)
     export_counts: dict[str, dict] = field(default_factory=dict)  # mix -> dataset_info counts
     evals: list[dict] = field(default_factory=list)  # one row per (results file, task)
@@ -109,7 +109,8 @@ def read_run(root: str | Path) -> RunData:
         elif name in ("corrections.jsonl", "rejected.jsonl"):
             _read_records(path, stage, data.replies)
         elif name == "cot.jsonl":
-            _read_records(path, stage, data.cot)
+            with open(path, "rb") as handle:
+                data.cot += sum(1 for line in handle if line.strip())
         elif name in ("train.jsonl", "val.jsonl") and (path.parent / "dataset_info.json").exists():
             data.exported.setdefault(path.parent.name, set()).update(_read_ids(path))
         elif name == "dataset_info.json":

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from html import escape
 from importlib import resources
 
-from .compare import HEADERS, Comparison
 from .figures import FUNNEL, REASON_LABELS, Figures, totals
 
 
@@ -125,7 +124,10 @@ def _eval_section(evals: list[dict]) -> str:
               "\"The answer is X\" or a final \\boxed{}.</p></section>")
 
 
-def compare_section(result: Comparison, show: int = 50) -> str:
+def compare_section(result, show: int = 50) -> str:
+    """A `lema compare` result (a `compare.Comparison`) as a section."""
+    from .compare import HEADERS
+
     o = result.overall
 
     def row(p) -> list:
@@ -167,7 +169,8 @@ def _viewer_section(figures: Figures) -> str:
 def _overview(title: str, figures: Figures | None, run_summary: dict | None) -> str:
     parts = [f"<h1>{escape(title)}</h1>",
              f"<p class='sub'>LeMa report, written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
-             + (f"; datasets: {escape(', '.join(figures.datasets))}" if figures and figures.datasets else "") + "</p>"]
+             + (f"; datasets: {escape(', '.join(figures.datasets))}" if figures and figures.datasets else "")
+             + (f"; {figures.cot:,} CoT examples" if figures and figures.cot else "") + "</p>"]
     if run_summary and run_summary.get("rows"):
         rows = [[label, value] for label, value in run_summary["rows"].items()]
         timings = run_summary.get("timings") or {}
@@ -179,7 +182,7 @@ def _overview(title: str, figures: Figures | None, run_summary: dict | None) -> 
 
 def render(title: str, figures: Figures | None = None, svgs: dict[str, str] | None = None,
            evals: list[dict] | None = None, run_summary: dict | None = None,
-           comparisons: list[Comparison] = ()) -> str:
+           comparisons=()) -> str:
     svgs = svgs or {}
     body = [_overview(title, figures, run_summary)]
     if figures is not None:

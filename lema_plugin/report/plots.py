@@ -30,14 +30,14 @@ BLUE, ORANGE, GREY = "#3b6ea8", "#d9822b", "#9aa5b1"
 
 def _svg(fig) -> str:
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    fig.savefig(buffer, format="svg")
     plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and doctype: the page inlines it
 
 
 def _figure(width: float = 5.6, height: float = 2.8):
-    return plt.subplots(figsize=(width, height))
+    return plt.subplots(figsize=(width, height), layout="constrained")
 
 
 def funnel(figures: Figures) -> str | None:
