@@ -9,8 +9,8 @@ from lema_plugin.cli.common import friendly_errors
 
 
 @click.command("compare")
-@click.argument("a", type=click.Path(exists=True, path_type=Path))
-@click.argument("b", type=click.Path(exists=True, path_type=Path))
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
 @click.option("--metric", type=click.Choice(["exact_match", "strict_match"]), default="exact_match", show_default=True,
               help="Per-question score to compare.")
 @click.option("--show", default=10, show_default=True, type=click.IntRange(0), help="Flipped questions to list each way.")

@@ -9,9 +9,9 @@ from lema_plugin.cli.common import friendly_errors
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (default: RUN_DIR/report.html).")
-@click.option("--compare", "compare_pair", nargs=2, type=click.Path(exists=True, path_type=Path),
+@click.option("--compare", "compare_pair", nargs=2, type=click.Path(path_type=Path),
               help="Two lm-eval --log_samples outputs (files or folders) to compare in the report, A then B.")
 @click.option("--metric", type=click.Choice(["exact_match", "strict_match"]), default="exact_match", show_default=True,
               help="Score compared by --compare.")

@@ -91,7 +91,7 @@ def read_run(root: str | Path) -> RunData:
     """Every record a LeMa stage left in `root` (a `lema run` folder or one stage's `--out`)."""
     root = Path(root)
     if not root.is_dir():
-        raise NoRunData(f"{root}: not a folder")
+        raise NoRunData(f"{root}: no such folder")
     data = RunData(root=root)
     files: list[Path] = []
     for folder, dirs, names in os.walk(root):
