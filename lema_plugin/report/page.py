@@ -54,6 +54,8 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _funnel_section(figures: Figures, svgs: dict[str, str]) -> str:
+    if not figures.funnel:
+        return ""
     steps = [s for s in FUNNEL if s in figures.stages]
     rows = [[stage, generator, *(counts[s] for s in steps)] for (stage, generator), counts in figures.funnel.items()]
     if len(figures.funnel) > 1:

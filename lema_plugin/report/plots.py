@@ -12,7 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import EngFormatter, MaxNLocator  # noqa: E402
 
 from .figures import FUNNEL, Figures, Rate, totals  # noqa: E402
 
@@ -36,7 +36,7 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]  # drop the XML prolog and doctype: the page inlines it
 
 
-def _figure(width: float = 5.6, height: float = 2.8):
+def _figure(width: float = 4.9, height: float = 2.8):
     return plt.subplots(figsize=(width, height), layout="constrained")
 
 
@@ -46,12 +46,13 @@ def funnel(figures: Figures) -> str | None:
     if len(steps) < 2:
         return None
     with plt.rc_context(STYLE):
-        fig, ax = _figure(5.6, 0.35 * len(steps) + 0.8)
+        fig, ax = _figure(4.9, 0.35 * len(steps) + 0.8)
         values = [counts[s] for s in steps]
         bars = ax.barh(steps[::-1], values[::-1], color=BLUE)
         ax.bar_label(bars, labels=[f"{v:,}" for v in values[::-1]], padding=3)
         ax.set_title("From problems to exported corrections")
         ax.set_xlabel("records")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.margins(x=0.15)
         return _svg(fig)
 
@@ -61,7 +62,7 @@ def accuracy(figures: Figures) -> str | None:
     if not rates:
         return None
     with plt.rc_context(STYLE):
-        fig, ax = _figure(5.6, 0.35 * len(rates) + 0.9)
+        fig, ax = _figure(4.9, 0.35 * len(rates) + 0.9)
         names = list(rates)[::-1]
         bars = ax.barh(names, [rates[n].rate for n in names], color=BLUE)
         ax.bar_label(bars, labels=[f"{rates[n].rate:.1%} of {rates[n].total:,}" for n in names], padding=3)
@@ -118,7 +119,7 @@ def success(rates: dict[str, Rate], title: str) -> str | None:
     if not rates:
         return None
     with plt.rc_context(STYLE):
-        fig, ax = _figure(5.6, 0.32 * len(rates) + 0.9)
+        fig, ax = _figure(4.9, 0.32 * len(rates) + 0.9)
         names = list(rates)[::-1]
         bars = ax.barh(names, [rates[n].rate or 0 for n in names], color=ORANGE)
         ax.bar_label(bars, labels=[f"{rates[n].hits}/{rates[n].total}" for n in names], padding=3)
@@ -133,13 +134,14 @@ def tokens(figures: Figures) -> str | None:
     if not stages:
         return None
     with plt.rc_context(STYLE):
-        fig, ax = _figure(5.6, 0.35 * len(stages) + 0.9)
+        fig, ax = _figure(4.9, 0.35 * len(stages) + 0.9)
         names = list(stages)[::-1]
         prompt = [stages[n]["prompt"] for n in names]
         completion = [stages[n]["completion"] for n in names]
         ax.barh(names, prompt, color=BLUE, label="prompt")
         ax.barh(names, completion, left=prompt, color=ORANGE, label="completion")
         ax.set_xlabel("tokens")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_title("Tokens per stage")
         ax.legend(frameon=False)
         return _svg(fig)
