@@ -179,7 +179,8 @@ def test_eval_scores_show_per_results_file(run_dir, tmp_path):
     result = CliRunner().invoke(main, ["report", str(copy)])
     assert result.exit_code == 0, result.output
     html = (copy / "report.html").read_text()
-    assert "id='eval'" in html and "<td>0.250</td><td>0.125</td>" in html
+    assert "id='eval'" in html and "<td class=\"text\">lema (this run&#x27;s adapter)</td>" in html
+    assert "<td>0.250</td><td>0.125</td>" in html
 
 
 # -- in a real browser ----------------------------------------------------------------------

@@ -118,12 +118,21 @@ def _tokens_section(figures: Figures, svgs: dict[str, str]) -> str:
 def _eval_section(evals: list[dict]) -> str:
     if not evals:
         return ""
-    rows = [[e["source"] or "trained model", e["task"], e.get("exact_match"), e.get("strict_match"), e["model"], e["file"]]
-            for e in evals]
+    rows = [[_evaluated(e), e["task"], e.get("exact_match"), e.get("strict_match"), e["model"], e["file"]] for e in evals]
     return ("<section id='eval'><h2>lm-eval scores</h2>"
-            + _table(["model / mix", "task", "exact_match", "strict_match", "model_args", "results file"], rows, 2)
+            + _table(["evaluated", "task", "exact_match", "strict_match", "model_args", "results file"], rows, 2)
             + "<p class='note'>exact_match: flexible answer extraction; strict_match: credit only for "
-              "\"The answer is X\" or a final \\boxed{}.</p></section>")
+              "\"The answer is X\" or a final \\boxed{}. <code>lema run</code> trains and evaluates the LeMa mix; "
+              "train the CoT-alone mix the same way and compare the two with <code>lema compare</code>.</p></section>")
+
+
+def _evaluated(row: dict) -> str:
+    """What a results file scored: the mix folder it sits in, else what its model_args say."""
+    if row["source"]:
+        return row["source"]
+    if "peft=" in row["model"]:
+        return "lema (this run's adapter)" if "train/adapter" in row["model"] else "an adapter"
+    return "base model"
 
 
 def compare_section(result, show: int = 50) -> str:
