@@ -240,3 +240,28 @@ def test_report_in_headless_chromium(run_dir, chromium, tmp_path):
     image = imread(shot)
     assert image.shape[1] == 1200 and image.shape[0] > 1500
     assert image[..., :3].std() > 0.05  # not a blank page
+
+
+def test_evolved_questions_count_apart(run_dir, tmp_path):
+    """Records under evolve/ are the evolved questions' own funnel rows and token line."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".cache"))
+    for stage, name in (("sample", "mistakes.jsonl"), ("correct", "rejected.jsonl"), ("correct", "corrections.jsonl")):
+        records = [json.loads(line) for line in (run_dir / stage / name).read_text().splitlines()]
+        for record in records:  # new questions: new ids
+            record["id"] = "e" + record["id"]
+            if "path_id" in record:
+                record["path_id"] = "e" + record["path_id"]
+        (copy / "evolve" / stage).mkdir(parents=True, exist_ok=True)
+        (copy / "evolve" / stage / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    figures = compute(read_run(copy))
+    original = compute(read_run(run_dir))
+    for generator in ("small", "big"):
+        evolved = figures.funnel[("evolved", generator)]
+        mine = original.funnel[("original", generator)]
+        assert evolved["mistakes"] == mine["mistakes"] and evolved["verified"] == mine["verified"]
+        assert evolved["exported"] == 0  # the copies are in no export
+    assert figures.tokens["correct (evolved)"]["prompt"] == original.tokens["correct"]["prompt"]
+    assert {item[7] for item in figures.items["items"]} == {"original", "evolved"}
