@@ -73,10 +73,12 @@ def _eval_rows(path: Path, relative: Path) -> list[dict]:
     # eval/<mix>/<model>/results_*.json names the mix when a run evaluates several
     parts = [p for p in relative.parts[:-1] if p != "eval"]
     source = parts[0] if len(parts) > 1 else ""
-    model = str((content.get("config") or {}).get("model_args") or "")
+    model = (content.get("config") or {}).get("model_args") or ""
+    if isinstance(model, dict):  # lm-eval 0.4 logs the parsed --model_args
+        model = ",".join(f"{key}={value}" for key, value in model.items())
     rows = []
     for task, metrics in sorted(results.items()):
-        row = {"file": str(relative), "source": source, "model": model, "task": task}
+        row = {"file": str(relative), "source": source, "model": str(model), "task": task}
         for key, value in metrics.items():
             name = key.partition(",")[0]
             if name in ("exact_match", "strict_match", "exact_match_stderr", "strict_match_stderr") \

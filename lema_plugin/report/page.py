@@ -28,18 +28,21 @@ def script_json(value) -> str:
     return text
 
 
-def _table(headers: list[str], rows: list[list], text_columns: int = 1) -> str:
+def _table(headers: list[str], rows: list[list], text_columns: int | set[int] = 1) -> str:
+    """Columns before `text_columns` (or those in it, when a set) are text, aligned left."""
+    left = text_columns if isinstance(text_columns, set) else set(range(text_columns))
+
     def cell(tag: str, value, i: int) -> str:
-        cls = ' class="text"' if i < text_columns else ""
+        cls = ' class="text"' if i in left else ""
         if isinstance(value, float):
             value = f"{value:.3f}"
         elif isinstance(value, int):
             value = f"{value:,}"
         return f"<{tag}{cls}>{escape('-' if value is None else str(value))}</{tag}>"
 
-    head = "".join(cell("th", h, i) for i, h in enumerate(headers))
+    head = "".join(cell("th", h, i) for i, h in enumerate(headers)) if any(headers) else ""
     body = "".join("<tr>" + "".join(cell("td", v, i) for i, v in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{f'<thead><tr>{head}</tr></thead>' if head else ''}<tbody>{body}</tbody></table>"
 
 
 def _plot(svgs: dict[str, str], name: str) -> str:
@@ -120,7 +123,7 @@ def _eval_section(evals: list[dict]) -> str:
         return ""
     rows = [[_evaluated(e), e["task"], e.get("exact_match"), e.get("strict_match"), e["model"], e["file"]] for e in evals]
     return ("<section id='eval'><h2>lm-eval scores</h2>"
-            + _table(["evaluated", "task", "exact_match", "strict_match", "model_args", "results file"], rows, 2)
+            + _table(["evaluated", "task", "exact_match", "strict_match", "model_args", "results file"], rows, {0, 1, 4, 5})
             + "<p class='note'>exact_match: flexible answer extraction; strict_match: credit only for "
               "\"The answer is X\" or a final \\boxed{}. <code>lema run</code> trains and evaluates the LeMa mix; "
               "train the CoT-alone mix the same way and compare the two with <code>lema compare</code>.</p></section>")

@@ -67,7 +67,8 @@ def accuracy(figures: Figures) -> str | None:
         bars = ax.barh(names, [rates[n].rate for n in names], color=BLUE)
         ax.bar_label(bars, labels=[f"{rates[n].rate:.1%} of {rates[n].total:,}" for n in names], padding=3)
         ax.set_xlim(0, 1.25)
-        ax.set_title("Generator accuracy (share of answered paths that are right)")
+        ax.set_title("Generator accuracy")
+        ax.set_xlabel("share of answered paths that are right")
         return _svg(fig)
 
 
