@@ -17,6 +17,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,8 @@ def main() -> None:
             print(f"  chromium {name}: {value:.2f}" if isinstance(value, float) else f"  chromium {name}: {value}")
     except FileNotFoundError as exc:
         print(f"  (page not timed in a browser: {exc})")
+    if args.keep is None:
+        shutil.rmtree(root)
 
 
 if __name__ == "__main__":
