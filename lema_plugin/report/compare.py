@@ -68,11 +68,6 @@ class Comparison:
     rounds: int = BOOTSTRAP
     seed: int = SEED
 
-    def to_dict(self) -> dict:
-        from dataclasses import asdict
-
-        return asdict(self)
-
 
 def _task_name(path: Path) -> str:
     match = SAMPLES_FILE.match(path.name)
@@ -144,6 +139,7 @@ def paired_stats(a: np.ndarray, b: np.ndarray, label: str, rng: np.random.Genera
 
 def compare(a_source: str | Path, b_source: str | Path, metric: str = "exact_match", seed: int = SEED,
             rounds: int = BOOTSTRAP) -> Comparison:
+    """Pair A's and B's samples by task and doc_id; overall, per task / level / subject, and the flips."""
     if metric not in METRICS:
         raise CompareError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
     a, b = read_samples(a_source, metric), read_samples(b_source, metric)
