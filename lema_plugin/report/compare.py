@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lema_plugin.errors import LemaError
 from lema_plugin.records import RecordError, numbered_jsonl
+from lema_plugin.tables import format_table
 
 SAMPLES_FILE = re.compile(r"^samples_(?P<task>.+)_\d{4}-\d{2}-\d{2}T[\d\-.:]+\.jsonl$")
 METRICS = ("exact_match", "strict_match")
@@ -28,7 +30,7 @@ BOOTSTRAP = 10_000
 SEED = 0
 
 
-class CompareError(ValueError):
+class CompareError(LemaError, ValueError):
     """The two outputs cannot be compared (no samples, different questions)."""
 
 
@@ -183,8 +185,6 @@ HEADERS = ["", "questions", "acc A", "acc B", "A - B", "95% CI (paired bootstrap
 
 def text(result: Comparison, show: int = 10) -> str:
     """The comparison for a terminal."""
-    from lema_plugin.cli.common import format_table
-
     o = result.overall
     lines = [
         f"A: {result.a}",

@@ -14,13 +14,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lema_plugin.errors import LemaError
 from lema_plugin.records import RecordError, numbered_jsonl
 
 ORIGINAL, EVOLVED = "original", "evolved"
 SKIP_DIRS = {".cache", "prepared", "adapter", "report"}  # caches, axolotl outputs, our own output
 
 
-class NoRunData(ValueError):
+class NoRunData(LemaError, ValueError):
     """The folder holds none of the files a LeMa stage writes."""
 
 
