@@ -120,6 +120,8 @@ def test_report_page_is_self_contained_and_escaped(run_dir):
     for section in ("funnel", "generators", "corrections", "tokens", "viewer"):
         assert f"id='{section}'" in html
     assert html.count('data-plot="') == 7  # funnel, accuracy, mistakes/question, first step, level, subject, tokens
+    paid = json.loads((run_dir / "run_summary.json").read_text())["usage"]["cost"]
+    assert f"<td>${paid:.4f}</td>" in html and "lema run, last session" in html  # the client's own count
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing fetched
     # model text never appears as markup: only our two script elements exist
     assert html.count("<script") == 2 and "window.pwned" in html

@@ -106,11 +106,15 @@ def _corrections_section(figures: Figures, svgs: dict[str, str]) -> str:
     return "".join(html) + "</section>"
 
 
-def _tokens_section(figures: Figures, svgs: dict[str, str]) -> str:
+def _tokens_section(figures: Figures, svgs: dict[str, str], run_summary: dict | None) -> str:
     if not figures.tokens:
         return ""
     rows = [[stage, int(t["prompt"]), int(t["completion"]), f"${t['cost']:.4f}" if "cost" in t else None]
             for stage, t in figures.tokens.items()]
+    usage = (run_summary or {}).get("usage") or {}
+    if usage.get("prompt_tokens") is not None:  # what `lema run`'s client paid for, this session
+        rows.append(["lema run, last session (client's count)", usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                     f"${usage['cost']:.4f}" if isinstance(usage.get("cost"), (int, float)) else None])
     return ("<section id='tokens'><h2>Tokens and cost</h2>"
             f"<div class='plots'>{_plot(svgs, 'tokens')}</div>"
             + _table(["stage", "prompt tokens", "completion tokens", "cost"], rows)
@@ -201,7 +205,7 @@ def render(title: str, figures: Figures | None = None, svgs: dict[str, str] | No
     body = [_overview(title, figures, run_summary)]
     if figures is not None:
         body += [_funnel_section(figures, svgs), _generators_section(figures, svgs),
-                 _corrections_section(figures, svgs), _tokens_section(figures, svgs)]
+                 _corrections_section(figures, svgs), _tokens_section(figures, svgs, run_summary)]
     body.append(_eval_section(evals or []))
     body += [compare_section(c) for c in comparisons]
     if figures is not None:
