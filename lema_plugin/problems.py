@@ -107,10 +107,11 @@ def normalize(record: dict, dataset: str, where: tuple[str, int | None] = ("<hub
             raise RecordError(path, line, "no '#### <answer>' line", field="answer")
         return Problem(make_id("gsm8k", question), "gsm8k", question, gold, rationale)
 
-    from .grading import last_boxed
+    from .grading import gold_answer, last_boxed
 
     question, solution = need("problem"), need("solution")
-    gold = record.get("answer") or last_boxed(solution)
+    # the grader's gold reader: every value when a solution boxes several, not just the last box
+    gold = record.get("answer") or (last_boxed(solution) and gold_answer(solution, "math"))
     if not gold:
         raise RecordError(path, line, "no \\boxed{} answer in the solution", field="solution")
     return Problem(

@@ -50,9 +50,9 @@ def gold_from_value(value, dataset: str) -> str | None:
         from .grading import extract_answer
 
         return extract_answer(text, dataset)
-    from .grading import last_boxed
+    from .grading import gold_answer
 
-    return last_boxed(text) or text
+    return gold_answer(text, dataset) or text
 
 
 def dedupe_key(text: str) -> str:

@@ -19,7 +19,7 @@ from lema_plugin.cot import (
     sample_cot,
     strong_model_spec,
 )
-from lema_plugin.grading import answers_match, extract_strict, last_boxed
+from lema_plugin.grading import answers_match, extract_strict
 from lema_plugin.llm import LLMClient
 from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
 from lema_plugin.problems import read_problems_file
@@ -93,7 +93,7 @@ def test_math_gold_keeps_the_boxed_answer(math_test):
     assert rationale.endswith("we can easily calculate $100^3=\\boxed{1000000}$.\nThe answer is 1000000.")
     for problem in math_test:
         rationale = gold_rationale(problem)
-        assert last_boxed(rationale) == problem.answer, problem.id
+        assert answers_match(extract_strict(rationale, "math"), problem.answer, "math"), problem.id
         assert rationale.endswith(f"\nThe answer is {problem.answer}."), problem.id
     for problem in random.Random(0).sample(math_test, 100):
         assert answers_match(extract_strict(gold_rationale(problem), "math"), problem.answer, "math"), problem.id

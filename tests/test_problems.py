@@ -85,3 +85,27 @@ def test_offline_hub_failure_is_one_line(monkeypatch):
     message = str(err.value)
     assert message.startswith("hub:openai/gsm8k/main: could not load split 'train'")
     assert "LEMA_DATA_DIR" in message and "\n" not in message
+
+
+def test_real_math_gold_keeps_every_boxed_value(shared_data, monkeypatch):
+    """Two sample problems box several values; the gold is all of them, not just the last box,
+    so a path that states every value is graded right and one that states only the last is not."""
+    from lema_plugin.grading import is_correct
+
+    monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
+    problems = load_problems("math", "test")
+    several = [p for p in problems if r"\boxed{5 - 10i}" in p.solution or r"\boxed{\left(\tfrac32" in p.solution]
+    assert len(several) == 2, "the two real problems that box several values"
+    values = {p.answer for p in several}
+    assert "5 - 10i, 11, -3 + 6i" in values
+    assert r"\left(\tfrac32, -\tfrac52\right), \left(-\tfrac52, -\tfrac52\right)" in values
+    complex_problem = next(p for p in several if "10i" in p.answer)
+    assert is_correct(r"The answer is $\boxed{11, -3+6i, 5-10i}$.", complex_problem.answer, "math")
+    assert not is_correct(r"The answer is $\boxed{-3+6i}$.", complex_problem.answer, "math")
+
+
+def test_math_gold_from_a_file_field_takes_every_boxed_value():
+    from lema_plugin.text import gold_from_value
+
+    assert gold_from_value(r"so $\boxed{1}$ and $\boxed{2}$ work.", "math") == "1, 2"
+    assert gold_from_value(r"so $x = \boxed{3}$.", "math") == "3"
