@@ -32,12 +32,14 @@ from typing import Iterable, Sequence
 
 from .errors import ConfigError
 from .asking import Ask, ask_missing
+from .grading import Graded, gold_answer, grade
+from .grading.judge import JudgeItem, JudgeQueue
 from .llm.types import Completion, Endpoint
 from .problems import Problem, grader_dataset
 from .prompts import load_prompt
 from .records import make_id
 from .steps import split_steps
-from .settings import Settings
+from .settings import JudgeSettings
 from .solving import solve_request
 from .store import RunStore, write_jsonl_atomic
 from .text import dedupe_key
@@ -49,7 +51,7 @@ SUMMARY_FILE = "summary.json"
 KINDS = ("correct", "wrong", "unextractable", "truncated", "failed")
 
 
-class SampleSettings(Settings):
+class SampleSettings(JudgeSettings):
     """How paths are sampled and which of them become mistakes."""
 
     samples_per_question: int = Field(4, ge=1, description="Paths sampled per question and generator.")
@@ -152,18 +154,18 @@ def path_record(
     text: str,
     finish_reason: str | None,
     record_id: str,
+    graded: Graded | None = None,
     **extra,
 ) -> dict:
     """Grade and split one reasoning path into a path record.
 
     kind: "correct" when the grader accepts it; otherwise "truncated" when generation hit the
-    token limit, "unextractable" when no final answer can be found, else "wrong".
+    token limit, "unextractable" when no final answer can be found, else "wrong". `graded` is a
+    grade already in hand (one a judge settled); by default the rules grade `text` here.
+    `decided_by` says which path decided (rule, symbolic or judge).
     """
-    from .grading import extract_answer, is_correct
-
-    dataset = grader_dataset(problem.dataset)
-    prediction = extract_answer(text, dataset)
-    correct = bool(is_correct(text, problem.answer, dataset)) if text.strip() else False
+    graded = graded or path_grade(problem, text)
+    prediction, correct = graded.extracted, graded.correct
     if correct:
         kind = "correct"
     elif finish_reason == "length":
@@ -175,7 +177,7 @@ def path_record(
     record = {
         "id": record_id,
         "problem_id": problem.id,
-        "dataset": dataset,
+        "dataset": grader_dataset(problem.dataset),
         "question": problem.question,
         "answer": problem.answer,
         "model": model,
@@ -184,12 +186,25 @@ def path_record(
         "steps": split_steps(text),
         "prediction": prediction,
         "correct": correct,
+        "decided_by": graded.decided_by,
         "finish_reason": finish_reason,
         "kind": kind,
         **problem.tags(),
     }
     record.update(extra)
     return record
+
+
+def path_grade(problem: Problem, text: str) -> Graded:
+    """The rules' grade of one path; an empty reply is wrong and settled (nothing to judge)."""
+    if not text.strip():
+        return Graded(None, False)
+    return grade(text, problem.answer, grader_dataset(problem.dataset))
+
+
+def judge_item(problem: Problem, text: str) -> JudgeItem:
+    dataset = grader_dataset(problem.dataset)
+    return JudgeItem(solution=text, gold=gold_answer(problem.answer, dataset) or str(problem.answer), question=problem.question)
 
 
 def failed_record(problem: Problem, model: str, sample_index: int, sample_id: str, error: str) -> dict:
@@ -249,10 +264,12 @@ async def sample_paths(
         for endpoint in endpoints
         for k in range(settings.samples_per_question)
     ]
+    judging = JudgeQueue(settings.judge, client, desc="judge paths")
     with RunStore(out_dir / PATHS_FILE) as store:
         requests = await ask_missing(
-            client, asks, store.__contains__, lambda ask, reply: store.append(_record_for(ask, reply)), desc="sampling paths"
+            client, asks, store.__contains__, lambda ask, reply: _store_reply(ask, reply, store, judging), desc="sampling paths"
         )
+        await judging.settle()
 
     summary = finalize_run(
         out_dir,
@@ -269,21 +286,27 @@ async def sample_paths(
     return summary
 
 
-def _record_for(ask: Ask, completion: Completion) -> dict:
+def _store_reply(ask: Ask, completion: Completion, store: RunStore, judging: JudgeQueue) -> None:
+    """Store one reply's path record; one the rules cannot grade waits for the judge first.
+    A truncated path that states no answer is not judged: it never reached one."""
     problem, k = ask.owner
     endpoint, pid = ask.endpoint, ask.id
     if not completion.ok:
-        return failed_record(problem, endpoint.label, k, pid, completion.error or "request failed")
-    return path_record(
-        problem,
-        endpoint.label,
-        k,
-        completion.text or "",
-        completion.finish_reason,
-        pid,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
-    )
+        store.append(failed_record(problem, endpoint.label, k, pid, completion.error or "request failed"))
+        return
+    text = completion.text or ""
+
+    def done(graded: Graded) -> None:
+        store.append(path_record(
+            problem, endpoint.label, k, text, completion.finish_reason, pid, graded,
+            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+        ))
+
+    graded = path_grade(problem, text)
+    if completion.finish_reason == "length" and graded.extracted is None:
+        done(graded)
+    else:
+        judging.put(graded, judge_item(problem, text), done)
 
 
 # -- finalizing a run folder ---------------------------------------------------------------
@@ -418,6 +441,7 @@ def _stats(items: Sequence[dict], mistakes: int, duplicates: int) -> dict:
         "truncated_share": share(kinds["truncated"]),
         "duplicates": duplicates,
         "mistakes": mistakes,
+        "judged": sum(p.get("decided_by") == "judge" for p in items),
         "prompt_tokens": sum(p.get("prompt_tokens") or 0 for p in items),
         "completion_tokens": sum(p.get("completion_tokens") or 0 for p in items),
     }

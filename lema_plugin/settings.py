@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
 from .errors import ConfigError
+from .llm.types import Endpoint
 
 
 def describe(exc: ValidationError) -> str:
@@ -55,3 +56,27 @@ class ClientSettings(Settings):
     concurrency: int = Field(32, ge=1, description="Requests in flight at once, over all endpoints.")
     timeout: float = Field(120.0, gt=0, description="Seconds per request.")
     max_retries: int = Field(5, ge=0, description="Retries per failed request.")
+
+
+class JudgeSettings(Settings):
+    """The judge setting every grading stage shares (sample, import, correct, CoT), defined once.
+
+    `judge` is an `Endpoint`, or an endpoint spec that is parsed into one (the CLI's `--judge
+    SPEC`); a recipe's `judge:` block builds the `Endpoint` field by field. The judge is asked only
+    about items the rules cannot decide (`grading.judge`); off by default.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    judge: Endpoint | None = Field(
+        None, description="Ask this LLM endpoint ([NAME=]MODEL[@URL][;key_env=VAR][;price=IN/OUT]) about the answers "
+        "the rules cannot decide (no answer found, free-form text, equations written differently). Off by default.")
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _spec(cls, value):
+        if isinstance(value, str):
+            from .llm.endpoints import parse_endpoint
+
+            return parse_endpoint(value, default_name="judge") if value.strip() else None
+        return value

@@ -9,6 +9,7 @@ file in the way, no permission, a full disk) is the user's disk, not a bug: one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 from pathlib import Path
@@ -95,3 +96,18 @@ def make_client(out_dir: Path, client_settings, cache_dir: Path | None = None, n
 
     cache = False if no_cache else (cache_dir or Path(out_dir) / ".cache")
     return LLMClient(cache_dir=cache, progress=not quiet, **client_settings.model_dump())
+
+
+@contextlib.contextmanager
+def open_stage_endpoints(specs, settings):
+    """`open_endpoints` for a stage's own endpoints plus its settings' judge, if any: yields the
+    stage's endpoints and the settings with the judge made reachable (the embedded model is
+    started once, whoever asks for it)."""
+    from lema_plugin.llm.endpoints import open_endpoints
+
+    judge = getattr(settings, "judge", None)
+    with open_endpoints([*specs, *([judge] if judge is not None else [])]) as endpoints:
+        if judge is None:
+            yield endpoints, settings
+        else:
+            yield endpoints[:-1], settings.model_copy(update={"judge": endpoints[-1]})

@@ -7,7 +7,7 @@ import click
 
 from lema_plugin.sample import SampleSettings, sample_paths
 
-from .common import client_options, friendly_errors, make_client, out_option, run_async
+from .common import client_options, friendly_errors, make_client, open_stage_endpoints, out_option, run_async
 from .options import settings_options
 
 
@@ -41,13 +41,12 @@ def sample(dataset, split, data_file, limit, generators, settings, out_dir, clie
         --generator llama=meta-llama/Llama-3.1-8B-Instruct@http://gpu1:8000/v1 \\
         --generator qwen=Qwen/Qwen2.5-7B-Instruct@http://gpu2:8000/v1 --out runs/mistakes
     """
-    from lema_plugin.llm.endpoints import open_endpoints
     from lema_plugin.problems import load_problems
 
     problems = load_problems(dataset, split=split, data_file=data_file, limit=limit)
     if not problems:
         raise click.ClickException("no problems to sample (check --dataset, --split, --data-file)")
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
-    with open_endpoints(list(generators) or ["embedded"]) as endpoints:
+    with open_stage_endpoints(list(generators) or ["embedded"], settings) as (endpoints, settings):
         summary = run_async(sample_paths(problems, endpoints, client, out_dir, settings), client)
     click.echo("\n".join(summary.lines()))

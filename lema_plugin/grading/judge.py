@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..llm.types import Endpoint, Request
 from ..prompts import render
@@ -85,3 +85,33 @@ async def grade_with_judge(
         for result, (text, gold, question) in zip(graded, items)
     ]
     return await judge_graded(asked, judge, client)
+
+
+class JudgeQueue:
+    """Where a stage's undecided grades wait for the judge before their records are stored.
+
+    A stage grades each reply by the rules as it arrives and hands the grade to `put` with a
+    `done(graded)` callback that stores its record. A settled grade (or any grade, with no judge)
+    goes to `done` at once; an unsettled one waits until `settle()` asks the judge about every
+    waiting item in one stream. A run interrupted before `settle` loses no paid work: the
+    replies and verdicts are in the client's response cache, so the next run gets them free.
+    """
+
+    def __init__(self, judge: Endpoint | None, client, desc: str = "judge"):
+        self.judge, self.client, self.desc = judge, client, desc
+        self._waiting: list[tuple[Graded, JudgeItem, Callable[[Graded], None]]] = []
+
+    def put(self, graded: Graded, item: JudgeItem, done: Callable[[Graded], None]) -> None:
+        if self.judge is None or graded.settled:
+            done(graded)
+        else:
+            self._waiting.append((graded, item, done))
+
+    async def settle(self) -> int:
+        """Ask the judge about every waiting item, hand each on; returns how many were asked."""
+        waiting, self._waiting = self._waiting, []
+        if waiting:
+            results = await judge_graded([(graded, item) for graded, item, _ in waiting], self.judge, self.client, self.desc)
+            for result, (_, _, done) in zip(results, waiting):
+                done(result)
+        return len(waiting)

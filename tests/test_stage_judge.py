@@ -1,0 +1,126 @@
+"""The judge on every stage that grades: `--judge` on the commands and `judge:` in a recipe,
+against the scripted test server. Only what the rules cannot decide reaches the judge; every
+graded record says which path decided it; a re-run pays the judge for nothing twice."""
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from lema_plugin.cli import main
+from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
+
+# MATH problems whose gold answers the rules settle for some replies and not for others
+TRIANGLE = "What kind of triangle has angles of 45, 45 and 90 degrees?"
+LINE = "Give the line through (0, 3) with slope 2."
+COUNT = "How many sides does a heptagon have?"
+PROBLEMS = [
+    {"problem": TRIANGLE, "solution": r"It is an $\boxed{\text{isosceles right triangle}}$.", "level": "Level 1", "type": "Geometry"},
+    {"problem": LINE, "solution": r"The line is $\boxed{2x - y + 3 = 0}$.", "level": "Level 2", "type": "Algebra"},
+    {"problem": COUNT, "solution": r"A heptagon has $\boxed{7}$ sides.", "level": "Level 1", "type": "Geometry"},
+]
+# the generator's two paths per question (sample k is asked with seed k)
+PATHS = {
+    TRIANGLE: ["Final answer: it is a right triangle whose two legs have the same length.",  # judge: correct
+               "The answer is $5$."],  # the rules: a number is not the text answer
+    LINE: ["So the answer is $y = 2x + 3$.",  # an equation written another way: judge, correct
+           Reply(content="The line goes up by two for each step and then it", finish_reason="length")],  # never judged
+    COUNT: ["A heptagon has 7 sides. The answer is 7.",  # the rules: correct
+            "I am not sure how to go on from here."],  # no answer: judge, incorrect
+}
+JUDGED_CORRECT = ("right triangle whose", "y = 2x + 3", "2(x + 1.5) - y")
+
+
+class Scripted:
+    """One server for generator, corrector and judge, told apart by the model name."""
+
+    def __init__(self):
+        self.asked: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, body: dict, attempt: int):
+        with self.lock:
+            self.asked[body["model"]] += 1
+        prompt = prompt_text(body)
+        if body["model"] == "judge-model":
+            assert "Reference answer:" in prompt
+            if any(marker in prompt for marker in JUDGED_CORRECT):
+                return "Both say the same.\nVerdict: correct"
+            return "They differ.\nVerdict: incorrect"
+        if body["model"] == "gen":
+            question = next(q for q in PATHS if q in prompt)
+            return PATHS[question][body["seed"]]
+        if body["model"] == "fixer":
+            # the corrected solution states the line in a form the rules cannot settle
+            return ("Incorrect Step: Step 1.\nExplanation: the slope is 2, not 3.\n"
+                    "Correct Solution:\nThe line is 2(x + 1.5) - y = 0.\nThe answer is $2(x + 1.5) - y = 0$.")
+        raise AssertionError(f"unexpected model {body['model']}")
+
+
+def _write(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _sample(tmp_path, server, *extra):
+    data = _write(tmp_path / "math.jsonl", PROBLEMS)
+    args = ["sample", "--dataset", "math", "--data-file", str(data), "--generator", f"gen@{server.base_url}",
+            "-k", "2", "--seed", "0", "--temperature", "0", "--out", str(tmp_path / "run"), "--quiet", *extra]
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_sample_asks_the_judge_only_what_the_rules_cannot_decide(tmp_path):
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        result = _sample(tmp_path, server, "--judge", f"judge=judge-model@{server.base_url}")
+        assert result.exit_code == 0, result.output
+        # undecided: the free-form text answer, the equation, the no-answer path; the truncated
+        # path states no answer and is not judged
+        assert script.asked == {"gen": 6, "judge-model": 3}
+        paths = {(p["question"], p["sample_index"]): p for p in _read(tmp_path / "run" / "paths.jsonl")}
+        verdicts = {key: (p["correct"], p["decided_by"], p["kind"]) for key, p in paths.items()}
+        assert verdicts == {
+            (TRIANGLE, 0): (True, "judge", "correct"),
+            (TRIANGLE, 1): (False, "rule", "wrong"),
+            (LINE, 0): (True, "judge", "correct"),
+            (LINE, 1): (False, "rule", "truncated"),
+            (COUNT, 0): (True, "rule", "correct"),
+            (COUNT, 1): (False, "judge", "unextractable"),
+        }
+        mistakes = _read(tmp_path / "run" / "mistakes.jsonl")
+        assert [m["text"] for m in mistakes] == ["The answer is $5$."]
+        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert summary["total"]["judged"] == 3 and summary["total"]["correct"] == 3
+        assert summary["usage"]["by_endpoint"]["judge"]["requests"] == 3  # the judge's usage, from the client
+        assert "judge: 3 requests" in result.output
+
+        again = _sample(tmp_path, server, "--judge", f"judge=judge-model@{server.base_url}")
+        assert again.exit_code == 0, again.output
+        assert script.asked == {"gen": 6, "judge-model": 3}  # nothing asked twice
+        assert {(p["question"], p["sample_index"]): p["decided_by"] for p in _read(tmp_path / "run" / "paths.jsonl")} == {
+            key: value[1] for key, value in verdicts.items()}
+
+
+def test_sample_without_a_judge_leaves_the_rules_verdict(tmp_path):
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        result = _sample(tmp_path, server)
+        assert result.exit_code == 0, result.output
+    assert script.asked == {"gen": 6}
+    paths = _read(tmp_path / "run" / "paths.jsonl")
+    assert {p["decided_by"] for p in paths} == {"rule"}
+    assert sum(p["correct"] for p in paths) == 1
+
+
+def test_judge_spec_that_does_not_parse_is_a_one_line_usage_error(tmp_path):
+    data = _write(tmp_path / "math.jsonl", PROBLEMS)
+    result = CliRunner().invoke(main, ["sample", "--dataset", "math", "--data-file", str(data), "--judge", "x=",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--judge" in result.output and "Traceback" not in result.output
