@@ -31,7 +31,10 @@ PATHS = {
     COUNT: ["A heptagon has 7 sides. The answer is 7.",  # the rules: correct
             "I am not sure how to go on from here."],  # no answer: judge, incorrect
 }
-JUDGED_CORRECT = ("right triangle whose", "y = 2x + 3", "2(x + 1.5) - y")
+JUDGED_CORRECT = ("right triangle whose", "y = 2x + 3")
+# the corrector's corrected answer per question: undecided and right, undecided and wrong, settled
+FIXES = {LINE: "So the line is $y = 2x + 3$.", TRIANGLE: "I could not finish this one.",
+         COUNT: "The answer is 8."}
 
 
 class Scripted:
@@ -54,9 +57,8 @@ class Scripted:
             question = next(q for q in PATHS if q in prompt)
             return PATHS[question][body["seed"]]
         if body["model"] == "fixer":
-            # the corrected solution states the line in a form the rules cannot settle
-            return ("Incorrect Step: Step 1.\nExplanation: the slope is 2, not 3.\n"
-                    "Correct Solution:\nThe line is 2(x + 1.5) - y = 0.\nThe answer is $2(x + 1.5) - y = 0$.")
+            question = next(q for q in FIXES if q in prompt)
+            return f"Incorrect Step: Step 1.\nExplanation: look again.\nCorrect Solution:\n{FIXES[question]}"
         raise AssertionError(f"unexpected model {body['model']}")
 
 
@@ -124,3 +126,46 @@ def test_judge_spec_that_does_not_parse_is_a_one_line_usage_error(tmp_path):
     result = CliRunner().invoke(main, ["sample", "--dataset", "math", "--data-file", str(data), "--judge", "x=",
                                        "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "--judge" in result.output and "Traceback" not in result.output
+
+
+def _correct(tmp_path, server, mistakes, *extra):
+    args = ["correct", "--mistakes", str(mistakes), "--corrector", f"fixer@{server.base_url}",
+            "--out", str(tmp_path / "fixed"), "--quiet", *extra]
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def test_correct_lets_the_judge_settle_what_the_rules_cannot(tmp_path):
+    gold = {row["problem"]: row["solution"] for row in PROBLEMS}
+    mistakes = _write(tmp_path / "mistakes.jsonl", [
+        {"id": f"m{index}", "question": question, "answer": gold[question], "dataset": "math",
+         "steps": ["Step one is wrong.", "So the answer is 0."]}
+        for index, question in enumerate((LINE, TRIANGLE, COUNT))
+    ])
+    script = Scripted()
+    judge = ["--judge", "judge=judge-model"]
+    with ScriptedServer(script) as server:
+        judge[1] += f"@{server.base_url}"
+        result = _correct(tmp_path, server, mistakes, *judge)
+        assert result.exit_code == 0, result.output
+        assert script.asked == {"fixer": 3, "judge-model": 2}  # the line and the triangle; the 8 is settled
+        kept = _read(tmp_path / "fixed" / "corrections.jsonl")
+        rejected = _read(tmp_path / "fixed" / "rejected.jsonl")
+        assert [(r["question"], r["decided_by"]) for r in kept] == [(LINE, "judge")]
+        assert sorted((r["question"], r["reason"], r["decided_by"]) for r in rejected) == sorted([
+            (TRIANGLE, "wrong_answer", "judge"), (COUNT, "wrong_answer", "rule")])
+        summary = json.loads((tmp_path / "fixed" / "correct_summary.json").read_text())
+        assert summary["verified"] == 1 and summary["judge_decided"] == 2
+        assert "judge: 2 requests" in result.output  # the judge's usage, from the client
+
+        again = _correct(tmp_path, server, mistakes, *judge)
+        assert again.exit_code == 0, again.output
+        assert script.asked == {"fixer": 3, "judge-model": 2}
+        assert _read(tmp_path / "fixed" / "corrections.jsonl") == kept
+
+    # without a judge the undecided line is rejected by the rules
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        result = _correct(tmp_path / "plain", server, mistakes)
+        assert result.exit_code == 0, result.output
+    assert script.asked == {"fixer": 3}
+    assert not _read(tmp_path / "plain" / "fixed" / "corrections.jsonl")

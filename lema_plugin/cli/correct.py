@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, run_async
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, open_stage_endpoints, out_option, run_async
 from lema_plugin.cli.options import settings_options
 from lema_plugin.correct.stage import CorrectSettings
 
@@ -34,11 +34,10 @@ def correct(mistakes_path, corrector, out_dir, settings, limit, client_settings,
     corrected solution; corrections whose final answer is right go to OUT/corrections.jsonl,
     the others to OUT/rejected.jsonl with a reason. Run again with the same OUT to resume."""
     from lema_plugin.correct import corrector_spec, correct_mistakes, load_mistakes
-    from lema_plugin.llm.endpoints import open_endpoints
 
     mistakes = load_mistakes(mistakes_path, limit=limit)
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
-    with open_endpoints([corrector_spec(corrector)]) as endpoints:
+    with open_stage_endpoints([corrector_spec(corrector)], settings) as (endpoints, settings):
         summary = run_async(correct_mistakes(mistakes, endpoints, client, out_dir, settings), client)
     click.echo("\n".join(summary.lines()))
     lines = client.usage_lines()

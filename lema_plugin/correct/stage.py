@@ -20,14 +20,17 @@ from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Completion, Endpoint
 from lema_plugin.records import RecordError, make_id, read_jsonl
 from lema_plugin.steps import split_steps
-from lema_plugin.settings import Settings
+from lema_plugin.grading import Graded, gold_answer
+from lema_plugin.grading.judge import JudgeItem, JudgeQueue
+from lema_plugin.problems import grader_dataset
+from lema_plugin.settings import JudgeSettings
 from lema_plugin.store import RunStore, write_jsonl_atomic
 from lema_plugin.summaries import usage_since, usage_snapshot, write_summary
 
 from .parse import UnparseableReply, parse_correction
 from .prompt import build_request, reply_text, template_name
 from .summary import CorrectSummary, summarize
-from .verify import verify
+from .verify import grade_solution, verify
 
 CORRECTIONS = "corrections.jsonl"
 REJECTED = "rejected.jsonl"
@@ -51,7 +54,7 @@ def corrector_spec(spec: str | None = None, environ=os.environ) -> str:
     return EMBEDDED_CORRECTOR
 
 
-class CorrectSettings(Settings):
+class CorrectSettings(JudgeSettings):
     """How the corrector is asked."""
 
     attempts: int = Field(1, ge=1, description="Corrector samples per mistake, at most.")
@@ -110,8 +113,10 @@ def attempt_id(mistake: dict, corrector: Endpoint, settings: CorrectSettings, at
     )
 
 
-def judge(mistake: dict, corrector: Endpoint, settings: CorrectSettings, attempt: int, completion: Completion) -> dict:
-    """Turn one corrector reply into a correction record (`correct` true) or a rejected one."""
+def judge(mistake: dict, corrector: Endpoint, settings: CorrectSettings, attempt: int, completion: Completion,
+          graded: Graded | None = None) -> dict:
+    """Turn one corrector reply into a correction record (`correct` true) or a rejected one;
+    `graded` is the corrected solution's grade when a judge settled it (else the rules grade)."""
     record = {
         "id": attempt_id(mistake, corrector, settings, attempt),
         "path_id": mistake["id"],
@@ -147,8 +152,9 @@ def judge(mistake: dict, corrector: Endpoint, settings: CorrectSettings, attempt
         explanation=parsed.explanation,
         corrected_solution=parsed.corrected_solution,
     )
-    verdict = verify(parsed, mistake["steps"], mistake["answer"], mistake["dataset"])
+    verdict = verify(parsed, mistake["steps"], mistake["answer"], mistake["dataset"], graded)
     record["prediction"] = verdict.prediction
+    record["decided_by"] = verdict.decided_by
     if not verdict.ok:
         return {**record, "reason": verdict.reason, "detail": verdict.detail}
     record["correct"] = True
@@ -189,12 +195,24 @@ async def correct_mistakes(
     _drop_failures(out_dir / REJECTED, {i for attempt_ids in ids.values() for i in attempt_ids})
 
     requests = 0
+    judging = JudgeQueue(settings.judge, client, desc="judge corrections")
     with RunStore(out_dir / CORRECTIONS) as kept, RunStore(out_dir / REJECTED) as rejected:
+
+        def keep(record: dict) -> None:
+            (kept if record["correct"] else rejected).append(record)
 
         def store(ask, completion) -> None:
             mistake, attempt = ask.owner
             record = judge(mistake, corrector, settings, attempt, completion)
-            (kept if record["correct"] else rejected).append(record)
+            if record.get("reason") != "wrong_answer" or judging.judge is None:
+                keep(record)
+                return
+            # a wrong answer the rules may not have settled: the judge may (after this round)
+            solution = record["corrected_solution"]
+            graded = grade_solution(solution, mistake["answer"], mistake["dataset"])
+            item = JudgeItem(solution, gold_answer(mistake["answer"], grader_dataset(mistake["dataset"])) or str(mistake["answer"]),
+                             mistake["question"])
+            judging.put(graded, item, lambda settled: keep(judge(mistake, corrector, settings, attempt, completion, settled)))
 
         for attempt in range(settings.attempts):
             asks = [
@@ -206,6 +224,7 @@ async def correct_mistakes(
             ]
             desc = f"correct {attempt + 1}/{settings.attempts}" if settings.attempts > 1 else "correct"
             requests += await ask_missing(client, asks, lambda i: i in kept or i in rejected, store, desc=desc)
+            await judging.settle()  # before the next round, which counts what this one verified
 
         mine = {i for attempt_ids in ids.values() for i in attempt_ids}
         records = [r for store_ in (kept, rejected) for r in store_ if r["id"] in mine]

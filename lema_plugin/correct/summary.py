@@ -31,6 +31,7 @@ class CorrectSummary:
     corrected_mistakes: int = 0  # mistakes with at least one verified correction
     attempts: int = 0  # corrector replies judged (verified + rejected)
     verified: int = 0
+    judge_decided: int = 0  # corrected answers the rules could not grade, settled by the judge
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     by_model: dict[str, Rate] = field(default_factory=dict)
     by_level: dict[str, Rate] = field(default_factory=dict)  # MATH only
@@ -62,7 +63,8 @@ class CorrectSummary:
             f"corrector: {self.corrector}",
             f"mistakes: {self.mistakes}, corrected: {self.corrected_mistakes} ({_pct(self.success_rate)})",
             f"corrections: {self.attempts} judged, {self.verified} verified; rejected: "
-            + ", ".join(f"{reason} {count}" for reason, count in self.rejected.items()),
+            + ", ".join(f"{reason} {count}" for reason, count in self.rejected.items())
+            + (f"; {self.judge_decided} graded by the judge" if self.judge_decided else ""),
             f"tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion"
             + (f"; cost ${self.cost:.4f}" if self.cost is not None else ""),
         ]
@@ -79,6 +81,7 @@ def summarize(mistakes: list[dict], records: list[dict], corrector: Endpoint) ->
     verified_paths = {r["path_id"] for r in records if r.get("correct")}
     for record in records:
         summary.attempts += 1
+        summary.judge_decided += record.get("decided_by") == "judge"
         if record.get("correct"):
             summary.verified += 1
         else:

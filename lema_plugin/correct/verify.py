@@ -2,13 +2,14 @@
 
 A correction is kept only if it names a step that exists in the wrong path (step numbers are
 the ones the corrector saw, 1-based) and its corrected solution reaches the gold answer by the
-one grader. Anything else is rejected with a reason the summary can count.
+one grader. Anything else is rejected with a reason the summary can count. A final answer the
+rules cannot decide is rejected as a wrong answer unless a judge settles it (`grade` in hand).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lema_plugin.grading import answers_match, extract_answer
+from lema_plugin.grading import Graded, grade
 from lema_plugin.problems import grader_dataset
 
 from .parse import ParsedCorrection
@@ -20,16 +21,22 @@ class Verdict:
     reason: str | None  # None when ok; else "bad_step" or "wrong_answer"
     detail: str
     prediction: str | None
+    decided_by: str | None = None  # rule, symbolic or judge; None when the answer was not graded
 
 
-def verify(parsed: ParsedCorrection, steps: list[str], gold: str, dataset: str) -> Verdict:
-    """Check the named step and grade the corrected solution's final answer."""
-    dataset = grader_dataset(dataset)
-    prediction = extract_answer(parsed.corrected_solution, dataset)
+def grade_solution(solution: str, gold: str, dataset: str) -> Graded:
+    """The rules' grade of a corrected solution's final answer."""
+    return grade(solution, gold, grader_dataset(dataset))
+
+
+def verify(parsed: ParsedCorrection, steps: list[str], gold: str, dataset: str, graded: Graded | None = None) -> Verdict:
+    """Check the named step and grade the corrected solution's final answer (or take `graded`,
+    a grade a judge settled)."""
     if not 1 <= parsed.incorrect_step <= len(steps):
+        prediction = (graded or grade_solution(parsed.corrected_solution, gold, dataset)).extracted
         return Verdict(False, "bad_step", f"names step {parsed.incorrect_step}; the path has {len(steps)} steps", prediction)
-    if prediction is None:
-        return Verdict(False, "wrong_answer", "no final answer in the corrected solution", None)
-    if not answers_match(prediction, gold, dataset):
-        return Verdict(False, "wrong_answer", f"answer {prediction!r}, gold {gold!r}", prediction)
-    return Verdict(True, None, "", prediction)
+    graded = graded or grade_solution(parsed.corrected_solution, gold, dataset)
+    if not graded.correct:
+        detail = f"answer {graded.extracted!r}, gold {gold!r}" if graded.extracted is not None else "no final answer in the corrected solution"
+        return Verdict(False, "wrong_answer", detail, graded.extracted, graded.decided_by)
+    return Verdict(True, None, "", graded.extracted, graded.decided_by)
