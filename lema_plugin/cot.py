@@ -23,10 +23,11 @@ from pydantic import Field
 
 from .asking import Ask, ask_missing
 from .errors import ConfigError
+from .grading.judge import JudgeItem, JudgeQueue
 from .llm.types import Endpoint
 from .problems import Problem, grader_dataset
 from .records import make_id
-from .settings import Settings
+from .settings import JudgeSettings
 from .solving import solve_request
 from .store import RunStore, write_jsonl_atomic
 from .summaries import usage_since, usage_snapshot, write_summary
@@ -130,7 +131,7 @@ def finish_rationale(text: str, prediction: str) -> str:
     return f"{text}\n{answer_sentence(prediction)}"
 
 
-class CotSettings(Settings):
+class CotSettings(JudgeSettings):
     """Rejection sampling of CoT rationales from a strong model."""
 
     samples: int = Field(4, ge=1, description="Rationales sampled per question.")
@@ -187,7 +188,8 @@ def select_rationales(problems: list[Problem], samples: Iterable[dict], max_per_
         for sample in sorted(by_problem.get(problem.id, []), key=lambda r: r["sample_index"]):
             if not sample.get("correct"):
                 continue
-            rationale = finish_rationale(sample["text"], sample["prediction"])
+            # a rationale the judge accepted may state no answer the rules could read: close with the gold one
+            rationale = finish_rationale(sample["text"], sample["prediction"] or problem.answer)
             key = dedupe_key(rationale)
             if key in seen:
                 summary.duplicates += 1
@@ -227,15 +229,22 @@ async def sample_cot(
         for problem in problems
         for index in range(settings.samples)
     ]
+    judging = JudgeQueue(settings.judge, client, desc="judge rationales")
     with RunStore(out_dir / "cot_samples.jsonl") as store:
 
         def grade(ask: Ask, completion) -> None:
             if not completion.ok:
                 summary.failed += 1
                 return  # not stored: asked again on the next run
-            store.append(_graded_sample(ask, completion))
+            if completion.finish_reason == "length":  # a truncated rationale is no training target: not judged
+                store.append(_graded_sample(ask, completion))
+                return
+            problem = ask.owner[0]
+            judging.put(_rule_grade(problem, completion.text), JudgeItem.of(completion.text, problem.answer, problem.dataset, problem.question),
+                        lambda graded: store.append(_graded_sample(ask, completion, graded)))
 
         summary.requested = await ask_missing(client, asks, store.__contains__, grade, desc=f"cot {endpoint.label}")
+        await judging.settle()
         wanted = {ask.id for ask in asks}
         graded = [r for r in store if r["id"] in wanted]
     summary.samples = len(graded)
@@ -248,13 +257,17 @@ async def sample_cot(
     return summary
 
 
-def _graded_sample(ask: Ask, completion) -> dict:
-    from .grading import answers_match, extract_answer
+def _rule_grade(problem: Problem, text: str):
+    from .grading import grade
 
+    return grade(text, problem.answer, grader_dataset(problem.dataset))
+
+
+def _graded_sample(ask: Ask, completion, graded=None) -> dict:
+    """A sample record; `graded` is a grade in hand (one the judge settled), else the rules grade."""
     problem, index = ask.owner
-    kind = grader_dataset(problem.dataset)
-    prediction = extract_answer(completion.text, kind)
-    correct = prediction is not None and answers_match(prediction, problem.answer, kind)
+    graded = graded or _rule_grade(problem, completion.text)
+    prediction, correct = graded.extracted, graded.correct
     if completion.finish_reason == "length":
         correct = False  # a truncated rationale is no training target
     return {
@@ -265,6 +278,7 @@ def _graded_sample(ask: Ask, completion) -> dict:
         "text": completion.text,
         "prediction": prediction,
         "correct": correct,
+        "decided_by": graded.decided_by,
         "finish_reason": completion.finish_reason,
     }
 

@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 
 from .errors import ConfigError
 from .asking import Ask, ask_missing
-from .grading import Graded, gold_answer, grade
+from .grading import Graded, grade
 from .grading.judge import JudgeItem, JudgeQueue
 from .llm.types import Completion, Endpoint
 from .problems import Problem, grader_dataset
@@ -202,11 +202,6 @@ def path_grade(problem: Problem, text: str) -> Graded:
     return grade(text, problem.answer, grader_dataset(problem.dataset))
 
 
-def judge_item(problem: Problem, text: str) -> JudgeItem:
-    dataset = grader_dataset(problem.dataset)
-    return JudgeItem(solution=text, gold=gold_answer(problem.answer, dataset) or str(problem.answer), question=problem.question)
-
-
 def failed_record(problem: Problem, model: str, sample_index: int, sample_id: str, error: str) -> dict:
     """A request that finally failed. Its id is fresh each time, so it never marks the path done."""
     record = {
@@ -306,7 +301,7 @@ def _store_reply(ask: Ask, completion: Completion, store: RunStore, judging: Jud
     if completion.finish_reason == "length" and graded.extracted is None:
         done(graded)
     else:
-        judging.put(graded, judge_item(problem, text), done)
+        judging.put(graded, JudgeItem.of(text, problem.answer, problem.dataset, problem.question), done)
 
 
 # -- finalizing a run folder ---------------------------------------------------------------

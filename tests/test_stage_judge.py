@@ -55,7 +55,7 @@ class Scripted:
             return "They differ.\nVerdict: incorrect"
         if body["model"] == "gen":
             question = next(q for q in PATHS if q in prompt)
-            return PATHS[question][body["seed"]]
+            return PATHS[question][body.get("seed") or 0]
         if body["model"] == "fixer":
             question = next(q for q in FIXES if q in prompt)
             return f"Incorrect Step: Step 1.\nExplanation: look again.\nCorrect Solution:\n{FIXES[question]}"
@@ -169,3 +169,22 @@ def test_correct_lets_the_judge_settle_what_the_rules_cannot(tmp_path):
         assert result.exit_code == 0, result.output
     assert script.asked == {"fixer": 3}
     assert not _read(tmp_path / "plain" / "fixed" / "corrections.jsonl")
+
+
+def test_cot_keeps_a_rationale_the_judge_accepted(tmp_path):
+    data = _write(tmp_path / "math.jsonl", PROBLEMS)
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        result = CliRunner().invoke(main, [
+            "cot", "--source", "model", "--dataset", "math", "--data-file", str(data), "--model", f"gen@{server.base_url}",
+            "--samples", "1", "--keep", "1", "--judge", f"judge=judge-model@{server.base_url}",
+            "--out", str(tmp_path / "cot"), "--quiet"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert script.asked == {"gen": 3, "judge-model": 2}  # the text answer and the equation
+    samples = {r["text"]: r["decided_by"] for r in _read(tmp_path / "cot" / "cot_samples.jsonl")}
+    assert sorted(samples.values()) == ["judge", "judge", "rule"]
+    targets = {r["question"]: r for r in _read(tmp_path / "cot" / "cot.jsonl")}
+    assert set(targets) == {TRIANGLE, LINE, COUNT}
+    # the accepted free-form rationale states no answer the rules read: it closes with the gold one
+    text = "\n".join(value for value in targets[TRIANGLE].values() if isinstance(value, str))
+    assert text.count("The answer is") == 1 and "same length.\nThe answer is \\text{isosceles right triangle}.\n" in text

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, run_async
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, open_stage_endpoints, out_option, run_async
 from lema_plugin.cli.options import settings_options
 from lema_plugin.cot import CotSettings
 
@@ -43,10 +43,8 @@ def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir,
         click.echo(f"problems: {len(problems)}; gold rationales written: {len(records)} "
                    f"({len(problems) - len(records)} without a usable rationale)")
     else:
-        from lema_plugin.llm.endpoints import open_endpoints
-
         client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
-        with open_endpoints([stage.strong_model_spec(model_spec)]) as endpoints:
+        with open_stage_endpoints([stage.strong_model_spec(model_spec)], settings) as (endpoints, settings):
             summary = run_async(stage.sample_cot(problems, endpoints, client, out_dir, settings), client)
         click.echo("\n".join(summary.lines()))
     click.echo(f"wrote {Path(out_dir) / 'cot.jsonl'}")

@@ -20,7 +20,7 @@ from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Completion, Endpoint
 from lema_plugin.records import RecordError, make_id, read_jsonl
 from lema_plugin.steps import split_steps
-from lema_plugin.grading import Graded, gold_answer
+from lema_plugin.grading import Graded
 from lema_plugin.grading.judge import JudgeItem, JudgeQueue
 from lema_plugin.problems import grader_dataset
 from lema_plugin.settings import JudgeSettings
@@ -210,8 +210,7 @@ async def correct_mistakes(
             # a wrong answer the rules may not have settled: the judge may (after this round)
             solution = record["corrected_solution"]
             graded = grade_solution(solution, mistake["answer"], mistake["dataset"])
-            item = JudgeItem(solution, gold_answer(mistake["answer"], grader_dataset(mistake["dataset"])) or str(mistake["answer"]),
-                             mistake["question"])
+            item = JudgeItem.of(solution, mistake["answer"], grader_dataset(mistake["dataset"]), mistake["question"])
             judging.put(graded, item, lambda settled: keep(judge(mistake, corrector, settings, attempt, completion, settled)))
 
         for attempt in range(settings.attempts):

@@ -37,6 +37,12 @@ class JudgeItem:
     gold: str  # the reference final answer
     question: str | None = None
 
+    @classmethod
+    def of(cls, solution: str, gold: object, dataset: str, question: str | None = None) -> "JudgeItem":
+        """The item for a solution and a gold answer as a record holds it (a bare answer or a
+        whole gold rationale: the judge sees the final answer only)."""
+        return cls(solution, gold_answer(gold, dataset) or str(gold), question)
+
 
 def judge_request(item: JudgeItem) -> Request:
     solution = item.solution.strip()
