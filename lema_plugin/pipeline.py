@@ -97,13 +97,16 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
         wanted.append(recipe.cot.model.endpoint())
     if recipe.evolve.enabled:
         wanted.append((recipe.evolve.model or recipe.corrector).endpoint())
+    if recipe.judge is not None:
+        wanted.append(recipe.judge.endpoint())
     with open_endpoints(wanted) as endpoints:
         generators = endpoints[: len(recipe.generators)]
         corrector = endpoints[len(recipe.generators)]
         rest = iter(endpoints[len(recipe.generators) + 1 :])
         cot_model = next(rest) if recipe.cot.source == "model" else None
         evolver = next(rest) if recipe.evolve.enabled else None
-        asyncio.run(_data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, report, echo))
+        judge = next(rest) if recipe.judge is not None else None
+        asyncio.run(_data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, report, echo))
 
     corrections = _merge_corrections(out, recipe.evolve.enabled)
     with _Timer(report, "build", echo):
@@ -141,16 +144,16 @@ class _Stage(_Timer):
         self.report.tokens[self.stage] = self.report.tokens.get(self.stage, 0) + spent
 
 
-async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, report, echo) -> None:
+async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, report, echo) -> None:
     from .llm import LLMClient
 
     async with LLMClient(cache_dir=out / ".cache", concurrency=recipe.concurrency) as client:
         with _Stage(report, "sample", echo, client):
-            paths = await _sample(recipe, out / "sample", problems, generators, client)
+            paths = await _sample(recipe, out / "sample", problems, generators, judge, client)
         report.add("paths", f"{paths.total['paths']} (accuracy {paths.total['accuracy']}, {paths.total['failed']} failed)")
         report.add("mistakes kept", paths.total["mistakes"])
         with _Stage(report, "correct", echo, client):
-            fixed = await _correct(recipe, out / "sample", out / "correct", corrector, client)
+            fixed = await _correct(recipe, out / "sample", out / "correct", corrector, judge, client)
         report.add("corrections verified", f"{fixed.verified} of {fixed.attempts} replies")
         report.add("correction success", _pct(fixed.corrected_mistakes, fixed.mistakes))
         if fixed.mistakes and not fixed.verified:
@@ -158,30 +161,30 @@ async def _data_stages(recipe, out, problems, generators, corrector, cot_model, 
                                "a GPT-4-class corrector is what makes LeMa data")
         if evolver is not None:
             with _Stage(report, "evolve", echo, client):
-                await _evolve(recipe, out, evolver, generators, corrector, client, report)
+                await _evolve(recipe, out, evolver, generators, corrector, judge, client, report)
         with _Stage(report, "cot", echo, client):
-            await _cot(recipe, out / "cot", problems, cot_model, client, report)
+            await _cot(recipe, out / "cot", problems, cot_model, judge, client, report)
         report.add("tokens (prompt + completion)", f"{sum(report.tokens.values()):,}")
         report.usage = usage_since(client, {})["total"]
 
 
-async def _sample(recipe, folder, problems, generators, client):
+async def _sample(recipe, folder, problems, generators, judge, client):
     from .sample import sample_paths
 
     summary = None
     for endpoint, spec in zip(generators, recipe.generators):  # each generator has its own sampling settings
-        summary = await sample_paths(problems, [endpoint], client, folder, spec.settings(recipe.max_mistakes_per_question))
+        summary = await sample_paths(problems, [endpoint], client, folder, spec.settings(recipe.max_mistakes_per_question, judge))
     return summary
 
 
-async def _correct(recipe, sample_folder, folder, corrector, client):
+async def _correct(recipe, sample_folder, folder, corrector, judge, client):
     from .correct.stage import correct_mistakes, load_mistakes
 
     mistakes = load_mistakes(sample_folder / "mistakes.jsonl")
-    return await correct_mistakes(mistakes, [corrector], client, folder, recipe.corrector.settings())
+    return await correct_mistakes(mistakes, [corrector], client, folder, recipe.corrector.settings(judge))
 
 
-async def _evolve(recipe, out, evolver, generators, corrector, client, report) -> None:
+async def _evolve(recipe, out, evolver, generators, corrector, judge, client, report) -> None:
     """New questions seeded by the corrected ones, then the same sample -> correct stages on them."""
     from .evolve import PROBLEMS, evolve_questions, read_inputs
     from .problems import read_problems_file
@@ -196,12 +199,12 @@ async def _evolve(recipe, out, evolver, generators, corrector, client, report) -
     report.add("evolved questions", len(new_problems))
     if not new_problems:
         return
-    await _sample(recipe, out / "evolve" / "sample", new_problems, generators, client)
-    fixed = await _correct(recipe, out / "evolve" / "sample", out / "evolve" / "correct", corrector, client)
+    await _sample(recipe, out / "evolve" / "sample", new_problems, generators, judge, client)
+    fixed = await _correct(recipe, out / "evolve" / "sample", out / "evolve" / "correct", corrector, judge, client)
     report.add("evolved corrections verified", fixed.verified)
 
 
-async def _cot(recipe, folder, problems, cot_model, client, report) -> None:
+async def _cot(recipe, folder, problems, cot_model, judge, client, report) -> None:
     from .cot import sample_cot, write_gold_cot
 
     if recipe.cot.source == "none":
@@ -212,7 +215,7 @@ async def _cot(recipe, folder, problems, cot_model, client, report) -> None:
         records, _ = write_gold_cot(problems, folder)
         report.add("cot examples", f"{len(records)} (gold rationales)")
         return
-    summary = await sample_cot(problems, [cot_model], client, folder, recipe.cot.settings())
+    summary = await sample_cot(problems, [cot_model], client, folder, recipe.cot.settings(judge))
     report.add("cot examples", f"{summary.kept} (rejection-sampled from {cot_model.label})")
 
 

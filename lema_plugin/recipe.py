@@ -66,9 +66,9 @@ class Generator(EndpointSpec):
     top_p: float = same_as(SampleSettings, "top_p")
     max_tokens: int = same_as(SampleSettings, "max_tokens")
 
-    def settings(self, max_mistakes_per_question: int | None) -> SampleSettings:
+    def settings(self, max_mistakes_per_question: int | None, judge: Endpoint | None = None) -> SampleSettings:
         return SampleSettings(samples_per_question=self.samples, temperature=self.temperature, top_p=self.top_p,
-                              max_tokens=self.max_tokens, max_mistakes_per_question=max_mistakes_per_question)
+                              max_tokens=self.max_tokens, max_mistakes_per_question=max_mistakes_per_question, judge=judge)
 
 
 class Corrector(EndpointSpec):
@@ -81,9 +81,9 @@ class Corrector(EndpointSpec):
     top_p: float = same_as(CorrectSettings, "top_p")
     max_tokens: int = same_as(CorrectSettings, "max_tokens")
 
-    def settings(self) -> CorrectSettings:
+    def settings(self, judge: Endpoint | None = None) -> CorrectSettings:
         return CorrectSettings(attempts=self.attempts, keep=self.keep, temperature=self.temperature, top_p=self.top_p,
-                               max_tokens=self.max_tokens, style=self.prompt)
+                               max_tokens=self.max_tokens, style=self.prompt, judge=judge)
 
 
 class Cot(Strict):
@@ -102,8 +102,9 @@ class Cot(Strict):
             raise ValueError("source 'model' needs a 'model' endpoint")
         return self
 
-    def settings(self) -> CotSettings:
-        return CotSettings(samples=self.samples, keep=self.keep, temperature=self.temperature, max_tokens=self.max_tokens)
+    def settings(self, judge: Endpoint | None = None) -> CotSettings:
+        return CotSettings(samples=self.samples, keep=self.keep, temperature=self.temperature, max_tokens=self.max_tokens,
+                           judge=judge)
 
 
 class Evolve(Strict):
@@ -158,6 +159,8 @@ class Recipe(Strict):
     corrector: Corrector = Corrector()
     cot: Cot = Cot()
     evolve: Evolve = Evolve()
+    judge: EndpointSpec | None = Field(
+        None, description="An LLM judge for the answers the rules cannot decide, in every stage that grades (off by default)")
     export: Export = Export()
     train: Train | None = None
     eval: Eval | None = None

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
+
+import pytest
+import yaml
 from collections import Counter
 from pathlib import Path
 
@@ -40,7 +43,8 @@ FIXES = {LINE: "So the line is $y = 2x + 3$.", TRIANGLE: "I could not finish thi
 class Scripted:
     """One server for generator, corrector and judge, told apart by the model name."""
 
-    def __init__(self):
+    def __init__(self, paths: dict = PATHS):
+        self.paths = paths
         self.asked: Counter[str] = Counter()
         self.lock = threading.Lock()
 
@@ -54,8 +58,8 @@ class Scripted:
                 return "Both say the same.\nVerdict: correct"
             return "They differ.\nVerdict: incorrect"
         if body["model"] == "gen":
-            question = next(q for q in PATHS if q in prompt)
-            return PATHS[question][body.get("seed") or 0]
+            question = next(q for q in self.paths if q in prompt)
+            return self.paths[question][body.get("seed") or 0]
         if body["model"] == "fixer":
             question = next(q for q in FIXES if q in prompt)
             return f"Incorrect Step: Step 1.\nExplanation: look again.\nCorrect Solution:\n{FIXES[question]}"
@@ -188,3 +192,38 @@ def test_cot_keeps_a_rationale_the_judge_accepted(tmp_path):
     # the accepted free-form rationale states no answer the rules read: it closes with the gold one
     text = "\n".join(value for value in targets[TRIANGLE].values() if isinstance(value, str))
     assert text.count("The answer is") == 1 and "same length.\nThe answer is \\text{isosceles right triangle}.\n" in text
+
+
+def test_recipe_judge_key_reaches_sample_and_correct(tmp_path):
+    data = _write(tmp_path / "math.jsonl", PROBLEMS)
+    # one path per question: right in words (judge), a wrong line (judge), a wrong count (rules)
+    script = Scripted({TRIANGLE: PATHS[TRIANGLE][:1], LINE: ["So the answer is $y = 2x + 4$."], COUNT: ["The answer is 8."]})
+    with ScriptedServer(script) as server:
+        recipe = {
+            "dataset": "math", "data_file": str(data), "out": str(tmp_path / "run"),
+            "generators": [{"name": "gen", "model": "gen", "base_url": server.base_url, "samples": 1}],
+            "corrector": {"name": "fixer", "model": "fixer", "base_url": server.base_url},
+            "judge": {"name": "judge", "model": "judge-model", "base_url": server.base_url},
+            "cot": {"source": "gold"}, "export": {"mixes": ["lema"]},
+        }
+        (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+        result = CliRunner().invoke(main, ["run", str(tmp_path / "r.yaml")], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    # sample: the words and the wrong line go to the judge; correct: the corrected line does
+    assert script.asked == {"gen": 3, "fixer": 2, "judge-model": 3}
+    paths = {p["question"]: (p["correct"], p["decided_by"]) for p in _read(tmp_path / "run" / "sample" / "paths.jsonl")}
+    assert paths == {TRIANGLE: (True, "judge"), LINE: (False, "judge"), COUNT: (False, "rule")}
+    kept = _read(tmp_path / "run" / "correct" / "corrections.jsonl")
+    assert [(r["question"], r["decided_by"]) for r in kept] == [(LINE, "judge")]
+
+
+def test_recipe_judge_is_an_endpoint_built_field_by_field(tmp_path):
+    from lema_plugin.recipe import RecipeError, load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"generators": [{"model": "embedded"}],
+                                    "judge": {"model": "judge-model", "base_url": "http://127.0.0.1:9/v1;x"}}))
+    assert load_recipe(str(path)).judge.endpoint().base_urls == ("http://127.0.0.1:9/v1;x",)
+    path.write_text(yaml.safe_dump({"generators": [{"model": "embedded"}], "judge": {"modle": "x"}}))
+    with pytest.raises(RecipeError, match=r"judge\.modle"):
+        load_recipe(str(path))
