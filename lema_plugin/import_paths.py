@@ -22,18 +22,22 @@ after `lema sample` (mistakes, de-duplication, caps, summary).
 """
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from .errors import ConfigError
+from .grading.judge import JudgeItem, JudgeQueue
+from .llm.types import Endpoint
 
 from .problems import Problem, grader_dataset
 from .text import gold_from_value
 from .records import RecordError, make_id, numbered_jsonl
-from .sample import PATHS_FILE, SampleSummary, finalize_run, path_record, write_summary
+from .sample import PATHS_FILE, SampleSummary, finalize_run, path_grade, path_record, write_summary
 from .store import RunStore
+from .summaries import usage_since, usage_snapshot
 
 FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
 
@@ -78,14 +82,21 @@ def import_paths(
     out_dir: str | Path,
     options: ImportOptions = ImportOptions(),
     problems: Sequence[Problem] | None = None,
+    judge: Endpoint | None = None,
+    client=None,
 ) -> SampleSummary:
-    """Read, match, grade and store the paths of `sources`; finalize `out_dir`; return its summary."""
+    """Read, match, grade and store the paths of `sources`; finalize `out_dir`; return its summary.
+
+    With a `judge` endpoint (and the `LLMClient` to reach it, closed when done), the paths the
+    rules cannot grade are judged once the files are read, then stored."""
     if options.gold_field is None and problems is None:
         raise ConfigError("no known problems to match questions against; give problems or a gold field")
     index = {_question_key(p.question): p for p in problems or ()}
     out_dir = Path(out_dir)
     problem_order: list[str] = []
     model_order: list[str] = []
+    judging = JudgeQueue(judge, client, desc="judge paths")
+    before = usage_snapshot(client)
     with RunStore(out_dir / PATHS_FILE) as store:
         for source in sources:
             source = Path(source)
@@ -104,9 +115,14 @@ def import_paths(
                 record_id = make_id(problem.id, raw.model, "import", source.name, sample_index)
                 if record_id in store:
                     continue
-                store.append(
-                    path_record(problem, raw.model, sample_index, raw.text, None, record_id, source=source.name, **(raw.extra or {}))
-                )
+
+                def done(graded, problem=problem, raw=raw, sample_index=sample_index, record_id=record_id, source=source):
+                    store.append(path_record(problem, raw.model, sample_index, raw.text, None, record_id, graded,
+                                             source=source.name, **(raw.extra or {})))
+
+                judging.put(path_grade(problem, raw.text), JudgeItem.of(raw.text, problem.answer, problem.dataset, problem.question), done)
+        if judge is not None:
+            asyncio.run(_settle(judging, client))
     summary = finalize_run(
         out_dir,
         problem_order=problem_order,
@@ -114,8 +130,16 @@ def import_paths(
         max_mistakes_per_question=options.max_mistakes_per_question,
         keep_unfinished=options.keep_unfinished,
     )
+    summary.usage = usage_since(client, before)  # the judge's, when there is one
     write_summary(out_dir, summary)
     return summary
+
+
+async def _settle(judging: JudgeQueue, client) -> None:
+    try:
+        await judging.settle()
+    finally:
+        await client.aclose()
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -227,3 +227,24 @@ def test_recipe_judge_is_an_endpoint_built_field_by_field(tmp_path):
     path.write_text(yaml.safe_dump({"generators": [{"model": "embedded"}], "judge": {"modle": "x"}}))
     with pytest.raises(RecipeError, match=r"judge\.modle"):
         load_recipe(str(path))
+
+
+def test_import_judges_only_the_undecided_paths(tmp_path):
+    gold = {row["problem"]: row["solution"] for row in PROBLEMS}
+    outputs = _write(tmp_path / "outputs.jsonl", [
+        {"question": question, "solution": text, "gold": gold[question]}
+        for question, text in ((TRIANGLE, PATHS[TRIANGLE][0]), (LINE, "The answer is $y = 2x + 4$."), (COUNT, "The answer is 8."))
+    ])
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        args = ["import", str(outputs), "--format", "jsonl", "--dataset", "math", "--gold-field", "gold",
+                "--judge", f"judge=judge-model@{server.base_url}", "--quiet", "--out", str(tmp_path / "run")]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert script.asked == {"judge-model": 2}
+        paths = {p["question"]: (p["correct"], p["decided_by"]) for p in _read(tmp_path / "run" / "paths.jsonl")}
+        assert paths == {TRIANGLE: (True, "judge"), LINE: (False, "judge"), COUNT: (False, "rule")}
+        assert json.loads((tmp_path / "run" / "summary.json").read_text())["usage"]["by_endpoint"]["judge"]["requests"] == 2
+        assert "judge judge: 2 requests" in result.output
+        again = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert again.exit_code == 0 and script.asked == {"judge-model": 2}

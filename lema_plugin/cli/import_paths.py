@@ -5,7 +5,10 @@ from pathlib import Path
 
 import click
 
-from .common import friendly_errors, out_option
+from lema_plugin.settings import JudgeSettings
+
+from .common import friendly_errors, open_stage_endpoints, out_option
+from .options import settings_options
 
 
 @click.command("import")
@@ -23,10 +26,12 @@ from .common import friendly_errors, out_option
               "gsm8k-solutions: import only this model's solutions.")
 @click.option("--max-mistakes-per-question", type=click.IntRange(0), help="Keep at most N distinct mistakes per question (default: all).")
 @click.option("--keep-unfinished", is_flag=True, help="Also keep paths with no extractable answer as mistakes.")
+@settings_options(JudgeSettings, into="judging")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar for the judge.")
 @out_option
 @friendly_errors
 def import_paths(files, fmt, dataset, split, data_file, gold_field, question_field, text_field, model_field, model,
-                 max_mistakes_per_question, keep_unfinished, out_dir):
+                 max_mistakes_per_question, keep_unfinished, judging, quiet, out_dir):
     """Grade solutions from FILES and keep the wrong ones as mistakes.
 
     Reads lm-eval --log_samples files, GSM8K model-solution files or any JSONL, and writes
@@ -53,5 +58,14 @@ def import_paths(files, fmt, dataset, split, data_file, gold_field, question_fie
         keep_unfinished=keep_unfinished,
     )
     problems = None if gold_field else load_problems(dataset, split=split, data_file=data_file)
-    summary = run_import(files, out_dir, options, problems)
+    if judging.judge is None:
+        summary = run_import(files, out_dir, options, problems)
+    else:  # the judge's replies are cached in OUT/.cache, so a re-run pays for nothing twice
+        from lema_plugin.llm import LLMClient
+
+        client = LLMClient(cache_dir=Path(out_dir) / ".cache", progress=not quiet)
+        with open_stage_endpoints([], judging) as (_, judging):
+            summary = run_import(files, out_dir, options, problems, judging.judge, client)
+        for line in client.usage_lines():
+            click.echo(f"judge {line}")
     click.echo(summary.table())
