@@ -14,7 +14,7 @@ import these functions, so a path is judged the same way everywhere.
 
 `dataset` is "gsm8k", "math" or "math500" (graded as "math"). Nothing here raises on model
 text or evaluates it; symbolic checks run under a time bound (see `symbolic`). What the rules
-cannot decide is marked `settled=False`; `judge.judge_undecided` asks an LLM about exactly those.
+cannot decide is marked `settled=False`; `judge.judge_graded` asks an LLM about exactly those.
 """
 from __future__ import annotations
 

@@ -11,7 +11,9 @@ A stage that grades calls `await grade_with_judge(items, dataset, judge, client)
 settles the undecided ones with it. `judge_graded` is the second half alone, for grades already
 in hand: settled items come back untouched, unsettled ones with the judge's verdict and
 `decided_by="judge"`. A reply the judge did not end with a verdict, or a request that failed,
-leaves the rule verdict (not correct) in place and the item unsettled.
+leaves the rule verdict (not correct) in place and the item unsettled. A stage that stores each
+record as its reply arrives holds the undecided ones in a `JudgeQueue` until the judge has
+settled them.
 """
 from __future__ import annotations
 
