@@ -194,7 +194,7 @@ async def _evolve(recipe, out, evolver, generators, corrector, judge, client, re
         report.add("evolved questions", "0 (no verified corrections to seed from)")
         return
     inputs = read_inputs(corrections)
-    await evolve_questions(inputs, [evolver], client, out / "evolve", recipe.evolve.settings())
+    await evolve_questions(inputs, [evolver], client, out / "evolve", recipe.evolve.settings(judge))
     new_problems = read_problems_file(out / "evolve" / PROBLEMS)
     report.add("evolved questions", len(new_problems))
     if not new_problems:

@@ -116,8 +116,8 @@ class Evolve(Strict):
     answers: int = same_as(EvolveSettings, "answers")
     min_agreement: float = same_as(EvolveSettings, "min_agreement")
 
-    def settings(self) -> EvolveSettings:
-        return EvolveSettings(per_seed=self.per_seed, answers=self.answers, min_agreement=self.min_agreement)
+    def settings(self, judge: Endpoint | None = None) -> EvolveSettings:
+        return EvolveSettings(per_seed=self.per_seed, answers=self.answers, min_agreement=self.min_agreement, judge=judge)
 
 
 class Export(Strict):

@@ -248,3 +248,49 @@ def test_import_judges_only_the_undecided_paths(tmp_path):
         assert "judge judge: 2 requests" in result.output
         again = CliRunner().invoke(main, args, catch_exceptions=False)
         assert again.exit_code == 0 and script.asked == {"judge-model": 2}
+
+
+NEW_LINE = "Find the line with slope 2 and y-intercept 5."
+VOTES = ["The answer is $y = 2x + 5$.", "So the line is $2x - y + 5 = 0$.", "I do not know."]
+
+
+def _evolve(tmp_path, judge: bool):
+    import asyncio
+
+    from lema_plugin.evolve import EvolveInputs, EvolveSettings, evolve_questions, load_seeds
+    from lema_plugin.llm import LLMClient
+
+    asked: Counter[str] = Counter()
+    answers = iter(VOTES)
+
+    def responder(body, attempt):
+        asked[body["model"]] += 1
+        text = prompt_text(body)
+        if body["model"] == "judge-model":
+            return "Same line.\nVerdict: correct" if "2x - y + 5 = 0" in text else "No.\nVerdict: incorrect"
+        return f"New problem: {NEW_LINE}" if "New problem:" in text else next(answers)
+
+    seed = {"id": "c1", "problem_id": "p1", "dataset": "math", "question": LINE, "answer": "2x - y + 3 = 0", "correct": True}
+    with ScriptedServer(responder) as server:
+        settings = EvolveSettings(per_seed=1, styles=("similar",), answers=3, min_agreement=0.6,
+                                  judge=server.endpoint(model="judge-model", name="judge") if judge else None)
+        client = LLMClient(cache_dir=tmp_path / ".cache", progress=False)
+
+        async def run():
+            async with client:
+                return await evolve_questions(EvolveInputs(load_seeds([seed])), [server.endpoint(model="strong")],
+                                              client, tmp_path, settings)
+
+        summary = asyncio.run(run())
+    return summary, asked, _read(tmp_path / "problems.jsonl")
+
+
+def test_evolve_counts_an_answer_the_judge_finds_equal_as_a_vote(tmp_path):
+    # the rules split the three answers 1-1 (two ways to write the line) and one with no answer
+    summary, asked, problems = _evolve(tmp_path / "plain", judge=False)
+    assert (summary.no_majority, summary.kept) == (1, 0) and not problems
+    # the judge finds the second line equal to the first: 2 of 3 agree, a clear majority
+    summary, asked, problems = _evolve(tmp_path / "judged", judge=True)
+    assert asked == {"strong": 4, "judge-model": 2}  # the other line and the non-answer
+    assert (summary.no_majority, summary.kept, summary.judge_votes) == (0, 1, 1)
+    assert [(p["question"], p["answer"], p["agreement"]) for p in problems] == [(NEW_LINE, "y = 2x + 5", round(2 / 3, 4))]

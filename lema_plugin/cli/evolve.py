@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, run_async
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, open_stage_endpoints, out_option, run_async
 from lema_plugin.cli.options import settings_options
 from lema_plugin.evolve import EvolveSettings
 
@@ -43,12 +43,11 @@ def evolve(corrections_path, weight_by_level, rejected_path, model_spec, setting
     """
     from lema_plugin.cot import strong_model_spec
     from lema_plugin.evolve import evolve_questions, read_inputs
-    from lema_plugin.llm.endpoints import open_endpoints
 
     inputs = read_inputs(corrections_path, weight_by_level=weight_by_level, rejected_path=rejected_path,
                          contamination_check=not no_contamination_check, test_files=test_files)
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
-    with open_endpoints([strong_model_spec(model_spec)]) as endpoints:
+    with open_stage_endpoints([strong_model_spec(model_spec)], settings) as (endpoints, settings):
         summary = run_async(evolve_questions(inputs, endpoints, client, out_dir, settings), client)
     click.echo("\n".join(summary.lines()))
     click.echo(f"wrote {Path(out_dir) / 'problems.jsonl'}")

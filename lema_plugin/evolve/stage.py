@@ -13,7 +13,8 @@ the useful ones; so they seed new questions of the same kind. The pipeline, in o
    earlier new question (normalized text or word n-gram overlap); near-duplicates of a GSM8K or
    MATH *test* question (contamination).
 4. Answer each survivor K times with the `solve` prompt; keep it only when a clear majority of
-   the K answers agree (the one grader's `answers_match` decides agreement). The majority answer
+   the K answers agree (the one grader's `answers_match` decides agreement; with a judge, an answer
+   the rules cannot compare with the majority answer is asked about). The majority answer
    becomes the gold answer and one of its rationales the gold solution.
 5. Write `problems.jsonl` in the Problem format with provenance (seed id, generation, style,
    agreement), ready for `lema sample --data-file` and `lema correct`.
@@ -35,7 +36,7 @@ from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Endpoint
 from lema_plugin.problems import Problem
 from lema_plugin.records import make_id
-from lema_plugin.settings import Settings
+from lema_plugin.settings import JudgeSettings
 from lema_plugin.solving import solve_request
 from lema_plugin.store import RunStore, write_jsonl_atomic
 from lema_plugin.summaries import usage_since, usage_snapshot, write_summary
@@ -49,7 +50,7 @@ from .summary import EvolveSummary
 PROBLEMS = "problems.jsonl"
 
 
-class EvolveSettings(Settings):
+class EvolveSettings(JudgeSettings):
     """How new questions are written, filtered and answered."""
 
     per_seed: int = Field(2, ge=1, description="New questions asked per seed; the styles are taken in turn.")
@@ -172,11 +173,17 @@ class _Evolution:
                 asks.append(Ask(aid, self.endpoint, request, record(aid, candidate["id"], seed, index)))
         await self._ask(asks, self.answers, "answers")
 
-    def vote(self, candidates, dropped: list) -> list[Problem]:
-        """Keep the questions whose answers agree clearly; the majority answer becomes the gold."""
+    async def vote(self, candidates, dropped: list) -> list[Problem]:
+        """Keep the questions whose answers agree clearly; the majority answer becomes the gold.
+
+        With a judge, an answer the rules cannot compare with the majority answer (no answer
+        they can read, an equation written another way) is asked about; one the judge finds
+        equal counts as a vote, and a question whose majority then holds more than half of its
+        answers is clear."""
         from lema_plugin.grading import answers_match
 
         config, summary, problems = self.config, self.summary, []
+        tallies = []
         for record, seed in candidates:
             got = [self.answers.get(self.answer_id(record["id"], i)) for i in range(config.answers)]
             if any(a is None for a in got):
@@ -184,7 +191,12 @@ class _Evolution:
                 continue
             summary.answered += 1
             predictions = [a["prediction"] for a in got]
-            answer, votes, clear = majority(predictions, seed.dataset, answers_match)
+            tallies.append((record, seed, got, predictions, *majority(predictions, seed.dataset, answers_match)))
+        judged = await self._judged_votes(tallies)
+        for index, (record, seed, got, predictions, answer, votes, clear) in enumerate(tallies):
+            if judged[index]:
+                votes += judged[index]
+                clear = clear or votes > config.answers / 2
             agreement = votes / config.answers
             if answer is None or not clear or agreement < config.min_agreement:
                 summary.no_majority += 1
@@ -215,6 +227,32 @@ class _Evolution:
             summary.agreement[votes] += 1
         summary.kept = len(problems)
         return problems
+
+    async def _judged_votes(self, tallies) -> list[int]:
+        """Per tally, how many answers outside the rules' majority the judge finds equal to it."""
+        from lema_plugin.grading import grade
+        from lema_plugin.grading.judge import JudgeItem, judge_graded
+
+        added = [0] * len(tallies)
+        if self.config.judge is None:
+            return added
+        asked = []  # (tally index, grade, item)
+        for index, (record, seed, got, predictions, answer, votes, clear) in enumerate(tallies):
+            if answer is None:
+                continue
+            for reply in got:
+                if reply.get("finish_reason") == "length":
+                    continue
+                graded = grade(reply["text"], answer, seed.dataset)
+                if not graded.settled:
+                    asked.append((index, graded, JudgeItem(reply["text"], answer, record["question"])))
+        if asked:
+            results = await judge_graded([(graded, item) for _, graded, item in asked], self.config.judge, self.client,
+                                         desc="judge answers")
+            for (index, _, _), result in zip(asked, results):
+                added[index] += result.correct and result.decided_by == "judge"
+        self.summary.judge_votes = sum(added)
+        return added
 
 
 async def evolve_questions(
@@ -249,7 +287,7 @@ async def evolve_questions(
         await run.generate(plan)
         candidates = run.filter(plan, seeds, contamination, dropped)
         await run.answer(candidates)
-        problems = run.vote(candidates, dropped)
+        problems = await run.vote(candidates, dropped)
     write_jsonl_atomic(out_dir / PROBLEMS, [p.to_dict() for p in problems])
     write_jsonl_atomic(out_dir / "evolve_dropped.jsonl", dropped)
     summary.usage = usage_since(client, before)

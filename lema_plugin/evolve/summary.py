@@ -21,6 +21,7 @@ class EvolveSummary:
     answered: int = 0  # candidates with all K answers
     unanswered: int = 0  # candidates still missing answers (failed requests)
     no_majority: int = 0
+    judge_votes: int = 0  # answers the rules could not compare that the judge found equal to the majority
     kept: int = 0
     kept_by_style: Counter = field(default_factory=Counter)
     agreement: Counter = field(default_factory=Counter)  # votes -> kept questions
