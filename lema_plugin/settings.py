@@ -66,8 +66,6 @@ class JudgeSettings(Settings):
     about items the rules cannot decide (`grading.judge`); off by default.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
     judge: Endpoint | None = Field(
         None, description="Ask this LLM endpoint ([NAME=]MODEL[@URL][;key_env=VAR][;price=IN/OUT]) about the answers "
         "the rules cannot decide (no answer found, free-form text, equations written differently). Off by default.")
