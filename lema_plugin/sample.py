@@ -15,6 +15,9 @@ When the requests are done, the run folder is finalized from the store alone:
 - `summary.json`: per generator accuracy, mistakes kept, unextractable and truncated shares and
   tokens (and, for MATH, accuracy per level).
 
+With a judge (`SampleSettings.judge`), a path the rules cannot grade waits until the requests are
+done, is judged, and is then stored; every path records `decided_by` (rule, symbolic or judge).
+
 Failed requests are recorded too (kind "failed", with the error) but never count as done: a
 re-run asks again, and once a path succeeds its failure records are dropped on finalize.
 `lema import` reuses `path_record` and `finalize_run`, so imported paths are graded and

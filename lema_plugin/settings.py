@@ -59,7 +59,7 @@ class ClientSettings(Settings):
 
 
 class JudgeSettings(Settings):
-    """The judge setting every grading stage shares (sample, import, correct, CoT), defined once.
+    """The judge setting every grading stage shares (sample, import, correct, CoT, evolve), defined once.
 
     `judge` is an `Endpoint`, or an endpoint spec that is parsed into one (the CLI's `--judge
     SPEC`); a recipe's `judge:` block builds the `Endpoint` field by field. The judge is asked only
