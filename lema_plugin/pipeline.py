@@ -289,7 +289,7 @@ def train_config(recipe: Recipe, out: Path) -> Path:
     """The recipe's axolotl config with this run's data, model and output folder filled in."""
     config = yaml.safe_load(_axolotl_config(recipe).read_text(encoding="utf-8"))
     info = json.loads((out / "data" / "lema" / "dataset_info.json").read_text(encoding="utf-8"))
-    config["datasets"] = yaml.safe_load(info["axolotl_datasets"])["datasets"]
+    config["datasets"] = info["axolotl"]["datasets"]
     config.pop("test_datasets", None)
     if recipe.train.base_model:
         config["base_model"] = base_model_path(recipe.train.base_model)

@@ -66,7 +66,7 @@ def built(tmp_path_factory) -> dict[str, dict]:
 def smoke_config(tmp_path: Path, info: dict, model_dir: str) -> Path:
     """The smoke config with the built data pasted in and every path under `tmp_path`."""
     config = yaml.safe_load(SMOKE.read_text())
-    config.update(yaml.safe_load(info["axolotl_datasets"]))
+    config.update(info["axolotl"])
     config["base_model"] = model_dir
     config["output_dir"] = str(tmp_path / "out")
     config["dataset_prepared_path"] = str(tmp_path / "prepared")
@@ -77,7 +77,7 @@ def smoke_config(tmp_path: Path, info: dict, model_dir: str) -> Path:
 
 def train_path(info: dict) -> Path:
     """The train file named by the `datasets:` stanza of a build."""
-    return Path(yaml.safe_load(info["axolotl_datasets"])["datasets"][0]["path"])
+    return Path(info["axolotl"]["datasets"][0]["path"])
 
 
 def _billions(base_model: str) -> int:

@@ -152,7 +152,7 @@ def test_dataset_info_has_provenance_and_a_stanza_that_loads_the_files(tmp_path,
     expected += Counter(f"correction:{r['corrector']}" for r in records(CORRECTIONS) if r["problem_id"] not in held)
     assert info["counts"]["train"]["by_source"] == dict(expected)
     assert info["counts"]["val"]["examples"] == info["files"]["val"]["examples"] == 11 - expected.total()
-    stanza = yaml.safe_load(info["axolotl_datasets"])
+    stanza = info["axolotl"]
     assert stanza["train_on_inputs"] is False
     for key, split in (("datasets", "train"), ("test_datasets", "val")):
         (entry,) = stanza[key]
@@ -166,7 +166,7 @@ def test_a_rebuild_without_validation_removes_the_stale_split(tmp_path):
     _, out = build(tmp_path, "lema", mix="lema", fmt="alpaca", val_fraction=0.3)
     assert (out / "val.jsonl").exists()
     info, _ = build(tmp_path, "lema", mix="lema", fmt="alpaca")
-    assert not (out / "val.jsonl").exists() and "test_datasets" not in info["axolotl_datasets"]
+    assert not (out / "val.jsonl").exists() and "test_datasets" not in info["axolotl"]
 
 
 def test_unverified_and_repeated_records_are_skipped_and_counted(tmp_path):
@@ -209,7 +209,7 @@ def test_cli_builds_and_prints_the_stanza(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     assert "size-matched to 11: 2 extra CoT, 2 repeated" in result.output
-    assert f'path: "{(out / "train.jsonl").resolve()}"' in result.output
+    assert f"path: {(out / 'train.jsonl').resolve()}" in result.output
     assert len(read_rows(out / "train.jsonl")) == 11
 
 

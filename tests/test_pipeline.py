@@ -104,7 +104,7 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems):
     })
     config = yaml.safe_load(train_config(full, out).read_text())
     info = json.loads((out / "data/lema/dataset_info.json").read_text())
-    assert config["datasets"] == yaml.safe_load(info["axolotl_datasets"])["datasets"]
+    assert config["datasets"] == info["axolotl"]["datasets"]
     assert config["datasets"][0]["path"].endswith("data/lema/train.jsonl")
     assert (config["base_model"], config["max_steps"], config["output_dir"]) == ("/models/small", 2, str(out / "train/adapter"))
     command = eval_command(full, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import yaml
 
 from lema_plugin.cli.common import friendly_errors
 from lema_plugin.tables import format_table
@@ -38,20 +39,30 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
               help="More CoT records, used only to grow cot-size-matched with distinct rationales.")
 @click.option("--bos-token", default="", help="input_output only: text put before each prompt, e.g. '<s>' for LLaMA-2.")
 @click.option("--eos-token", default="", help="input_output only: text put after each response, e.g. '</s>' for LLaMA-2.")
+@click.option(
+    "--axolotl-config", "axolotl_config",
+    help="Base axolotl config (a file, or a name from axolotl_configs/ such as llama2-70b-gsm8k-lema): write "
+    "OUT/axolotl.yml from it, ready to train on this build, validated with axolotl's schema.",
+)
+@click.option("--max-tokens", type=click.IntRange(1),
+              help="Report rows longer than this many tokens (default: the axolotl config's sequence_len).")
+@click.option("--tokenizer", help="Tokenizer that counts row tokens, read offline (default: the config's base_model).")
 @friendly_errors
-def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, extra_cot_path, bos_token, eos_token):
+def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, extra_cot_path, bos_token, eos_token,
+          axolotl_config, max_tokens, tokenizer):
     """Build one training mix in one axolotl dataset format.
 
     Correction examples teach: given a question and a wrong solution in numbered steps, name the
     first wrong step, explain it, and solve from there. CoT examples teach: the zero-shot solve
-    prompt -> a rationale ending in "The answer is X.". Paste the printed `datasets:` lines into an
-    axolotl config (see axolotl_configs/).
+    prompt -> a rationale ending in "The answer is X.". With --axolotl-config, OUT/axolotl.yml is
+    the config to train; without it, the printed `datasets:` lines go into your own config.
     """
     from lema_plugin.export.build import build_dataset, count_rows
 
     info = build_dataset(
         out_dir, cot_path, corrections_path, mix=mix, fmt=fmt, val_fraction=val_fraction, seed=seed,
         extra_cot_path=extra_cot_path, bos_token=bos_token, eos_token=eos_token,
+        axolotl_config=axolotl_config, max_tokens=max_tokens, tokenizer=tokenizer,
     )
     click.echo(format_table(("split", "kind", "source", "examples"), count_rows(info)))
     for name, spec in info["inputs"].items():
@@ -63,5 +74,19 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
         click.echo(f"size-matched to {pad['target']}: {pad['extra_cot']} extra CoT, {pad['repeated']} repeated")
     if fmt == "input_output" and not eos_token:
         click.echo("warning: no --eos-token: axolotl adds none in input_output, so the model will not learn to stop", err=True)
+    if "token_budget" in info:
+        report = info["token_budget"]
+        line = (f"{report['over']} of {report['rows']} rows longer than {report['budget']} tokens "
+                f"(longest {report['longest']}; {report['counted_with']})")
+        if report["axolotl_excess_length_strategy"] and report["over"]:
+            line += f"; axolotl will {report['axolotl_excess_length_strategy']} them (excess_length_strategy)"
+        click.echo(line, err=bool(report["over"]))
+    if "axolotl_config" in info:
+        ready = info["axolotl_config"]
+        click.echo(f"wrote {Path(out_dir) / 'train.jsonl'} and {Path(out_dir) / 'axolotl.yml'} ({ready['check']})")
+        click.echo("Next:")
+        for line in info["next_commands"]:
+            click.echo(f"  {line}")
+        return
     click.echo(f"wrote {Path(out_dir) / 'train.jsonl'}; axolotl config lines:\n")
-    click.echo(info["axolotl_datasets"])
+    click.echo(yaml.safe_dump(info["axolotl"], sort_keys=False), nl=False)

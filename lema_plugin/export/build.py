@@ -10,8 +10,10 @@ from lema_plugin.errors import ConfigError
 from lema_plugin.store import write_atomic, write_jsonl_atomic
 
 from .examples import Example, load_examples
-from .formats import FORMATS, datasets_yaml, to_row
+from .formats import FORMATS, axolotl_stanza, to_row
+from .axolotl_config import find_base_config, load_base_config, write_ready_config
 from .mixes import MIXES, make_mix
+from .token_budget import check_budget
 
 
 def sha256_file(path: str | Path) -> str:
@@ -55,10 +57,20 @@ def build_dataset(
     extra_cot_path: str | Path | None = None,
     bos_token: str = "",
     eos_token: str = "",
+    axolotl_config: str | Path | None = None,
+    max_tokens: int | None = None,
+    tokenizer: str | None = None,
+    config_overrides: dict | None = None,
 ) -> dict:
     """Write OUT/train.jsonl (+ OUT/val.jsonl) and OUT/dataset_info.json; return the info.
 
-    Raises RecordError for bad input records and ValueError for bad options.
+    With `axolotl_config` (a base config), also write OUT/axolotl.yml, ready to train on this
+    build, and the commands that train and evaluate it (`info["next_commands"]`). Rows longer
+    than `max_tokens` (default: the config's `sequence_len`) are counted with `tokenizer`
+    (default: the config's model) when it is on disk.
+
+    Raises RecordError for bad input records and ValueError for bad options or a base config
+    that cannot read this format (before anything is written).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -66,6 +78,13 @@ def build_dataset(
         raise ConfigError(f"unknown mix {mix!r}; choose one of {', '.join(MIXES)}")
     if mix != "cot-only" and corrections_path is None:
         raise ConfigError(f"mix {mix!r} needs a corrections file")
+    base_path = base = None
+    if axolotl_config is not None:
+        base_path = find_base_config(axolotl_config)
+        base = load_base_config(base_path, fmt)
+        overrides = config_overrides or {}
+        tokenizer = tokenizer or overrides.get("base_model") or base.get("tokenizer_config") or base["base_model"]
+        max_tokens = max_tokens or base.get("sequence_len")
     out = Path(out_dir)
     inputs: dict[str, dict] = {}
     loaded: dict[str, list[Example]] = {}
@@ -107,12 +126,39 @@ def build_dataset(
         "counts": {"train": counts(result.train), "val": counts(result.val)},
         "held_out_problems": len({e.problem_id for e in result.val}),
         "size_matching": result.padding or None,
-        "axolotl_datasets": datasets_yaml(
+        "axolotl": axolotl_stanza(
             fmt, str(train_path.resolve()), str(val_path.resolve()) if result.val else None
         ),
     }
+    if max_tokens:
+        report = check_budget(train_path, fmt, max_tokens, tokenizer)
+        strategy = (base or {}).get("excess_length_strategy") or "drop"
+        info["token_budget"] = {**report.to_dict(), "axolotl_excess_length_strategy": strategy if base else None}
+    if base is not None:
+        _ready_config(info, base_path, base, out, config_overrides)
     write_atomic(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
+
+
+def _ready_config(info: dict, base_path: Path, base: dict, out: Path, overrides: dict | None) -> None:
+    """Write OUT/axolotl.yml with the commands for it in its header; record both in `info`."""
+    from .axolotl_config import ready_config
+    from .next_steps import eval_task, next_commands, shown
+
+    config_path = out / "axolotl.yml"
+    commands = next_commands(ready_config(base, info, out, overrides), config_path, base_path, info["format"], eval_task(info))
+    header = [
+        f"Written by `lema build` from {shown(base_path)} for the {info['mix']} mix in this folder ({info['format']} rows).",
+        "dataset_prepared_path is named by a hash of the built files, so a rebuild never trains on stale tokens.",
+    ]
+    if "token_budget" in info:
+        budget = info["token_budget"]
+        header.append(f"Rows over sequence_len: {budget['over']} of {budget['rows']} ({budget['counted_with']}); "
+                      f"axolotl will {budget['axolotl_excess_length_strategy']} them.")
+    header += ["", *(line[2:] if line.startswith("# ") else f"$ {line}" for line in commands)]
+    path, note = write_ready_config(base_path, base, info, out, header, overrides)
+    info["axolotl_config"] = {"path": str(path.resolve()), "base": str(base_path.resolve()), "check": note}
+    info["next_commands"] = commands
 
 
 def _write(path: Path, rows: list[dict]) -> dict:

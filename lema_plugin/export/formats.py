@@ -11,9 +11,8 @@ Every format keeps the loss on the response only:
 """
 from __future__ import annotations
 
-import json
-
 from lema_plugin.errors import ConfigError
+
 from .examples import Example
 
 FORMATS = ("chat_template", "input_output", "alpaca")
@@ -45,22 +44,22 @@ def to_row(example: Example, fmt: str, bos_token: str = "", eos_token: str = "")
     return {**body, **meta}
 
 
-def _dataset_entry(path: str, fmt: str) -> list[str]:
-    lines = [f"  - path: {json.dumps(path)}", "    ds_type: json", "    split: train", f"    type: {fmt}"]
+def dataset_entry(path: str, fmt: str) -> dict:
+    """One entry of axolotl's `datasets:` (or `test_datasets:`) list that loads a built file."""
+    entry = {"path": path, "ds_type": "json", "split": "train", "type": fmt}
     if fmt == "chat_template":
-        lines += [
-            "    field_messages: messages",
-            "    roles_to_train: [assistant]",
-            "    train_on_eos: turn",
-        ]
-    return lines
+        entry.update(field_messages="messages", roles_to_train=["assistant"], train_on_eos="turn")
+    return entry
 
 
-def datasets_yaml(fmt: str, train_path: str, val_path: str | None = None) -> str:
-    """The axolotl config lines that load the built files (paste into a config)."""
-    lines = ["datasets:", *_dataset_entry(train_path, fmt)]
+def axolotl_stanza(fmt: str, train_path: str, val_path: str | None = None) -> dict:
+    """The axolotl config keys that load the built files, as data (JSON and YAML alike).
+
+    Validation rows go to `test_datasets`, which axolotl evaluates on every `eval_steps`.
+    """
+    stanza = {"datasets": [dataset_entry(train_path, fmt)]}
     if val_path:
-        lines += ["test_datasets:", *_dataset_entry(val_path, fmt)]
+        stanza["test_datasets"] = [dataset_entry(val_path, fmt)]
     # Loss on the response only (axolotl's default, stated so a pasted config cannot drift).
-    lines.append("train_on_inputs: false")
-    return "\n".join(lines) + "\n"
+    stanza["train_on_inputs"] = False
+    return stanza

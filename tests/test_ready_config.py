@@ -1,0 +1,172 @@
+"""`lema build --axolotl-config`: the ready config next to the data, its commands, its bad input,
+and the rows over the token budget."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lema_plugin.cli import main
+from lema_plugin.export import build_dataset
+from lema_plugin.export.axolotl_config import AxolotlConfigError, find_base_config, load_base_config, ready_config
+from lema_plugin.export.next_steps import next_commands
+from lema_plugin.export.token_budget import check_budget
+
+FIXTURES = Path(__file__).parent / "fixtures"
+COT, CORRECTIONS = FIXTURES / "cot.jsonl", FIXTURES / "corrections.jsonl"
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = REPO / "axolotl_configs" / "smollm2-135m-cpu-smoke.yml"
+PAPER = REPO / "axolotl_configs" / "llama2-70b-gsm8k-lema.yml"
+
+
+def no_validation(monkeypatch):
+    """axolotl's schema check (slow to import) is exercised by the slow tests below."""
+    monkeypatch.setattr("lema_plugin.export.axolotl_config.validate", lambda config, n_gpu=1: "checked")
+
+
+def test_ready_config_points_at_this_build_and_keys_prepared_data_by_content(tmp_path, monkeypatch):
+    no_validation(monkeypatch)
+    out = tmp_path / "lema"
+    info = build_dataset(out, COT, CORRECTIONS, mix="lema", fmt="input_output", eos_token="</s>",
+                         axolotl_config="llama2-70b-gsm8k-lema", val_fraction=0.2)
+    config = yaml.safe_load((out / "axolotl.yml").read_text())
+    assert config["datasets"] == info["axolotl"]["datasets"] and config["test_datasets"] == info["axolotl"]["test_datasets"]
+    assert Path(config["datasets"][0]["path"]) == (out / "train.jsonl").resolve()
+    assert Path(config["output_dir"]) == (out / "adapter").resolve()
+    # held-out rows are evaluated every save_steps (100), as the official script saves
+    assert (config["val_set_size"], config["eval_strategy"], config["eval_steps"]) == (0, "steps", 100)
+    base = yaml.safe_load(PAPER.read_text())
+    for key in ("max_steps", "micro_batch_size", "gradient_accumulation_steps", "learning_rate", "seed", "base_model"):
+        assert config[key] == base[key]
+    first = config["dataset_prepared_path"]
+    # the same build again: the same prepared data; a different build in place: a new folder
+    build_dataset(out, COT, CORRECTIONS, mix="lema", fmt="input_output", eos_token="</s>",
+                  axolotl_config="llama2-70b-gsm8k-lema", val_fraction=0.2)
+    assert yaml.safe_load((out / "axolotl.yml").read_text())["dataset_prepared_path"] == first
+    build_dataset(out, COT, CORRECTIONS, mix="lema", fmt="input_output", eos_token="</s>",
+                  axolotl_config="llama2-70b-gsm8k-lema", val_fraction=0.2, seed=5)
+    again = yaml.safe_load((out / "axolotl.yml").read_text())
+    assert again["dataset_prepared_path"] != first and Path(again["dataset_prepared_path"]).parent == Path(first).parent
+    # JSON holds the stanza as data, not as an escaped YAML string
+    on_disk = json.loads((out / "dataset_info.json").read_text())
+    assert isinstance(on_disk["axolotl"]["datasets"], list)
+    assert on_disk["axolotl_config"]["path"] == str((out / "axolotl.yml").resolve())
+
+
+def test_without_held_out_rows_no_eval_is_scheduled(tmp_path, monkeypatch):
+    no_validation(monkeypatch)
+    info = build_dataset(tmp_path / "o", COT, CORRECTIONS, mix="lema", fmt="chat_template", axolotl_config=SMOKE)
+    config = ready_config(yaml.safe_load(SMOKE.read_text()), info, tmp_path / "o")
+    assert "test_datasets" not in config and "eval_steps" not in config and config["val_set_size"] == 0
+
+
+def test_next_commands_for_gpu_and_cpu_configs(tmp_path, monkeypatch):
+    no_validation(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEMA_DATA_DIR", raising=False)
+    info = build_dataset("runs/x/data/lema", COT, CORRECTIONS, mix="lema", fmt="input_output", eos_token="</s>",
+                         axolotl_config="llama2-70b-gsm8k-lema")
+    train, merge, evaluate, note = info["next_commands"]
+    assert train == "axolotl train runs/x/data/lema/axolotl.yml"
+    assert merge == "axolotl merge-lora runs/x/data/lema/axolotl.yml"
+    args = shlex.split(evaluate)
+    assert args[:3] == ["lm_eval", "--model", "vllm"]
+    assert args[args.index("--model_args") + 1] == "pretrained=runs/x/data/lema/adapter/merged,tensor_parallel_size=4,dtype=bfloat16"
+    assert args[args.index("--tasks") + 1] == "lema_gsm8k" and "--apply_chat_template" not in args
+    assert "strict_match" in note
+    header = (tmp_path / "runs/x/data/lema/axolotl.yml").read_text().split("\n\n")[0]
+    assert f"$ {evaluate}" in header
+
+    ddp = build_dataset("runs/x/data/ddp", COT, CORRECTIONS, mix="cot-only", fmt="input_output", eos_token="</s>",
+                        axolotl_config="llama2-70b-gsm8k-lema-ddp")
+    assert ddp["next_commands"][0] == "axolotl train runs/x/data/ddp/axolotl.yml --launcher torchrun -- --nproc_per_node 4"
+
+    monkeypatch.setenv("LEMA_DATA_DIR", "/data")
+    chat = build_dataset("runs/x/data/chat", COT, CORRECTIONS, mix="lema", fmt="chat_template", axolotl_config=SMOKE)
+    train, evaluate, _ = chat["next_commands"]
+    assert train == "axolotl train runs/x/data/chat/axolotl.yml --launcher python"
+    args = shlex.split(evaluate)
+    assert args[args.index("--model") + 1] == "hf" and "--apply_chat_template" in args
+    assert args[args.index("--model_args") + 1] == "pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,peft=runs/x/data/chat/adapter"
+    assert json.loads(args[args.index("--metadata") + 1]) == {"data_dir": "/data"}
+
+
+@pytest.mark.parametrize("name, fmt, message", [
+    ("no-such-config", "chat_template", "axolotl config no-such-config: no such file, and not one of axolotl_configs/"),
+    ("llama2-70b-gsm8k-lema", "chat_template", "field 'datasets[0].type': the config reads input_output rows but the data is built as chat_template"),
+    ("smollm2-135m-cpu-smoke", "input_output", "field 'datasets[0].type': the config reads chat_template rows but the data is built as input_output"),
+])
+def test_a_config_that_cannot_read_the_build_is_one_line_before_anything_is_written(tmp_path, name, fmt, message):
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["build", "--cot", str(COT), "--corrections", str(CORRECTIONS), "--format", fmt,
+                                       "--axolotl-config", name, "--out", str(out)])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and message in result.output
+    assert not out.exists()
+
+
+def test_missing_tokenizer_fields_are_named(tmp_path):
+    config = yaml.safe_load(SMOKE.read_text())
+    for key, field in (("base_model", "base_model"), ("chat_template", "chat_template")):
+        broken = {k: v for k, v in config.items() if k != key}
+        path = tmp_path / f"no-{key}.yml"
+        path.write_text(yaml.safe_dump(broken))
+        with pytest.raises(AxolotlConfigError, match=rf"no-{key}.yml: field '{field}': missing"):
+            load_base_config(find_base_config(path), "chat_template")
+    path = tmp_path / "bad.yml"
+    path.write_text("base_model: x\ndatasets: [\n")
+    with pytest.raises(AxolotlConfigError, match=r"bad.yml:\d+: not valid YAML"):
+        load_base_config(path, "chat_template")
+
+
+def test_rows_over_the_budget_are_counted_with_the_local_tokenizer(tmp_path, monkeypatch):
+    from lema_plugin.llm.embedded import ensure_model
+
+    no_validation(monkeypatch)
+    model = str(ensure_model(progress=False))
+    info = build_dataset(tmp_path / "o", COT, CORRECTIONS, mix="lema", fmt="chat_template")
+    rows = [json.loads(line) for line in (tmp_path / "o" / "train.jsonl").read_text().splitlines()]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    lengths = sorted(len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"]) for r in rows)
+    budget = lengths[len(lengths) // 2]
+    report = check_budget(tmp_path / "o" / "train.jsonl", "chat_template", budget, model)
+    assert (report.over, report.longest, report.rows) == (sum(n > budget for n in lengths), lengths[-1], len(rows))
+    assert model in report.counted_with
+    # no local tokenizer: an estimate, and it says so
+    guess = check_budget(tmp_path / "o" / "train.jsonl", "chat_template", budget, "nobody/not-downloaded")
+    assert guess.counted_with.startswith("estimated at 3 characters a token: no local tokenizer for nobody/not-downloaded")
+    assert guess.rows == len(rows) and guess.longest > 0
+    # lema build reports them, against the config's sequence_len unless told otherwise
+    result = CliRunner().invoke(main, ["build", "--cot", str(COT), "--corrections", str(CORRECTIONS), "--out", str(tmp_path / "b"),
+                                       "--axolotl-config", str(SMOKE), "--tokenizer", model, "--max-tokens", str(budget)])
+    assert result.exit_code == 0, result.output
+    assert f"{report.over} of {len(rows)} rows longer than {budget} tokens" in result.output
+    assert "axolotl will drop them" in result.output
+    saved = json.loads((tmp_path / "b" / "dataset_info.json").read_text())["token_budget"]
+    assert (saved["over"], saved["axolotl_excess_length_strategy"]) == (report.over, "drop")
+    assert info.get("token_budget") is None  # no config and no budget: nothing to report
+
+
+@pytest.mark.slow
+def test_every_shipped_config_becomes_a_ready_config_axolotl_accepts(tmp_path, monkeypatch):
+    """Through axolotl's own validator, for each base config and the format it reads."""
+    monkeypatch.chdir(tmp_path)
+    for path in sorted((REPO / "axolotl_configs").glob("*.yml")):
+        fmt = yaml.safe_load(path.read_text())["datasets"][0]["type"]
+        info = build_dataset(tmp_path / path.stem, COT, CORRECTIONS, mix="lema", fmt=fmt, eos_token="</s>",
+                             axolotl_config=path, val_fraction=0.2)
+        assert info["axolotl_config"]["check"] == "validated with axolotl's schema", path.name
+    # and one axolotl rejects is refused before it is written
+    broken = yaml.safe_load(SMOKE.read_text()) | {"learning_rate": "fast"}
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump(broken))
+    with pytest.raises(AxolotlConfigError, match="axolotl rejects the config"):
+        build_dataset(tmp_path / "bad", COT, CORRECTIONS, mix="lema", fmt="chat_template", axolotl_config=bad, val_fraction=0.2)
+    assert not (tmp_path / "bad" / "axolotl.yml").exists()
