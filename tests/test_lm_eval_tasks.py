@@ -70,7 +70,7 @@ def local_tasks(data_dir) -> dict:
 
 def test_task_manager_indexes_tasks_and_groups():
     manager = _manager()
-    expected = {"lema_gsm8k", "lema_gsm8k_8shot", "lema_gsm8k_correction", "lema_math500"}
+    expected = {"lema_gsm8k", "lema_gsm8k_8shot", "lema_gsm8k_correction", "lema_math500", "lema_gsm8k_train", "lema_math_train"}
     expected |= {f"lema_math_{s}" for s in SUBJECTS} | {f"lema_math_4shot_{s}" for s in SUBJECTS}
     assert expected <= set(manager.all_subtasks)
     assert {"lema_math", "lema_math_4shot"} <= set(manager.all_groups)
@@ -98,6 +98,42 @@ def test_tasks_load_with_both_metrics_and_levels(local_tasks, data_dir):
     first = json.loads(lines[0])
     doc500 = local_tasks["lema_math500"].test_docs()[0]
     assert (doc500["question"], doc500["solution"]) == (first["problem"], first["solution"])
+
+
+def test_no_exemplar_is_a_test_question(data_dir, shared_data):
+    """--num_fewshot k on any task draws from training data only (the test split is never the pool)."""
+    names = ["lema_gsm8k", "lema_gsm8k_8shot", "lema_math", "lema_math_4shot", "lema_math500"]
+    tasks = _tasks(names, data_dir=str(data_dir))
+    gsm8k_test = {json.loads(line)["question"] for line in (shared_data / "gsm8k" / "test.jsonl").open()}
+    math_test = {json.loads(line)["problem"] for line in (shared_data / "math" / "test_sample1000.jsonl").open()}
+    assert len(tasks) == 2 + 2 * len(SUBJECTS) + 1
+    for name, task in tasks.items():
+        test = gsm8k_test if "gsm8k" in name else math_test
+        pool = [doc["question"] for doc in task.fewshot_docs()]
+        assert pool and not set(pool) & test, name
+        assert {doc["question"] for doc in task.test_docs()} <= test, name
+        doc = task.test_docs()[0]
+        shots = min(3, len(pool))
+        context = task.fewshot_context(doc, shots)
+        assert context.count("Please solve the following math problem") == shots + 1
+        others = [q for q in test if q != doc["question"] and q in context]
+        assert not others, (name, others[:1])
+    # the zero-shot GSM8K task's pool is the training set itself
+    train = [json.loads(line)["question"] for line in (shared_data / "gsm8k" / "train.jsonl").open()]
+    assert [doc["question"] for doc in tasks["lema_gsm8k"].fewshot_docs()] == train
+
+
+def test_train_split_tasks_sample_the_training_questions(data_dir, shared_data):
+    task = _tasks(["lema_gsm8k_train"], data_dir=str(data_dir))["lema_gsm8k_train"]
+    train = [json.loads(line)["question"] for line in (shared_data / "gsm8k" / "train.jsonl").open()]
+    assert [doc["question"] for doc in task.eval_docs] == train
+    assert task.config.generation_kwargs["do_sample"] is True and task.config.generation_kwargs["temperature"] > 0
+    # MATH's training split is not stored here: the task config loads and names the hub's train split
+    config = _manager()._get_config("lema_math_train")
+    assert config["test_split"] == "train" and config["dataset_kwargs"] == {"dataset": "math", "split": "train"}
+    assert config["generation_kwargs"]["do_sample"] is True
+    with pytest.raises(RecordError, match="train"):  # local files without a MATH train split: named, not guessed
+        _tasks(["lema_math_train"], data_dir=str(data_dir))
 
 
 def test_zero_shot_prompt_is_the_lema_solve_prompt(local_tasks):
@@ -271,30 +307,51 @@ def test_hub_rows_are_read_from_the_documented_datasets(shared_data, monkeypatch
     # have the hub's fields) and check which dataset/config each task asks for.
     import datasets
 
+    from lema_plugin.problems import MATH_SUBJECTS
+
     gsm8k = [json.loads(line) for line in (shared_data / "gsm8k" / "test.jsonl").open().readlines()[:3]]
+    gsm8k_train = [json.loads(line) for line in (shared_data / "gsm8k" / "train.jsonl").open().readlines()[:4]]
     math = [json.loads(line) for line in (shared_data / "math" / "test_sample1000.jsonl").open()]
-    algebra = [row for row in math if row["type"] == "Algebra"][:5]
-    math = math[:40]
+    by_subject = {s: [r for r in math if r["type"].lower().replace(" & ", "_and_").replace(" ", "_") == s] for s in MATH_SUBJECTS}
+    # stand-ins for MATH's training problems: the last two of each subject; its test problems: the first three
+    math_hub = {s: {"train": rows[-2:], "test": rows[:3]} for s, rows in by_subject.items()}
     math500 = [{"problem": r["problem"], "solution": r["solution"], "answer": "7", "subject": r["type"],
-                "level": int(r["level"][-1]), "unique_id": f"test/{i}.json"} for i, r in enumerate(math)]
-    hub = {("openai/gsm8k", "main"): gsm8k, ("EleutherAI/hendrycks_math", "algebra"): algebra,
-           ("HuggingFaceH4/MATH-500", None): math500}
+                "level": int(r["level"][-1]), "unique_id": f"test/{i}.json"} for i, r in enumerate(math[:40])]
+    hub = {("openai/gsm8k", "main"): {"train": gsm8k_train, "test": gsm8k}, ("HuggingFaceH4/MATH-500", None): {"test": math500}}
+    hub |= {("EleutherAI/hendrycks_math", s): splits for s, splits in math_hub.items()}
     asked = []
 
     def load_dataset(path, name=None, **kwargs):
         asked.append((path, name))
-        return datasets.DatasetDict({"test": datasets.Dataset.from_list(hub[(path, name)])})
+        return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in hub[(path, name)].items()})
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     utils = _utils()
-    docs = utils.load_docs("gsm8k")["test"]
-    assert [d["answer"] for d in docs] == [r["answer"].rsplit("####", 1)[1].strip() for r in gsm8k]
-    docs = utils.load_docs("math", subject="algebra")["test"]
-    assert len(docs) == len(algebra) and {d["subject"] for d in docs} == {"algebra"}
-    docs = utils.load_docs("math500")["test"]
-    assert len(docs) == len(math500) and {d["answer"] for d in docs} == {"7"}
-    assert all(isinstance(d["level"], int) for d in docs)
-    assert asked == list(hub)
+    docs = utils.load_docs("gsm8k")
+    assert [d["answer"] for d in docs["test"]] == [r["answer"].rsplit("####", 1)[1].strip() for r in gsm8k]
+    assert [d["question"] for d in docs["train"]] == [r["question"] for r in gsm8k_train]
+    assert asked == [("openai/gsm8k", "main")]
+
+    asked.clear()
+    docs = utils.load_docs("math", subject="algebra")
+    assert len(docs["test"]) == 3 and {d["subject"] for d in docs["test"]} == {"algebra"}
+    assert [d["question"] for d in docs["train"]] == [r["problem"] for r in math_hub["algebra"]["train"]]
+    assert asked == [("EleutherAI/hendrycks_math", "algebra")]
+
+    # MATH-500: its own test set; exemplars from MATH's training problems, never its test problems
+    asked.clear()
+    docs = utils.load_docs("math500")
+    assert len(docs["test"]) == len(math500) and {d["answer"] for d in docs["test"]} == {"7"}
+    assert all(isinstance(d["level"], int) for d in docs["test"])
+    assert [d["question"] for d in docs["train"]] == [r["problem"] for s in MATH_SUBJECTS for r in math_hub[s]["train"]]
+    assert asked == [("HuggingFaceH4/MATH-500", None)] + [("EleutherAI/hendrycks_math", s) for s in MATH_SUBJECTS]
+
+    # the mistake-collection task reads every subject's training problems
+    asked.clear()
+    docs = utils.load_docs("math", split="train")
+    assert len(docs["train"]) == 2 * len(MATH_SUBJECTS)
+    assert {d["subject"] for d in docs["train"]} == set(MATH_SUBJECTS)
+    assert asked == [("EleutherAI/hendrycks_math", s) for s in MATH_SUBJECTS]
 
 
 @pytest.mark.parametrize("text, gold, expected", [

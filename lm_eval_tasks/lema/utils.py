@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from lema_plugin.grading import answers_match, extract_strict, is_correct
-from lema_plugin.problems import Problem, grader_dataset, local_split_file, normalize, read_problems_file
+from lema_plugin.problems import MATH_SUBJECTS, Problem, grader_dataset, local_split_file, normalize, read_problems_file
 from lema_plugin.prompts import render
 from lema_plugin.records import RecordError
 
@@ -37,48 +37,78 @@ DOC_FIELDS = ("id", "dataset", "question", "answer", "solution", "level", "subje
 # --------------------------------------------------------------------------- data
 
 
-def load_docs(dataset: str, subject: str | None = None, data_dir: str | None = None, **_metadata):
-    """`custom_dataset` hook: the splits of one dataset as normalized Problem dicts.
+def load_docs(dataset: str, subject: str | None = None, data_dir: str | None = None, split: str = "test", **_metadata):
+    """`custom_dataset` hook: a `test` and a `train` split of one dataset as normalized Problem dicts.
 
     lm-eval calls it with the task's `dataset_kwargs` (`dataset`, `subject`) and its metadata,
     which includes whatever `--metadata` JSON the user passed (`data_dir`). Docs carry `level`
-    and `subject`, so logged samples can be broken down by them.
+    and `subject`, so logged samples can be broken down by them. MATH without a subject is all
+    seven subjects.
+
+    Every task draws few-shot exemplars from `train` (`fewshot_split: train`), never from the
+    test questions: GSM8K's training set, MATH's training problems (MATH-500 too, whose
+    questions come from MATH's test set). Where no training file is at hand (a local MATH test
+    sample alone), `train` holds the four MATH training exemplars of the 4-shot tasks.
+
+    `split` is the split the task scores (`train` for the mistake-collection tasks): it must exist.
     """
     import datasets
 
     if data_dir:
-        splits = _local_splits(Path(data_dir), dataset)
+        splits = _local_splits(Path(data_dir), dataset, split)
         if subject:  # one local MATH file holds every subject; the hub has one config each
             splits = {name: [p for p in problems if p.subject == subject] for name, problems in splits.items()}
     else:
-        path, config = HUB[dataset]
-        raw = datasets.load_dataset(path, subject if dataset == "math" else config)
-        kind = grader_dataset(dataset)
-        splits = {
-            split: [normalize(row, kind, (f"hub:{path}/{split}", i + 1)) for i, row in enumerate(rows)]
-            for split, rows in raw.items()
-        }
+        splits = _hub_splits(dataset, subject)
+    if not splits.get("train") and grader_dataset(dataset) == "math":
+        splits["train"] = [normalize(record, "math") for record in MATH_TRAIN_EXEMPLARS]
+    splits.setdefault("train", [])
     return datasets.DatasetDict(
         {name: datasets.Dataset.from_list([_doc(p) for p in problems]) for name, problems in splits.items()}
     )
 
 
-def _local_splits(data_dir: Path, dataset: str) -> dict[str, list[Problem]]:
+def _hub_splits(dataset: str, subject: str | None) -> dict[str, list[Problem]]:
+    """The hub copies; MATH-500 (a test set) takes its exemplar split from MATH's training set."""
+    import datasets
+
+    path, config = HUB[dataset]
+    if dataset == "math":
+        sources = [(path, name) for name in ([subject] if subject else MATH_SUBJECTS)]
+    else:
+        sources = [(path, config)]
+    if dataset == "math500":
+        sources += [(HUB["math"][0], name) for name in MATH_SUBJECTS]
+    kind = grader_dataset(dataset)
+    splits: dict[str, list[Problem]] = {}
+    for source, name in sources:
+        raw = datasets.load_dataset(source, name)
+        for split, rows in raw.items():
+            if dataset == "math500" and source != path and split != "train":
+                continue  # only MATH's training problems join MATH-500
+            where = f"hub:{source}/{split}"
+            splits.setdefault(split, []).extend(normalize(row, kind, (where, i + 1)) for i, row in enumerate(rows))
+    return splits
+
+
+def _local_splits(data_dir: Path, dataset: str, scored: str) -> dict[str, list[Problem]]:
     folder = data_dir / dataset
     if not folder.is_dir():
         # Checked here rather than left to local_split_file, which lets a MATH sample stand in for
         # MATH-500: a score must never be reported on a different set than the task names.
         raise RecordError(folder, None, f"no local {dataset} folder (expected {folder}/test*.jsonl)")
     splits = {}
-    for split in ("train", "test"):
+    # MATH-500's exemplars are MATH training problems; its own folder has no train split.
+    sources = {"test": dataset, "train": "math" if dataset == "math500" else dataset}
+    for split, source in sources.items():
         try:
-            path = local_split_file(data_dir, dataset, split)
+            path = local_split_file(data_dir, source, split)
         except RecordError:
-            if split == "test":
+            if split == scored:
                 raise
-            continue  # a train split is only needed by GSM8K's 8-shot exemplars
+            continue  # an exemplar split only: GSM8K's is needed for few-shot runs, MATH's falls back
         log.info("lema: %s %s split from %s", dataset, split, path)
-        splits[split] = read_problems_file(path, dataset)
+        splits[split] = read_problems_file(path, source)
     return splits
 
 
@@ -123,7 +153,8 @@ def load_mistakes(mistakes_file: str | None = None, **_metadata):
         }
         for record in mistakes
     ]
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    # An empty train split: the task is zero-shot, and no other mistake may serve as an exemplar.
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs), "train": datasets.Dataset.from_list([])})
 
 
 # --------------------------------------------------------------------------- prompts
