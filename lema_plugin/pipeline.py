@@ -82,6 +82,7 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
 
     if recipe.train:  # fail before any request, not after the paid stages
         _axolotl_config(recipe)
+    _base_config(recipe)
     if recipe.eval and not LM_EVAL_TASKS.is_dir():
         raise ConfigError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: reinstall lema-plugin")
     out = Path(out or recipe.out)
@@ -233,9 +234,30 @@ def _merge_corrections(out: Path, evolved: bool) -> Path:
     return merged
 
 
+def _base_config(recipe: Recipe) -> str | None:
+    """The base of each mix's ready axolotl config, checked against the export format up front."""
+    from .export.axolotl_config import find_base_config, load_base_config
+
+    name = recipe.export.axolotl_config or (recipe.train.config if recipe.train else None)
+    if name:
+        load_base_config(find_base_config(name), recipe.export.format)
+    return name
+
+
+def _config_overrides(recipe: Recipe) -> dict:
+    """What the recipe changes in the base config (the demo's local model and step count)."""
+    overrides = {}
+    if recipe.train and recipe.train.base_model:
+        overrides["base_model"] = base_model_path(recipe.train.base_model)
+    if recipe.train and recipe.train.max_steps:
+        overrides["max_steps"] = recipe.train.max_steps
+    return overrides
+
+
 def _build(recipe: Recipe, out: Path, corrections: Path, report: RunReport) -> None:
     from .export.build import build_dataset
 
+    base, overrides = _base_config(recipe), _config_overrides(recipe)
     for mix in recipe.export.mixes:
         info = build_dataset(
             out / "data" / mix,
@@ -247,8 +269,14 @@ def _build(recipe: Recipe, out: Path, corrections: Path, report: RunReport) -> N
             seed=recipe.export.seed,
             bos_token=recipe.export.bos_token,
             eos_token=recipe.export.eos_token,
+            axolotl_config=base,
+            config_overrides=overrides,
         )
         report.add(f"examples {mix}", _count_line(info))
+        if info.get("token_budget", {}).get("over"):
+            budget = info["token_budget"]
+            report.add(f"over budget {mix}", f"{budget['over']} rows over {budget['budget']} tokens "
+                                             f"(axolotl will {budget['axolotl_excess_length_strategy']} them)")
 
 
 def _count_line(info: dict) -> str:
@@ -347,6 +375,8 @@ def eval_command(recipe: Recipe, out: Path) -> list[str]:
     ]
     if recipe.eval.limit:
         command += ["--limit", str(recipe.eval.limit)]
+    if recipe.export.format == "chat_template":  # evaluate the way the model was trained
+        command += ["--apply_chat_template"]
     if os.environ.get("LEMA_DATA_DIR"):  # the tasks read local files only when told to
         command += ["--metadata", json.dumps({"data_dir": os.environ["LEMA_DATA_DIR"]})]
     return command
@@ -358,15 +388,19 @@ def _eval(recipe: Recipe, out: Path, report: RunReport, echo) -> None:
         scores = json.loads(result.read_text(encoding="utf-8"))["results"]
         for task, metrics in scores.items():
             shown = {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in ("exact_match", "strict_match")}
-            report.add(f"eval {task}", ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+            if "strict_match" in shown:
+                report.add(f"eval {task}", f"strict_match {shown['strict_match']:.3f} (paper-comparable), "
+                                           f"exact_match {shown.get('exact_match', 0):.3f} (flexible)")
 
 
 def _next_commands(recipe: Recipe, out: Path) -> list[str]:
-    data = out / "data" / "lema" / "dataset_info.json"
-    config = recipe.train.config if recipe.train else f"axolotl_configs/llama2-70b-{'math' if recipe.dataset != 'gsm8k' else 'gsm8k'}-lema.yml"
-    task = "lema_gsm8k" if recipe.dataset == "gsm8k" else "lema_math"
-    return [
-        f"# paste the `datasets:` stanza from {data} into your axolotl config, then:",
-        f"axolotl train {config}",
-        f"lm_eval --model hf --model_args pretrained=BASE_MODEL,peft=OUTPUT_DIR --include_path \"$(lema tasks-path)\" --tasks {task}",
-    ]
+    """Each mix's train and eval commands, as its ready config's header has them."""
+    lines = []
+    for mix in recipe.export.mixes:
+        info = json.loads((out / "data" / mix / "dataset_info.json").read_text(encoding="utf-8"))
+        if "next_commands" in info:
+            lines += [f"# {mix}", *info["next_commands"]]
+    if not lines:
+        lines = [f"# no axolotl config named (export.axolotl_config or train.config); build one with "
+                 f"`lema build --axolotl-config NAME` from {out / 'data'}"]
+    return lines

@@ -128,6 +128,9 @@ class Export(Strict):
     # input_output rows are raw text: the model's BOS/EOS must be written in (LLaMA-2: <s> / </s>)
     bos_token: str = ""
     eos_token: str = ""
+    axolotl_config: str | None = Field(
+        None, description="base axolotl config of the ready config written next to each mix (default: train.config)"
+    )
 
 
 class Train(Strict):

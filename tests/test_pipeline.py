@@ -66,9 +66,12 @@ def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems):
+def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems, monkeypatch):
+    # axolotl's schema check of the ready configs is slow to import; test_ready_config runs it
+    monkeypatch.setattr("lema_plugin.export.axolotl_config.validate", lambda config, n_gpu=1: "checked")
     with ScriptedServer(make_responder(problems)) as server:
-        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run")
+        export = {"format": "chat_template", "mixes": ["lema", "cot-only"], "axolotl_config": "smollm2-135m-cpu-smoke"}
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run", export=export)
         result = CliRunner().invoke(main, ["run", str(recipe)])
         assert result.exit_code == 0, result.output
         first_requests = server.request_count
@@ -87,7 +90,16 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems):
         summary = json.loads((out / "run_summary.json").read_text())["rows"]
         assert summary["mistakes kept"] == str(LIMIT)
         assert summary["correction success"].startswith(f"{LIMIT}/{LIMIT}")
-        assert "LeMa run summary" in result.output and "axolotl train" in result.output
+        assert "LeMa run summary" in result.output
+        # Next: the train and eval commands of both twins, as printed, for this run's folders
+        next_lines = result.output.split("Next:\n", 1)[1].splitlines()
+        for mix in ("lema", "cot-only"):
+            config = out / "data" / mix / "axolotl.yml"
+            assert f"  axolotl train {config} --launcher python" in next_lines
+            [evaluate] = [line for line in next_lines if line.startswith("  lm_eval") and f"data/{mix}/adapter" in line]
+            assert "--apply_chat_template" in evaluate and "--tasks lema_gsm8k" in evaluate
+            assert yaml.safe_load(config.read_text())["datasets"][0]["path"] == str(out / "data" / mix / "train.jsonl")
+        assert any("strict_match is the paper-comparable score" in line for line in next_lines)
 
         again = CliRunner().invoke(main, ["run", str(recipe)])
         assert again.exit_code == 0, again.output
@@ -109,6 +121,7 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems):
     assert (config["base_model"], config["max_steps"], config["output_dir"]) == ("/models/small", 2, str(out / "train/adapter"))
     command = eval_command(full, out)
     assert command[command.index("--tasks") + 1] == "lema_gsm8k" and "--limit" in command
+    assert "--apply_chat_template" in command  # the data was exported as chat_template
     assert json.loads(command[command.index("--metadata") + 1]) == {"data_dir": os.environ["LEMA_DATA_DIR"]}
 
 
@@ -171,6 +184,16 @@ def test_missing_axolotl_config_fails_before_any_request(tmp_path, problems):
         recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run", train={"config": "no/such.yml"})
         result = CliRunner().invoke(main, ["run", str(recipe)])
         assert result.exit_code != 0 and "train.config no/such.yml: no such axolotl config" in result.output
+        assert server.request_count == 0
+
+
+def test_axolotl_config_that_cannot_read_the_export_fails_before_any_request(tmp_path, problems):
+    with ScriptedServer(make_responder(problems)) as server:
+        export = {"format": "input_output", "axolotl_config": "smollm2-135m-cpu-smoke"}
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run", export=export)
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code != 0
+        assert "the config reads chat_template rows but the data is built as input_output" in result.output
         assert server.request_count == 0
 
 

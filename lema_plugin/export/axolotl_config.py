@@ -36,13 +36,17 @@ class AxolotlConfigError(ConfigError):
 
 
 def shipped_configs() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yml"))
+    return sorted(p.stem for p in configs_path().glob("*.yml"))
 
 
 def find_base_config(name: str | Path) -> Path:
-    """A path on disk, or a config of this checkout's `axolotl_configs/` by file or stem name."""
-    for candidate in (Path(name), CONFIG_DIR / str(name), CONFIG_DIR / f"{name}.yml"):
-        if candidate.is_file():
+    """A path on disk, or a shipped config by name: `llama2-70b-gsm8k-lema`, `...lema.yml` or
+    `axolotl_configs/llama2-70b-gsm8k-lema.yml` (found in the package wherever it is installed)."""
+    shipped = configs_path()
+    parts = Path(name).parts
+    inside = shipped.joinpath(*parts[1:]) if parts[:1] == ("axolotl_configs",) and len(parts) > 1 else None
+    for candidate in (Path(name), inside, shipped / str(name), shipped / f"{name}.yml"):
+        if candidate is not None and candidate.is_file():
             return candidate
     raise AxolotlConfigError(
         f"axolotl config {name}: no such file, and not one of axolotl_configs/ ({', '.join(shipped_configs())})"
