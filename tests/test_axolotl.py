@@ -90,11 +90,13 @@ def test_config_passes_axolotl_validation_and_keeps_the_recipe(path, built):
     from axolotl.utils.config import validate_config
     from axolotl.utils.dict import DictDefault
 
+    from lema_plugin.export.axolotl_config import gpu_count
+
     raw = yaml.safe_load(path.read_text())
     assert path.read_text().startswith("# "), "every config starts with a header comment"
     (dataset,) = raw["datasets"]
     dataset["path"] = str(train_path(built[dataset["type"]]))
-    n_gpu = 8 if raw.get("deepspeed") else 1
+    n_gpu = gpu_count(path)
     caps = CPU if path == SMOKE else {**GPU, "n_gpu": n_gpu}
     cfg = validate_config(
         DictDefault(raw), capabilities=caps, env_capabilities={"torch_version": torch.__version__.split("+")[0]}
@@ -121,8 +123,37 @@ def test_config_passes_axolotl_validation_and_keeps_the_recipe(path, built):
         assert cfg.adapter == "qlora" and cfg.load_in_4bit
         assert cfg.bnb_config_kwargs == {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
         assert cfg.datasets[0]["type"] == "input_output"
-    if raw.get("deepspeed"):
-        assert cfg.deepspeed["zero_optimization"]["stage"] == 3
+    assert cfg.excess_length_strategy in ("drop", "truncate")  # chosen, not axolotl's silent default
+    if cfg.max_steps:  # the paper configs: fixed steps and the official seed, checkpoints and grouping
+        assert (cfg.max_steps, cfg.save_steps, cfg.seed, cfg.group_by_length) == (1000, 100, 0, True)
+    if raw.get("fsdp_config"):
+        assert cfg.fsdp_version == 2 and cfg.adapter == "qlora"
+
+
+def test_axolotl_preprocess_never_reuses_the_tokens_of_an_earlier_build(model_dir, tmp_path):
+    """The real `axolotl preprocess` on ready configs: a rebuild in place lands in a new prepared folder
+    holding the new rows (axolotl keys its cache by the config, so the folder must change)."""
+    from datasets import load_from_disk
+
+    from lema_plugin.export import build_dataset
+
+    axolotl = Path(sys.executable).parent / "axolotl"
+    env = {**os.environ, **OFFLINE, "CUDA_VISIBLE_DEVICES": ""}
+    out, prepared = tmp_path / "data", []
+    for seed, corrections in ((0, FIXTURES / "corrections.jsonl"), (0, None)):
+        info = build_dataset(out, FIXTURES / "cot.jsonl", corrections, mix="lema" if corrections else "cot-only",
+                             fmt="chat_template", seed=seed, axolotl_config=SMOKE,
+                             config_overrides={"base_model": model_dir})
+        config = yaml.safe_load((out / "axolotl.yml").read_text())
+        run = subprocess.run([str(axolotl), "preprocess", str(out / "axolotl.yml")], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+        folder = Path(config["dataset_prepared_path"])
+        [saved] = [p.parent for p in folder.rglob("dataset_info.json")]
+        prepared.append((folder, len(load_from_disk(str(saved))), info["files"]["train"]["examples"]))
+    (first, first_rows, first_built), (second, second_rows, second_built) = prepared
+    assert first != second and first.parent == second.parent == out / "prepared"
+    assert (first_rows, second_rows) == (first_built, second_built) == (11, 7)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

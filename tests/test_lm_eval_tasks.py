@@ -293,6 +293,59 @@ def test_lm_eval_cli_runs_the_tasks_on_the_embedded_model(data_dir, tmp_path):
         assert verdicts == [bool(s["exact_match"]) for s in samples]
 
 
+def _lm_eval(tasks: str, out: Path, data_dir: Path, *extra: str) -> None:
+    from lema_plugin.llm.embedded import ensure_model
+
+    command = [
+        sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+        "--model_args", f"pretrained={ensure_model()},dtype=float32",
+        "--include_path", str(TASKS), "--tasks", tasks, "--limit", "2", "--batch_size", "8",
+        "--metadata", json.dumps({"data_dir": str(data_dir)}), "--log_samples", "--output_path", str(out), *extra,
+    ]
+    env = {**os.environ, **OFFLINE, "TOKENIZERS_PARALLELISM": "false"}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_train_split_samples_import_as_mistakes_in_two_commands(data_dir, shared_data, tmp_path, monkeypatch):
+    """lm_eval --log_samples on the training questions, then lema import: the README's path."""
+    from lema_plugin.cli import main
+
+    out = tmp_path / "results"
+    _lm_eval("lema_gsm8k_train", out, data_dir, "--gen_kwargs", "max_gen_toks=32,temperature=0.5")
+    [samples_file] = out.rglob("samples_lema_gsm8k_train_*.jsonl")
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    train = [json.loads(line)["question"] for line in (shared_data / "gsm8k" / "train.jsonl").open().readlines()[:2]]
+    assert [s["doc"]["question"] for s in samples] == train
+    gen_kwargs = samples[0]["arguments"]["gen_args_0"]["arg_1"]
+    assert (gen_kwargs["do_sample"], gen_kwargs["temperature"], gen_kwargs["max_gen_toks"]) == (True, 0.5, 32)
+
+    monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
+    imported = tmp_path / "imported"
+    result = CliRunner().invoke(main, ["import", str(samples_file), "--dataset", "gsm8k", "--out", str(imported)])
+    assert result.exit_code == 0, result.output
+    paths = [json.loads(line) for line in (imported / "paths.jsonl").read_text().splitlines()]
+    assert len(paths) == 2 and [p["correct"] for p in paths] == [bool(s["exact_match"]) for s in samples]
+    mistakes = [json.loads(line) for line in (imported / "mistakes.jsonl").read_text().splitlines()]
+    assert {m["id"] for m in mistakes} <= {p["id"] for p in paths if not p["correct"]}
+    assert all(m["problem_id"] and m["answer"] for m in mistakes)  # matched to the known training problem
+
+
+@pytest.mark.slow
+def test_chat_trained_models_are_evaluated_with_their_chat_template(data_dir, tmp_path):
+    out = tmp_path / "results"
+    _lm_eval("lema_gsm8k", out, data_dir, "--apply_chat_template", "--gen_kwargs", "max_gen_toks=32")
+    [samples_file] = out.rglob("samples_lema_gsm8k_*.jsonl")
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    for sample in samples:
+        prompt = sample["arguments"]["gen_args_0"]["arg_0"]
+        assert prompt.startswith("<|im_start|>") and "<|im_start|>assistant" in prompt
+        assert render("solve", question=sample["doc"]["question"]).strip() in prompt
+        assert set(sample) >= {"exact_match", "strict_match"}
+
+
 def _utils():
     import importlib.util
 

@@ -16,6 +16,7 @@ from lema_plugin.export import build_dataset
 from lema_plugin.export.axolotl_config import AxolotlConfigError, find_base_config, load_base_config, ready_config
 from lema_plugin.export.next_steps import next_commands
 from lema_plugin.export.token_budget import check_budget
+from test_configs import check_lm_eval_command
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COT, CORRECTIONS = FIXTURES / "cot.jsonl", FIXTURES / "corrections.jsonl"
@@ -79,6 +80,7 @@ def test_next_commands_for_gpu_and_cpu_configs(tmp_path, monkeypatch):
     assert args[args.index("--model_args") + 1] == "pretrained=runs/x/data/lema/adapter/merged,tensor_parallel_size=4,dtype=bfloat16"
     assert args[args.index("--tasks") + 1] == "lema_gsm8k" and "--apply_chat_template" not in args
     assert "strict_match" in note
+    check_lm_eval_command(evaluate)  # argument names against lm-eval's VLLM class
     header = (tmp_path / "runs/x/data/lema/axolotl.yml").read_text().split("\n\n")[0]
     assert f"$ {evaluate}" in header
 
@@ -94,6 +96,7 @@ def test_next_commands_for_gpu_and_cpu_configs(tmp_path, monkeypatch):
     assert args[args.index("--model") + 1] == "hf" and "--apply_chat_template" in args
     assert args[args.index("--model_args") + 1] == "pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,peft=runs/x/data/chat/adapter"
     assert json.loads(args[args.index("--metadata") + 1]) == {"data_dir": "/data"}
+    check_lm_eval_command(evaluate)  # against lm-eval's HFLM signature
 
 
 @pytest.mark.parametrize("name, fmt, message", [
