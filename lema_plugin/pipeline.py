@@ -314,20 +314,14 @@ def _axolotl_config(recipe: Recipe) -> Path:
 
 
 def train_config(recipe: Recipe, out: Path) -> Path:
-    """The recipe's axolotl config with this run's data, model and output folder filled in."""
-    config = yaml.safe_load(_axolotl_config(recipe).read_text(encoding="utf-8"))
-    info = json.loads((out / "data" / "lema" / "dataset_info.json").read_text(encoding="utf-8"))
-    config["datasets"] = info["axolotl"]["datasets"]
-    config.pop("test_datasets", None)
-    if recipe.train.base_model:
-        config["base_model"] = base_model_path(recipe.train.base_model)
-    if recipe.train.max_steps:
-        config["max_steps"] = recipe.train.max_steps
-    config["output_dir"] = str(out / "train" / "adapter")
-    config["dataset_prepared_path"] = str(out / "train" / "prepared")
-    target = out / "train" / "axolotl.yml"
-    write_atomic(target, yaml.safe_dump(config, sort_keys=False))
-    return target
+    """The LeMa mix's ready axolotl config (written by the build): the one the train step runs and
+    the one the run summary tells the user to run, so both train the same thing."""
+    return out / "data" / "lema" / "axolotl.yml"
+
+
+def trained_adapter(out: Path) -> Path:
+    """Where the ready config of the LeMa mix puts the adapter (its `output_dir`)."""
+    return out / "data" / "lema" / "adapter"
 
 
 def _run_logged(command: list[str], log: Path, echo) -> None:
@@ -351,7 +345,7 @@ def _run_logged(command: list[str], log: Path, echo) -> None:
 
 
 def _train(recipe: Recipe, out: Path, report: RunReport, echo) -> None:
-    adapter = out / "train" / "adapter"
+    adapter = trained_adapter(out)
     if (adapter / "adapter_config.json").exists():
         report.add("adapter", f"{adapter} (already trained)")
         return
@@ -364,7 +358,7 @@ def eval_command(recipe: Recipe, out: Path) -> list[str]:
     """The lm_eval command line for the recipe's tasks on the trained adapter (or the base model)."""
     model = base_model_path(recipe.train.base_model) if recipe.train and recipe.train.base_model else None
     model_args = f"pretrained={model}"
-    adapter = out / "train" / "adapter"
+    adapter = trained_adapter(out)
     if (adapter / "adapter_config.json").exists():
         model_args += f",peft={adapter}"
     command = [

@@ -106,7 +106,7 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems, monkeyp
         assert server.request_count == first_requests  # everything came from the store and the cache
 
     # the train and eval steps get this run's data, model and folders (running them is make demo's job)
-    from lema_plugin.pipeline import eval_command, train_config
+    from lema_plugin.pipeline import RunReport, _build, eval_command, train_config
     from lema_plugin.recipe import load_recipe
 
     full = type(load_recipe(str(recipe))).model_validate({
@@ -114,11 +114,16 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems, monkeyp
         "train": {"config": "axolotl_configs/smollm2-135m-cpu-smoke.yml", "base_model": "/models/small", "max_steps": 2},
         "eval": {"tasks": ["lema_gsm8k"], "limit": 5},
     })
+    _build(full, out, out / "data" / "corrections.jsonl", RunReport(str(out)))
     config = yaml.safe_load(train_config(full, out).read_text())
     info = json.loads((out / "data/lema/dataset_info.json").read_text())
     assert config["datasets"] == info["axolotl"]["datasets"]
     assert config["datasets"][0]["path"].endswith("data/lema/train.jsonl")
-    assert (config["base_model"], config["max_steps"], config["output_dir"]) == ("/models/small", 2, str(out / "train/adapter"))
+    assert (config["base_model"], config["max_steps"], config["output_dir"]) == ("/models/small", 2, str(out / "data/lema/adapter"))
+    # the cot-only twin's ready config is the same but for its data and folders
+    twin = yaml.safe_load((out / "data/cot-only/axolotl.yml").read_text())
+    different = {k for k in config.keys() | twin.keys() if config.get(k) != twin.get(k)}
+    assert different == {"datasets", "output_dir", "dataset_prepared_path"}
     command = eval_command(full, out)
     assert command[command.index("--tasks") + 1] == "lema_gsm8k" and "--limit" in command
     assert "--apply_chat_template" in command  # the data was exported as chat_template
