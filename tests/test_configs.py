@@ -64,7 +64,10 @@ def check_lm_eval_command(command: str) -> None:
     backend, kwargs = model_args(command)
     if backend == "vllm":
         allowed = init_params("vllm_causallms.py", "VLLM")
+    elif backend == "local-completions":
+        allowed = init_params("api_models.py", "TemplateAPI")
     else:
+        assert backend == "hf", command
         from lm_eval.models.huggingface import HFLM
 
         allowed = set(inspect.signature(HFLM.__init__).parameters)

@@ -46,3 +46,47 @@ def test_readme_command_parses(line, tmp_path, monkeypatch):
             Path(value).touch()
     with command.make_context(args[0], args[1:]) as ctx:  # raises on unknown or invalid options
         assert ctx.params
+
+
+def readme_lines(program: str) -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    lines = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #", 1)[0].strip()
+            if line.startswith(f"{program} "):
+                lines.append(line)
+    return lines
+
+
+def test_readme_lm_eval_commands_use_real_model_arguments():
+    from test_configs import check_lm_eval_command
+
+    lines = readme_lines("lm_eval")
+    assert any("--model vllm" in line for line in lines) and any("--model hf" in line for line in lines)
+    for line in lines:
+        check_lm_eval_command(line)
+
+
+def test_readme_trains_and_evaluates_the_configs_its_commands_write(monkeypatch):
+    """Every `axolotl train|merge-lora X` in the README names a config that a command before it writes."""
+    from lema_plugin.recipe import load_recipe
+
+    for name in ("LEMA_GEN_URL_7B", "LEMA_GEN_URL_13B", "LEMA_GEN_URL_70B"):  # as step 2 exports them
+        monkeypatch.setenv(name, "http://gpu:8000/v1")
+    monkeypatch.delenv("LEMA_OUT", raising=False)
+    written = set()
+    for line in readme_lines("lema"):
+        args = shlex.split(line)
+        if args[1] == "build" and "--axolotl-config" in args:
+            written.add(args[args.index("--out") + 1] + "/axolotl.yml")
+        if args[1] == "run" and "--check" not in args and args[2] != "demo":
+            recipe = load_recipe(args[2])
+            written |= {f"runs/{args[2]}/data/{mix}/axolotl.yml" for mix in recipe.export.mixes}
+            assert recipe.export.axolotl_config
+    used = [shlex.split(line) for line in readme_lines("axolotl")]
+    assert {args[1] for args in used} == {"train", "merge-lora"}
+    for args in used:
+        assert args[2] in written, args
+        if args[1] == "train" and "ddp" in args[2]:
+            assert args[3:] == ["--launcher", "torchrun", "--", "--nproc_per_node", "4"]
