@@ -193,12 +193,17 @@ def _prompt_and_response(row: dict, fmt: str) -> tuple[str, str]:
     return prompt, response.removesuffix("<|im_end|>")
 
 
-def test_cpu_smoke_training_runs_and_saves_the_adapter(built, model_dir, tmp_path):
+def test_cpu_smoke_training_runs_and_saves_the_adapter(model_dir, tmp_path):
+    """The command `lema build --axolotl-config` prints, run as printed, on its ready config."""
     from safetensors.torch import load_file
 
-    config = smoke_config(tmp_path, built["chat_template"], model_dir)
+    info = build_dataset(tmp_path / "data", FIXTURES / "cot.jsonl", FIXTURES / "corrections.jsonl", mix="lema",
+                         fmt="chat_template", axolotl_config=SMOKE, config_overrides={"base_model": model_dir},
+                         val_fraction=0.2)
+    train = info["next_commands"][0]
+    assert train == f"axolotl train {tmp_path / 'data' / 'axolotl.yml'} --launcher python"
     axolotl = Path(sys.executable).parent / "axolotl"
-    command = [str(axolotl), "train", str(config), "--launcher", "python"]
+    command = [str(axolotl), *train.split()[1:]]
     env = {**os.environ, **OFFLINE, "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     log = result.stdout + result.stderr
@@ -209,7 +214,8 @@ def test_cpu_smoke_training_runs_and_saves_the_adapter(built, model_dir, tmp_pat
     assert len(losses) == steps <= 5  # logging_steps 1: one loss per optimizer step
     assert all(math.isfinite(loss) and loss > 0 for loss in losses)
 
-    out = tmp_path / "out"
+    assert re.search(r"'eval_loss': '?[\d.]+", log), "the held-out rows are evaluated (test_datasets)"
+    out = tmp_path / "data" / "adapter"
     adapter_config = json.loads((out / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == model_dir and adapter_config["r"] == 8
     weights = load_file(out / "adapter_model.safetensors")

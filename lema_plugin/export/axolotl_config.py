@@ -103,16 +103,17 @@ def ready_config(base: dict, info: dict, out_dir: Path, overrides: dict | None =
     config.pop("test_datasets", None)
     config.update(copy.deepcopy(info["axolotl"]))
     config["val_set_size"] = 0  # held-out rows come from the build's own split, never a random one
+    config["output_dir"] = str(out_dir / "adapter")
+    config["dataset_prepared_path"] = str(out_dir / "prepared" / prepared_key(info["files"]))
+    config.update(overrides or {})
     if "test_datasets" in config:
-        every = config.get("save_steps") or 100
+        # evaluated with every checkpoint (the official save_steps), and at least once in a short run
+        every = min(config.get("save_steps") or 100, config.get("max_steps") or 100)
         config.pop("evals_per_epoch", None)
         config.update(eval_strategy="steps", eval_steps=every)
     else:
         for key in ("eval_strategy", "eval_steps", "evals_per_epoch"):
             config.pop(key, None)
-    config["output_dir"] = str(out_dir / "adapter")
-    config["dataset_prepared_path"] = str(out_dir / "prepared" / prepared_key(info["files"]))
-    config.update(overrides or {})
     return config
 
 

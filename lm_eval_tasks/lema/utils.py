@@ -190,9 +190,10 @@ def math_exemplars() -> list[dict]:
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     """Both metrics for one completion, judged by the project's grader.
 
-    exact_match: the grader's flexible extraction and equivalence (what `lema grade` reports).
     strict_match: credit only when the answer is given as asked ("The answer is X" or a final
-    \\boxed{}), so format failures show apart from reasoning failures.
+    \\boxed{}), as the paper credits answers: the score to compare with the paper.
+    exact_match: the grader's flexible extraction and equivalence (what `lema grade` reports), so
+    format failures show apart from reasoning failures.
     """
     return _scores(results[0], str(doc["answer"]), doc["dataset"])
 
