@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .errors import ConfigError, ToolError
 from .recipe import Recipe
 from .shipped import configs_path, tasks_path

@@ -7,7 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from lema_plugin.cli import main

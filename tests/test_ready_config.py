@@ -3,7 +3,6 @@ and the rows over the token budget."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from click.testing import CliRunner
 from lema_plugin.cli import main
 from lema_plugin.export import build_dataset
 from lema_plugin.export.axolotl_config import AxolotlConfigError, find_base_config, load_base_config, ready_config
-from lema_plugin.export.next_steps import next_commands
 from lema_plugin.export.token_budget import check_budget
 from test_configs import check_lm_eval_command
 
