@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -193,7 +194,7 @@ def _prompt_and_response(row: dict, fmt: str) -> tuple[str, str]:
     return prompt, response.removesuffix("<|im_end|>")
 
 
-def test_cpu_smoke_training_runs_and_saves_the_adapter(model_dir, tmp_path):
+def test_cpu_smoke_training_runs_and_saves_the_adapter(model_dir, tmp_path, shared_data):
     """The command `lema build --axolotl-config` prints, run as printed, on its ready config."""
     from safetensors.torch import load_file
 
@@ -222,3 +223,17 @@ def test_cpu_smoke_training_runs_and_saves_the_adapter(model_dir, tmp_path):
     assert weights and all(w.isfinite().all() for w in weights.values())
     # LoRA's B matrices start at zero: a trained adapter has moved them.
     assert any(w.abs().sum() > 0 for name, w in weights.items() if "lora_B" in name)
+
+    # the printed eval command, as printed (a short run): lm-eval's hf class loads the adapter through peft=
+    evaluate = shlex.split(info["next_commands"][1])
+    assert evaluate[0] == "lm_eval" and "--apply_chat_template" in evaluate
+    evaluate[0] = str(Path(sys.executable).parent / "lm_eval")
+    evaluate += ["--limit", "1", "--gen_kwargs", "max_gen_toks=16"]
+    evaluate += ["--metadata", json.dumps({"data_dir": str(shared_data)})]
+    env["OMP_NUM_THREADS"] = "1"
+    result = subprocess.run(evaluate, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    [results] = (tmp_path / "data" / "eval").rglob("results_*.json")
+    scores = json.loads(results.read_text())
+    assert "strict_match,none" in scores["results"]["lema_gsm8k"]
+    assert str(out) in json.dumps(scores["config"]["model_args"])
