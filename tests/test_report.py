@@ -173,12 +173,12 @@ def test_eval_scores_show_per_results_file(run_dir, tmp_path):
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".cache"))
     results = {"results": {"lema_gsm8k": {"alias": "lema_gsm8k", "exact_match,none": 0.25, "exact_match_stderr,none": 0.1,
                                           "strict_match,none": 0.125}},
-               "config": {"model_args": {"pretrained": "base", "peft": "run/train/adapter"}}}  # as lm-eval 0.4.11 logs it
+               "config": {"model_args": {"pretrained": "base", "peft": "run/data/lema/adapter"}}}  # as lm-eval 0.4.11 logs it
     (copy / "eval" / "base__model").mkdir(parents=True)
     (copy / "eval" / "base__model" / "results_2026-01-01T00-00-00.json").write_text(json.dumps(results))
     [row] = read_run(copy).evals
     assert (row["task"], row["exact_match"], row["strict_match"]) == ("lema_gsm8k", 0.25, 0.125)
-    assert row["model"] == "pretrained=base,peft=run/train/adapter"
+    assert row["model"] == "pretrained=base,peft=run/data/lema/adapter"
     result = CliRunner().invoke(main, ["report", str(copy)])
     assert result.exit_code == 0, result.output
     html = (copy / "report.html").read_text()

@@ -128,8 +128,8 @@ def _eval_section(evals: list[dict]) -> str:
     rows = [[_evaluated(e), e["task"], e.get("exact_match"), e.get("strict_match"), e["model"], e["file"]] for e in evals]
     return ("<section id='eval'><h2>lm-eval scores</h2>"
             + _table(["evaluated", "task", "exact_match", "strict_match", "model_args", "results file"], rows, {0, 1, 4, 5})
-            + "<p class='note'>exact_match: flexible answer extraction; strict_match: credit only for "
-              "\"The answer is X\" or a final \\boxed{}. <code>lema run</code> trains and evaluates the LeMa mix; "
+            + "<p class='note'>strict_match: credit only for \"The answer is X\" or a final \\boxed{}, "
+              "the paper-comparable score; exact_match: flexible answer extraction. <code>lema run</code> trains and evaluates the LeMa mix; "
               "train the CoT-alone mix the same way and compare the two with <code>lema compare</code>.</p></section>")
 
 
@@ -138,7 +138,9 @@ def _evaluated(row: dict) -> str:
     if row["source"]:
         return row["source"]
     if "peft=" in row["model"]:
-        return "lema (this run's adapter)" if "train/adapter" in row["model"] else "an adapter"
+        # data/lema/adapter: where `lema run` trains the LeMa mix's ready config (train/adapter: older runs)
+        ours = ("data/lema/adapter", "train/adapter")
+        return "lema (this run's adapter)" if any(part in row["model"] for part in ours) else "an adapter"
     return "base model"
 
 
