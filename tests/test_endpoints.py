@@ -60,7 +60,7 @@ INVALID = [
     ("gpt-4o@", "no URL"),
     ("gpt-4o@ftp://host/v1", "http:// or https://"),
     ("gpt-4o@http://a/v1,", "http:// or https://"),
-    ("gpt-4o;mode=edit", "mode must be chat or completion"),
+    ("gpt-4o;mode=edit", "mode must be chat, completion, batch or completion+batch"),
     ("gpt-4o;temperature=0", "unknown option 'temperature'"),
     ("gpt-4o;price=2.5", "price must be IN/OUT"),
     ("gpt-4o;price=a/b", "price must be IN/OUT"),

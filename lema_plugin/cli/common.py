@@ -35,6 +35,9 @@ def friendly_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except LemaError as exc:
+            if getattr(exc, "exit_code", None):  # a clean stop, not a failure: batches pending, budget reached
+                click.echo(str(exc), err=True)
+                raise SystemExit(exc.exit_code) from None
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             click.echo(INTERRUPTED, err=True)
@@ -84,18 +87,27 @@ def client_options(func: Callable) -> Callable:
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+                     help="Hard budget for this command: stop cleanly before the worst case of the next request "
+                     "or batch would cross it (endpoints priced with ;price=). Run again with more to continue."),
+        click.option("--estimate", is_flag=True,
+                     help="Send nothing: print the requests, tokens and dollars (online and batch) this command would spend."),
     ]
     for option in reversed(options):
         func = option(func)
     return settings_options(ClientSettings, into="client_settings")(func)
 
 
-def make_client(out_dir: Path, client_settings, cache_dir: Path | None = None, no_cache: bool = False, quiet: bool = False):
-    """The one LLM client, with its cache in the run folder unless told otherwise."""
+def make_client(out_dir: Path, client_settings, cache_dir: Path | None = None, no_cache: bool = False, quiet: bool = False,
+                max_cost: float | None = None, estimate: bool = False):
+    """The one LLM client, with its cache and its Batch API ledger in the run folder."""
     from lema_plugin.llm import LLMClient
+    from lema_plugin.llm.costs import Budget, Estimate
 
     cache = False if no_cache else (cache_dir or Path(out_dir) / ".cache")
-    return LLMClient(cache_dir=cache, progress=not quiet, **client_settings.model_dump())
+    return LLMClient(cache_dir=cache, progress=not quiet and not estimate, batch_dir=Path(out_dir) / ".batches",
+                     budget=Budget(max_cost) if max_cost is not None else None,
+                     estimate=Estimate() if estimate else None, **client_settings.model_dump())
 
 
 @contextlib.contextmanager
@@ -111,3 +123,14 @@ def open_stage_endpoints(specs, settings):
             yield endpoints, settings
         else:
             yield endpoints[:-1], settings.model_copy(update={"judge": endpoints[-1]})
+
+
+def print_outcome(client, summary) -> None:
+    """A stage's summary and this run's usage, or, with --estimate, the cost preview alone."""
+    if client.estimate is not None:
+        click.echo(client.estimate.table())
+        return
+    click.echo("\n".join(summary.lines()))
+    lines = client.usage_lines()
+    if lines:
+        click.echo("\nthis run:\n" + "\n".join(lines))

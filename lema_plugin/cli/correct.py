@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, open_stage_endpoints, out_option, run_async
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, print_outcome, open_stage_endpoints, out_option, run_async
 from lema_plugin.cli.options import settings_options
 from lema_plugin.correct.stage import CorrectSettings
 
@@ -29,17 +29,15 @@ from lema_plugin.correct.stage import CorrectSettings
 @click.option("--limit", type=click.IntRange(1), help="Correct only the first N mistakes.")
 @client_options
 @friendly_errors
-def correct(mistakes_path, corrector, out_dir, settings, limit, client_settings, cache_dir, no_cache, quiet):
+def correct(mistakes_path, corrector, out_dir, settings, limit, client_settings, cache_dir, no_cache, quiet,
+        max_cost, estimate):
     """Correct mistakes: the corrector names the first wrong step, explains it and finishes a
     corrected solution; corrections whose final answer is right go to OUT/corrections.jsonl,
     the others to OUT/rejected.jsonl with a reason. Run again with the same OUT to resume."""
     from lema_plugin.correct import corrector_spec, correct_mistakes, load_mistakes
 
     mistakes = load_mistakes(mistakes_path, limit=limit)
-    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
+    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints([corrector_spec(corrector)], settings) as (endpoints, settings):
         summary = run_async(correct_mistakes(mistakes, endpoints, client, out_dir, settings), client)
-    click.echo("\n".join(summary.lines()))
-    lines = client.usage_lines()
-    if lines:
-        click.echo("\nthis run:\n" + "\n".join(lines))
+    print_outcome(client, summary)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, open_stage_endpoints, out_option, run_async
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, print_outcome, open_stage_endpoints, out_option, run_async
 from lema_plugin.cli.options import settings_options
 from lema_plugin.cot import CotSettings
 
@@ -28,7 +28,8 @@ from lema_plugin.cot import CotSettings
 @out_option
 @client_options
 @friendly_errors
-def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir, client_settings, cache_dir, no_cache, quiet):
+def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir, client_settings, cache_dir, no_cache, quiet,
+        max_cost, estimate):
     """Write OUT/cot.jsonl: question -> a correct step-by-step rationale ending "The answer is X.".
 
     With --source model every graded sample is kept in OUT/cot_samples.jsonl as it arrives, so
@@ -43,8 +44,10 @@ def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir,
         click.echo(f"problems: {len(problems)}; gold rationales written: {len(records)} "
                    f"({len(problems) - len(records)} without a usable rationale)")
     else:
-        client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
+        client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
         with open_stage_endpoints([stage.strong_model_spec(model_spec)], settings) as (endpoints, settings):
             summary = run_async(stage.sample_cot(problems, endpoints, client, out_dir, settings), client)
-        click.echo("\n".join(summary.lines()))
+        print_outcome(client, summary)
+        if client.estimate is not None:
+            return
     click.echo(f"wrote {Path(out_dir) / 'cot.jsonl'}")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, open_stage_endpoints, out_option, run_async
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, print_outcome, open_stage_endpoints, out_option, run_async
 from lema_plugin.cli.options import settings_options
 from lema_plugin.evolve import EvolveSettings
 
@@ -33,7 +33,8 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @client_options
 @friendly_errors
 def evolve(corrections_path, weight_by_level, rejected_path, model_spec, settings, test_files, no_contamination_check,
-           out_dir, client_settings, cache_dir, no_cache, quiet):
+           out_dir, client_settings, cache_dir, no_cache, quiet,
+        max_cost, estimate):
     """Write OUT/problems.jsonl: new questions, each kept only when a clear majority of the strong
     model's answers agree (that answer becomes the gold one).
 
@@ -46,8 +47,10 @@ def evolve(corrections_path, weight_by_level, rejected_path, model_spec, setting
 
     inputs = read_inputs(corrections_path, weight_by_level=weight_by_level, rejected_path=rejected_path,
                          contamination_check=not no_contamination_check, test_files=test_files)
-    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
+    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints([strong_model_spec(model_spec)], settings) as (endpoints, settings):
         summary = run_async(evolve_questions(inputs, endpoints, client, out_dir, settings), client)
-    click.echo("\n".join(summary.lines()))
+    print_outcome(client, summary)
+    if client.estimate is not None:
+        return
     click.echo(f"wrote {Path(out_dir) / 'problems.jsonl'}")

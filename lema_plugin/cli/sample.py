@@ -7,7 +7,7 @@ import click
 
 from lema_plugin.sample import SampleSettings, sample_paths
 
-from .common import client_options, friendly_errors, make_client, open_stage_endpoints, out_option, run_async
+from .common import client_options, friendly_errors, make_client, print_outcome, open_stage_endpoints, out_option, run_async
 from .options import settings_options
 
 
@@ -28,7 +28,8 @@ from .options import settings_options
 @out_option
 @client_options
 @friendly_errors
-def sample(dataset, split, data_file, limit, generators, settings, out_dir, client_settings, cache_dir, no_cache, quiet):
+def sample(dataset, split, data_file, limit, generators, settings, out_dir, client_settings, cache_dir, no_cache, quiet,
+        max_cost, estimate):
     """Sample reasoning paths, grade them, and keep the wrong ones as mistakes.
 
     Writes OUT/paths.jsonl (every path, graded, split into steps), OUT/mistakes.jsonl (the wrong
@@ -46,7 +47,7 @@ def sample(dataset, split, data_file, limit, generators, settings, out_dir, clie
     problems = load_problems(dataset, split=split, data_file=data_file, limit=limit)
     if not problems:
         raise click.ClickException("no problems to sample (check --dataset, --split, --data-file)")
-    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
+    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints(list(generators) or ["embedded"], settings) as (endpoints, settings):
         summary = run_async(sample_paths(problems, endpoints, client, out_dir, settings), client)
-    click.echo("\n".join(summary.lines()))
+    print_outcome(client, summary)

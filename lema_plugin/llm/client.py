@@ -9,7 +9,13 @@ through the official `openai` package and adds what long data-generation runs ne
   Retry-After; a request that still fails comes back as `Completion(error=...)`, never raised,
   so a stage can record it instead of losing it;
 - an on-disk cache keyed by the request hash, so a re-run pays for nothing it already has;
-- usage per endpoint label and a progress bar.
+- usage per endpoint label and a progress bar;
+- a hard budget (`costs.Budget`): the worst case of each request is reserved before it is sent,
+  and a request that would cross the budget is not sent (`Completion.extra["over_budget"]`);
+- online rate limits: an endpoint's `rpm` / `tpm` caps, and the server's
+  `x-ratelimit-remaining-*` / `x-ratelimit-reset-*` headers, pace the next request to it;
+- for batch-mode endpoints, the folder of the Batch API ledger (`batch_dir`, see `llm.batch`),
+  and a cost preview (`estimate`) that makes the asking helper count instead of send.
 
 Text arriving from a server is made safe once, here, before anything stores it: a lone UTF-16
 surrogate (half an emoji, cut by a server) becomes U+FFFD, since it cannot be written as UTF-8
@@ -37,11 +43,15 @@ import re
 import time
 from typing import AsyncIterator, Iterable
 
+import httpx
 import openai
 from tqdm.auto import tqdm
 
 from ..records import repair_text
+from .batch import MAX_BYTES, MAX_REQUESTS
 from .cache import ResponseCache, default_cache_dir
+from .costs import Budget, Estimate, dollars, prompt_token_bound, worst_case
+from .pacing import Pacer
 from .types import Completion, Endpoint, Request
 from .usage import Usage, usage_line
 
@@ -174,6 +184,9 @@ class LLMClient:
         progress: bool = True,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        budget: "Budget | None" = None,
+        batch_dir: str | os.PathLike | None = None,
+        estimate: "Estimate | None" = None,
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -188,6 +201,12 @@ class LLMClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.usage: dict[str, Usage] = {}
+        self.budget = budget
+        self.batch_dir = batch_dir
+        self.estimate = estimate
+        self.batch_max_requests = MAX_REQUESTS
+        self.batch_max_bytes = MAX_BYTES
+        self._pacers: dict[tuple, Pacer] = {}
         self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
         self._turns: dict[tuple[str, ...], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -205,21 +224,24 @@ class LLMClient:
         usage = self.usage.setdefault(endpoint.label, Usage())
         usage.requests += 1
         key = cache_key(endpoint, request)
-        if self.cache is not None:
-            entry = self.cache.get(key)
-            if entry is not None and isinstance(entry.get("text"), str):
-                usage.cached += 1
-                return Completion(
-                    text=entry["text"],
-                    finish_reason=entry.get("finish_reason"),
-                    prompt_tokens=entry.get("prompt_tokens", 0),
-                    completion_tokens=entry.get("completion_tokens", 0),
-                    cached=True,
-                )
-        completion = await self._fetch(endpoint, body, usage)
+        hit = self.cached(endpoint, request)
+        if hit is not None:
+            usage.cached += 1
+            return hit
+        reserved = worst_case(endpoint, request, batch=False) if self.budget is not None else 0.0
+        if self.budget is not None and not self.budget.reserve(reserved):
+            usage.requests -= 1  # not asked: the stage stops before it
+            return Completion(error="not sent: over the budget", extra={"over_budget": True})
+        try:
+            completion = await self._fetch(endpoint, body, usage, prompt_token_bound(endpoint, request) + request.max_tokens)
+        finally:
+            if self.budget is not None:
+                self.budget.settle(reserved, None)
         if not completion.ok:
             usage.failures += 1
             return completion
+        if self.budget is not None:
+            self.budget.spent += dollars(endpoint, completion.prompt_tokens, completion.completion_tokens) or 0.0
         usage.add_tokens(completion.prompt_tokens, completion.completion_tokens, endpoint.price_prompt, endpoint.price_completion)
         if self.cache is not None:
             entry = {
@@ -233,6 +255,31 @@ class LLMClient:
                 self.cache.put(key, entry)
             except OSError as exc:  # a full or read-only disk must not lose the answer in hand
                 log.warning("could not cache a response under %s: %s", self.cache.root, exc)
+        return completion
+
+    def cached(self, endpoint: Endpoint, request: Request) -> Completion | None:
+        """The cached answer to this request, or None (never asks a server)."""
+        if self.cache is None:
+            return None
+        entry = self.cache.get(cache_key(endpoint, request))
+        if entry is None or not isinstance(entry.get("text"), str):
+            return None
+        return Completion(
+            text=entry["text"],
+            finish_reason=entry.get("finish_reason"),
+            prompt_tokens=entry.get("prompt_tokens", 0),
+            completion_tokens=entry.get("completion_tokens", 0),
+            cached=True,
+        )
+
+    def usage_for(self, endpoint: Endpoint) -> Usage:
+        return self.usage.setdefault(endpoint.label, Usage())
+
+    def parse_reply(self, raw: bytes, endpoint: Endpoint) -> Completion:
+        """A completion body as `complete` reads it: first choice, repaired text, no key."""
+        completion = parse_completion(raw, endpoint.mode == "chat")
+        api_key = (os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None) or "EMPTY"
+        completion.text = _scrub(repair_text(completion.text), api_key)
         return completion
 
     async def stream(
@@ -362,7 +409,14 @@ class LLMClient:
         ceiling = min(self.backoff_max, self.backoff_base * 2**retry)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    async def _fetch(self, endpoint: Endpoint, body: dict, usage: Usage) -> Completion:
+    def _pacer(self, endpoint: Endpoint) -> Pacer:
+        key = (endpoint.base_urls, endpoint.model)
+        pacer = self._pacers.get(key)
+        if pacer is None:
+            pacer = self._pacers[key] = Pacer(endpoint.rpm, endpoint.tpm)
+        return pacer
+
+    async def _fetch(self, endpoint: Endpoint, body: dict, usage: Usage, tokens: int = 0) -> Completion:
         chat = endpoint.mode == "chat"
         path = "/chat/completions" if chat else "/completions"
         api_key = (os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None) or "EMPTY"
@@ -374,10 +428,14 @@ class LLMClient:
             attempts += 1
             client = self._client(urls[(first + retry) % len(urls)], api_key, endpoint.timeout or self.timeout)
             wait: float | None = None
+            pacer = self._pacer(endpoint)
             try:
+                if pacer.rpm or pacer.tpm or pacer.not_before:
+                    await pacer.wait(tokens)
                 async with self._slots(endpoint), self._semaphore:
-                    raw = await client.post(path, body=body, cast_to=bytes)
-                completion = parse_completion(raw, chat)
+                    response = await client.post(path, body=body, cast_to=httpx.Response)
+                pacer.note(response.headers)
+                completion = parse_completion(response.content, chat)
                 completion.text = _scrub(repair_text(completion.text), api_key)
                 return completion
             except MalformedResponse as exc:
@@ -389,6 +447,7 @@ class LLMClient:
                 if status not in RETRIABLE_STATUS and status < 500:
                     break
                 wait = retry_after_seconds(getattr(exc.response, "headers", None))
+                pacer.note(getattr(exc.response, "headers", None))
             except openai.APIConnectionError as exc:  # timeouts included
                 reason = _connection_failure(exc, endpoint.timeout or self.timeout)
             if retry == self.max_retries:

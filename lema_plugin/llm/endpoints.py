@@ -2,8 +2,8 @@
 
 Grammar::
 
-    [NAME=]MODEL[@URL[,URL2...]][;mode=chat|completion][;key_env=VAR][;price=IN/OUT]
-        [;concurrency=N][;timeout=SECONDS]
+    [NAME=]MODEL[@URL[,URL2...]][;mode=chat|completion|batch|completion+batch][;key_env=VAR]
+        [;price=IN/OUT][;concurrency=N][;timeout=SECONDS][;rpm=N][;tpm=N]
 
 - ``NAME`` is the label used in records and summaries (default: ``default_name``, else MODEL).
 - ``MODEL`` is what the server calls the model. ``embedded`` means the embedded
@@ -17,6 +17,9 @@ Grammar::
 - ``price`` is USD per million prompt / completion tokens, used only for the cost summary.
 - ``concurrency`` caps this endpoint's requests in flight (below the client's overall limit);
   ``timeout`` is its seconds per request. Both suit slow or rate-limited servers.
+- ``mode=batch`` (chat) or ``mode=completion+batch`` sends this endpoint's requests through the
+  OpenAI Batch API (`lema_plugin.llm.batch`): half the price, answers within 24 hours.
+- ``rpm`` / ``tpm`` cap requests and tokens per minute sent online to this endpoint.
 
 Examples: ``embedded``, ``gpt4=gpt-4o;price=2.5/10``,
 ``llama=meta-llama/Llama-3.1-8B-Instruct@http://gpu1:8000/v1,http://gpu2:8000/v1``.
@@ -41,7 +44,7 @@ EMBEDDED = "embedded"
 OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
 MODES = ("chat", "completion")
-OPTIONS = ("mode", "key_env", "price", "concurrency", "timeout")
+OPTIONS = ("mode", "key_env", "price", "concurrency", "timeout", "rpm", "tpm")
 # gpu1:8000/v1, localhost:8000, 10.0.0.2:8000 (but not an Ollama-style tag such as llama3:8b)
 _HOST_PORT = re.compile(r"^([\w.-]+:\d+/|(localhost|[\d.]+):\d+$)")
 
@@ -79,8 +82,11 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
         settings[key] = value
 
     mode = settings.get("mode", "chat")
-    if mode not in MODES:
-        raise fail(f"mode must be chat or completion, not {mode!r}")
+    parts = mode.split("+")
+    batch = "batch" in parts
+    mode = next((part for part in parts if part != "batch"), "chat")
+    if mode not in MODES or len(parts) > 2 or parts.count("batch") > 1 or (len(parts) == 2 and not batch):
+        raise fail(f"mode must be chat, completion, batch or completion+batch, not {settings['mode']!r}")
 
     price_prompt = price_completion = None
     if "price" in settings:
@@ -95,15 +101,17 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
     try:
         concurrency = int(settings["concurrency"]) if "concurrency" in settings else None
         timeout = float(settings["timeout"]) if "timeout" in settings else None
+        rpm = int(settings["rpm"]) if "rpm" in settings else None
+        tpm = int(settings["tpm"]) if "tpm" in settings else None
     except ValueError:
-        raise fail("concurrency must be a whole number and timeout a number of seconds") from None
-    if (concurrency is not None and concurrency < 1) or (timeout is not None and timeout <= 0):
-        raise fail("concurrency and timeout must be positive")
+        raise fail("concurrency, rpm and tpm must be whole numbers and timeout a number of seconds") from None
+    if any(v is not None and v <= 0 for v in (concurrency, timeout, rpm, tpm)):
+        raise fail("concurrency, timeout, rpm and tpm must be positive")
 
     return make_endpoint(
         model, base_urls, name=name or default_name or None, mode=mode, api_key_env=settings.get("key_env"),
         price_prompt=price_prompt, price_completion=price_completion, max_concurrency=concurrency, timeout=timeout,
-        where=f"endpoint spec {spec!r}",
+        batch=batch, rpm=rpm, tpm=tpm, where=f"endpoint spec {spec!r}",
     )
 
 
@@ -118,6 +126,9 @@ def make_endpoint(
     price_completion: float | None = None,
     max_concurrency: int | None = None,
     timeout: float | None = None,
+    batch: bool = False,
+    rpm: int | None = None,
+    tpm: int | None = None,
     where: str = "endpoint",
 ) -> Endpoint:
     """An `Endpoint` from its parts, with the defaults of the module docstring (the embedded
@@ -139,6 +150,8 @@ def make_endpoint(
         raise EndpointError(f"{where}: mode must be chat or completion, not {mode!r}")
     if api_key_env is not None and not api_key_env.replace("_", "a").isalnum():
         raise EndpointError(f"{where}: key_env {api_key_env!r} is not an environment variable name")
+    if batch and model == EMBEDDED:
+        raise EndpointError(f"{where}: the embedded model has no Batch API; drop batch mode")
     if model == EMBEDDED:
         name = name or ENDPOINT_NAME
         # with URLs: a `lema serve` already running, which knows the model by its own name
@@ -156,6 +169,9 @@ def make_endpoint(
         price_completion=price_completion,
         max_concurrency=max_concurrency,
         timeout=timeout,
+        batch=batch,
+        rpm=rpm,
+        tpm=tpm,
     )
 
 

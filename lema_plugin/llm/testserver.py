@@ -22,6 +22,13 @@ Usage::
 `attempt` is 0 the first time this exact request body arrives, 1 on its first repeat, and so on,
 so a fault can be made to hit only the first try. The server runs aiohttp on its own event loop
 in a background thread; it handles hundreds of concurrent requests without threads per request.
+
+It also fakes the OpenAI Batch API (`/v1/files`, `/v1/batches`): uploaded batch input files are
+kept, a created batch stays `in_progress` until the test calls `finish_batches(...)`, which
+answers each line with the same responder (a `Reply` with status != 200 becomes an error-file
+line, like a request the real API failed) or ends the batch `expired` (some lines answered) or
+`failed` (none). `batch_lines` counts the lines answered that way; `limit_headers` adds
+`x-ratelimit-*` headers to online answers.
 """
 from __future__ import annotations
 
@@ -103,6 +110,12 @@ class ScriptedServer:
         self.errors: list[BaseException] = []
         self.authorizations: Counter[str] = Counter()
         self._attempts: Counter[str] = Counter()
+        self.files: dict[str, dict] = {}  # Batch API: id -> {"purpose", "filename", "data"}
+        self.batches: dict[str, dict] = {}  # id -> the batch object as the API returns it
+        self.batch_lines = 0
+        self.max_batch_requests = 50_000  # the API's per-batch limits
+        self.max_batch_bytes = 200 * 1024 * 1024
+        self.limit_headers: Callable[[int], dict] | None = None  # request number -> extra headers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -165,6 +178,12 @@ class ScriptedServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/files", self._upload)
+        app.router.add_get("/v1/files/{id}/content", self._download)
+        app.router.add_post("/v1/batches", self._create_batch)
+        app.router.add_get("/v1/batches", self._list_batches)
+        app.router.add_get("/v1/batches/{id}", self._get_batch)
+        app.router.add_post("/v1/batches/{id}/cancel", self._cancel_batch)
         # handler_cancellation: a request the client gave up on (a timed-out hang) stops
         # counting as in flight once its connection closes.
         self._runner = web.AppRunner(
@@ -245,29 +264,141 @@ class ScriptedServer:
             return _error(reply.status, message, headers)
         if reply.malformed:
             return web.Response(text='{"id": "cmpl-broken", "choices": [', content_type="application/json")
-        prompt_tokens = count_tokens(prompt_text(body))
-        completion_tokens = count_tokens(content)
-        if chat:
-            choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": reply.finish_reason,
-            }
-        else:
-            choice = {"index": 0, "text": content, "finish_reason": reply.finish_reason, "logprobs": None}
-        payload = {
-            "id": f"cmpl-{self.request_count}",
-            "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()),
-            "model": body.get("model", "scripted"),
-            "choices": [choice],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+        headers = self.limit_headers(self.request_count) if self.limit_headers else None
+        return web.json_response(completion_payload(body, content, reply.finish_reason, chat, self.request_count),
+                                 headers=headers)
+
+
+    # -- the fake Batch API ------------------------------------------------------------------
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if upload is None or form.get("purpose") != "batch":
+            return _error(400, "expected a file and purpose=batch")
+        data = upload.file.read()
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = {"purpose": "batch", "filename": upload.filename, "data": data}
+        return web.json_response(_file_object(file_id, self.files[file_id]))
+
+    async def _download(self, request: web.Request) -> web.Response:
+        entry = self.files.get(request.match_info["id"])
+        if entry is None:
+            return _error(404, "no such file")
+        return web.Response(body=entry["data"], content_type="application/octet-stream")
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        entry = self.files.get(body.get("input_file_id"))
+        if entry is None:
+            return _error(400, "no such input file")
+        lines = entry["data"].splitlines()
+        if len(lines) > self.max_batch_requests or len(entry["data"]) > self.max_batch_bytes:
+            return _error(400, f"batch input over the limits ({len(lines)} requests, {len(entry['data'])} bytes)")
+        if body.get("endpoint") not in ("/v1/chat/completions", "/v1/completions") or body.get("completion_window") != "24h":
+            return _error(400, "unsupported endpoint or completion window")
+        batch_id = f"batch_{len(self.batches) + 1}"
+        self.batches[batch_id] = {
+            "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "input_file_id": body["input_file_id"],
+            "completion_window": "24h", "status": "in_progress", "created_at": int(time.time()),
+            "output_file_id": None, "error_file_id": None, "metadata": body.get("metadata"),
+            "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
         }
-        return web.json_response(payload)
+        return web.json_response(self.batches[batch_id])
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        data = list(reversed(self.batches.values()))
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["id"])
+        return web.json_response(batch) if batch else _error(404, "no such batch")
+
+    async def _cancel_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return _error(404, "no such batch")
+        if batch["status"] == "in_progress":
+            self._finish(batch, "cancelled", answered=0)
+        return web.json_response(batch)
+
+    def finish_batches(self, status: str = "completed", answered: int | None = None) -> int:
+        """End every batch still in progress with `status` (`completed`, `expired`, `failed` or
+        `cancelled`); with `expired`, the first `answered` lines get answers (default none).
+        Returns how many batches it ended."""
+        pending = [b for b in self.batches.values() if b["status"] == "in_progress"]
+        for batch in pending:
+            self._finish(batch, status, answered)
+        return len(pending)
+
+    def _finish(self, batch: dict, status: str, answered: int | None) -> None:
+        lines = [json.loads(line) for line in self.files[batch["input_file_id"]]["data"].splitlines()]
+        if status == "failed":
+            batch.update(status="failed", errors={"object": "list", "data": [{"code": "invalid_request", "message": "scripted failure"}]})
+            return
+        take = len(lines) if status == "completed" else (answered or 0)
+        output, errors = [], []
+        chat = batch["endpoint"] == "/v1/chat/completions"
+        for number, line in enumerate(lines):
+            if number >= take:
+                errors.append({"id": f"batch_req_{number}", "custom_id": line["custom_id"], "response": None,
+                               "error": {"code": f"batch_{status}", "message": f"this request was not run: batch {status}"}})
+                continue
+            self.batch_lines += 1
+            body = line["body"]
+            attempt_key = json.dumps(body, ensure_ascii=False)
+            attempt = self._attempts[attempt_key]
+            self._attempts[attempt_key] += 1
+            try:
+                reply = self.responder(body, attempt)
+            except Exception as exc:
+                self.errors.append(exc)
+                reply = Reply(status=500, content=repr(exc))
+            if isinstance(reply, str):
+                reply = Reply(content=reply)
+            if reply.status != 200:
+                errors.append({"id": f"batch_req_{number}", "custom_id": line["custom_id"],
+                               "response": {"status_code": reply.status, "request_id": f"req_{number}",
+                                            "body": {"error": {"message": f"scripted status {reply.status}", "type": "scripted_error"}}},
+                               "error": None})
+                continue
+            output.append({"id": f"batch_req_{number}", "custom_id": line["custom_id"],
+                           "response": {"status_code": 200, "request_id": f"req_{number}",
+                                        "body": completion_payload(body, reply.content, reply.finish_reason, chat, number)},
+                           "error": None})
+        for name, rows in (("output_file_id", output), ("error_file_id", errors)):
+            if rows:
+                file_id = f"file-{len(self.files) + 1}"
+                data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+                self.files[file_id] = {"purpose": "batch_output", "filename": f"{batch['id']}_{name}.jsonl", "data": data}
+                batch[name] = file_id
+        batch["status"] = status
+        batch["request_counts"] = {"total": len(lines), "completed": len(output), "failed": len(errors)}
+
+
+def completion_payload(body: dict, content: str, finish_reason: str, chat: bool, number: int) -> dict:
+    """A chat or text completion body as an OpenAI-compatible server sends it (whitespace tokens)."""
+    prompt_tokens = count_tokens(prompt_text(body))
+    completion_tokens = count_tokens(content)
+    if chat:
+        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+    else:
+        choice = {"index": 0, "text": content, "finish_reason": finish_reason, "logprobs": None}
+    return {
+        "id": f"cmpl-{number}",
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": body.get("model", "scripted"),
+        "choices": [choice],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def _file_object(file_id: str, entry: dict) -> dict:
+    return {"id": file_id, "object": "file", "bytes": len(entry["data"]), "created_at": int(time.time()),
+            "filename": entry["filename"], "purpose": entry["purpose"], "status": "processed"}
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> web.Response:

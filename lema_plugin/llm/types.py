@@ -31,6 +31,11 @@ class Endpoint:
     # answers best with few requests at once, and slowly, while a hosted API takes many.
     max_concurrency: int | None = None
     timeout: float | None = None  # seconds per HTTP attempt
+    # Paid hosted APIs: send through the OpenAI Batch API (half price, answers within 24 h),
+    # and stay under the account's requests / tokens per minute when asking online.
+    batch: bool = False
+    rpm: int | None = None
+    tpm: int | None = None
 
     @property
     def label(self) -> str:
