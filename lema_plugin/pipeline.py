@@ -12,6 +12,7 @@ them, in the paper's order: sample -> correct -> (evolve -> sample -> correct) -
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -39,8 +40,11 @@ class RunReport:
     timings: dict[str, float] = field(default_factory=dict)
     next_commands: list[str] = field(default_factory=list)
     tokens: dict[str, int] = field(default_factory=dict)  # per data stage, as the client counted them
+    costs: dict[str, float] = field(default_factory=dict)  # USD per data stage, from the endpoints' prices
     usage: dict = field(default_factory=dict)  # the client's totals over the whole run
     html: str | None = None  # the HTML report, written last
+    by_endpoint: dict = field(default_factory=dict)  # the client's counts per endpoint over the run
+    estimate: object = None  # the cost preview (`lema run --estimate`), when that is all that ran
 
     def add(self, label: str, value: object) -> None:
         self.rows.append((label, str(value)))
@@ -54,7 +58,8 @@ class RunReport:
 
     def to_dict(self) -> dict:
         return {"out": self.out, "rows": dict(self.rows), "timings": self.timings, "tokens": self.tokens,
-                "usage": self.usage, "next_commands": self.next_commands}
+                "costs": self.costs, "usage": self.usage, "by_endpoint": self.by_endpoint,
+                "next_commands": self.next_commands}
 
 
 def _pct(part: int, whole: int) -> str:
@@ -73,8 +78,13 @@ class _Timer:
         self.report.timings[self.stage] = round(time.monotonic() - self.started, 1)
 
 
-def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> RunReport:
-    """Run every stage the recipe asks for; return the report (also written to run_summary.json)."""
+def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estimate: bool = False) -> RunReport:
+    """Run every stage the recipe asks for; return the report (also written to run_summary.json).
+
+    With `estimate`, nothing is sent and nothing after the data stages runs: the report carries
+    the cost preview (`report.estimate`). A batch-mode endpoint's pending batches stop the run at
+    that stage (`BatchPending`), and `recipe.max_cost` at the budget (`BudgetStop`); running the
+    same recipe again resumes there."""
     from .llm.endpoints import open_endpoints
     from .problems import load_problems
 
@@ -98,14 +108,17 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print) -> Run
         wanted.append((recipe.evolve.model or recipe.corrector).endpoint())
     if recipe.judge is not None:
         wanted.append(recipe.judge.endpoint())
-    with open_endpoints(wanted) as endpoints:
+    opened = contextlib.nullcontext(wanted) if estimate else open_endpoints(wanted)  # a preview starts no server
+    with opened as endpoints:
         generators = endpoints[: len(recipe.generators)]
         corrector = endpoints[len(recipe.generators)]
         rest = iter(endpoints[len(recipe.generators) + 1 :])
         cot_model = next(rest) if recipe.cot.source == "model" else None
         evolver = next(rest) if recipe.evolve.enabled else None
         judge = next(rest) if recipe.judge is not None else None
-        asyncio.run(_data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, report, echo))
+        asyncio.run(_data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, report, echo, estimate))
+    if estimate:
+        return report
 
     corrections = _merge_corrections(out, recipe.evolve.enabled)
     with _Timer(report, "build", echo):
@@ -141,12 +154,20 @@ class _Stage(_Timer):
         total = usage_since(self.client, self.before)["total"]
         spent = total["prompt_tokens"] + total["completion_tokens"]
         self.report.tokens[self.stage] = self.report.tokens.get(self.stage, 0) + spent
+        if total["cost"] is not None:
+            self.report.costs[self.stage] = round(self.report.costs.get(self.stage, 0.0) + total["cost"], 6)
 
 
-async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, report, echo) -> None:
+async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, report, echo, estimate=False) -> None:
     from .llm import LLMClient
+    from .llm.costs import Budget, Estimate
 
-    async with LLMClient(cache_dir=out / ".cache", concurrency=recipe.concurrency) as client:
+    budget = Budget(recipe.max_cost) if recipe.max_cost is not None else None
+    async with LLMClient(cache_dir=out / ".cache", concurrency=recipe.concurrency, budget=budget,
+                         batch_dir=out / ".batches", estimate=Estimate() if estimate else None) as client:
+        if estimate:
+            report.estimate = await _estimate(recipe, out, problems, generators, corrector, cot_model, judge, client)
+            return
         with _Stage(report, "sample", echo, client):
             paths = await _sample(recipe, out / "sample", problems, generators, judge, client)
         report.add("paths", f"{paths.total['paths']} (accuracy {paths.total['accuracy']}, {paths.total['failed']} failed)")
@@ -164,7 +185,50 @@ async def _data_stages(recipe, out, problems, generators, corrector, cot_model, 
         with _Stage(report, "cot", echo, client):
             await _cot(recipe, out / "cot", problems, cot_model, judge, client, report)
         report.add("tokens (prompt + completion)", f"{sum(report.tokens.values()):,}")
-        report.usage = usage_since(client, {})["total"]
+        spent = usage_since(client, {})
+        report.usage, report.by_endpoint = spent["total"], spent["by_endpoint"]
+        if report.costs:
+            report.add("cost (USD)", ", ".join(f"{stage} ${cost:.2f}" for stage, cost in report.costs.items())
+                       + f"; total ${sum(report.costs.values()):.2f}")
+        for label, counts in report.by_endpoint.items():
+            dollars = f", ${counts['cost']:.2f}" if counts.get("cost") is not None else ""
+            report.add(f"endpoint {label}", f"{counts['requests']:,} requests ({counts['cached']:,} cached), "
+                       f"{counts['prompt_tokens'] + counts['completion_tokens']:,} tokens{dollars}")
+
+
+async def _estimate(recipe, out, problems, generators, corrector, cot_model, judge, client):
+    """The cost preview of a run: sampling and CoT from their inputs; corrections from the
+    mistakes on disk when sampling is complete, else projected (see the note it adds)."""
+    from .correct.stage import correct_mistakes, load_mistakes
+    from .steps import split_steps
+
+    await _sample(recipe, out / "sample", problems, generators, judge, client)
+    sampling_left = client.estimate.total().requests
+    mistakes_file = out / "sample" / "mistakes.jsonl"
+    folder = out / "correct"
+    if mistakes_file.exists() and not sampling_left:
+        mistakes = load_mistakes(mistakes_file)
+    else:
+        folder = out / ".estimate"  # projected mistakes never touch the real stage folder
+        per_question = sum(g.samples for g in recipe.generators)
+        if recipe.max_mistakes_per_question:
+            per_question = min(per_question, recipe.max_mistakes_per_question)
+        mistakes = [
+            {"id": f"projected-{p.id}-{k}", "question": p.question, "answer": p.answer, "dataset": p.dataset,
+             "steps": split_steps(p.solution) or [p.solution], **p.tags()}
+            for p in problems for k in range(per_question)
+        ]
+        client.estimate.notes.append(
+            f"{corrector.label}: projected before sampling: every question gives {per_question} mistakes "
+            "(the most the recipe keeps), each as long as the gold solution, each asked every attempt; "
+            "run --estimate again after `sample` for figures from the real mistakes.")
+    await correct_mistakes(mistakes, [corrector], client, folder, recipe.corrector.settings(judge))
+    if recipe.cot.source == "model":
+        await _cot(recipe, out / ".estimate" / "cot", problems, cot_model, judge, client, RunReport(out=str(out)))
+    if recipe.evolve.enabled:
+        client.estimate.notes.append("evolve: not included (its requests depend on the verified corrections); "
+                                     "about (per_seed + answers) requests per seed correction.")
+    return client.estimate
 
 
 async def _sample(recipe, folder, problems, generators, judge, client):

@@ -47,6 +47,9 @@ class EndpointSpec(Strict):
     price_completion: float | None = Field(None, ge=0, description="USD per 1M completion tokens")
     concurrency: int | None = Field(None, ge=1, description="this endpoint's requests in flight, at most")
     timeout: float | None = Field(None, gt=0, description="seconds per request")
+    batch: bool = Field(False, description="send through the OpenAI Batch API (half price, answers within 24 h)")
+    rpm: int | None = Field(None, ge=1, description="requests per minute sent online, at most")
+    tpm: int | None = Field(None, ge=1, description="tokens per minute sent online, at most")
 
     def endpoint(self) -> Endpoint:
         """The endpoint, built field by field: a recipe value is never read as spec syntax."""
@@ -54,7 +57,8 @@ class EndpointSpec(Strict):
         return make_endpoint(
             self.model, urls, name=self.name, mode=self.mode, api_key_env=self.api_key_env,
             price_prompt=self.price_prompt, price_completion=self.price_completion,
-            max_concurrency=self.concurrency, timeout=self.timeout, where=f"endpoint {self.name or self.model!r}",
+            max_concurrency=self.concurrency, timeout=self.timeout, batch=self.batch, rpm=self.rpm, tpm=self.tpm,
+            where=f"endpoint {self.name or self.model!r}",
         )
 
 
@@ -157,6 +161,7 @@ class Recipe(Strict):
     limit: int | None = Field(None, ge=1, description="first N questions")
     out: str = "runs/lema"
     concurrency: int = same_as(ClientSettings, "concurrency")
+    max_cost: float | None = Field(None, ge=0, description="USD this run may spend at most (lema run --max-cost)")
     max_mistakes_per_question: int | None = same_as(SampleSettings, "max_mistakes_per_question")
     generators: list[Generator] = Field(..., min_length=1)
     corrector: Corrector = Corrector()

@@ -14,13 +14,20 @@ from lema_plugin.cli.common import friendly_errors
 @click.option("--limit", type=click.IntRange(1), help="Override the recipe's question limit.")
 @click.option("--no-train", is_flag=True, help="Skip the recipe's train and eval steps.")
 @click.option("--check", is_flag=True, help="Validate the recipe and print it, then stop.")
+@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+              help="Hard budget for this run (overrides the recipe's max_cost); run again with more to continue.")
+@click.option("--estimate", is_flag=True,
+              help="Send nothing: print the requests, tokens and dollars (online and batch) the run would spend.")
 @friendly_errors
-def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check: bool) -> None:
+def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check: bool, max_cost: float | None,
+        estimate: bool) -> None:
     """Run every stage of RECIPE (a YAML file, or a built-in: demo, gsm8k-paper, math-paper).
 
     sample -> correct -> (evolve) -> cot -> build -> (train -> eval). The recipe is validated
     before anything runs. Every stage resumes: run the same command again after a crash or
-    Ctrl-C and nothing already paid for is asked again.
+    Ctrl-C and nothing already paid for is asked again. With a batch-mode endpoint the run stops
+    at that stage once its batches are submitted (exit status 75): run the same command again to
+    collect them and go on. A run stopped by --max-cost exits with status 3.
     """
     from lema_plugin.pipeline import run_recipe
     from lema_plugin.recipe import load_recipe
@@ -28,12 +35,17 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check:
     config = load_recipe(recipe)
     if limit is not None:
         config = config.model_copy(update={"limit": limit})
+    if max_cost is not None:
+        config = config.model_copy(update={"max_cost": max_cost})
     if no_train:
         config = config.model_copy(update={"train": None, "eval": None})
     if check:
         click.echo(config.model_dump_json(indent=2, exclude_none=True))
         return
-    report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True))
+    report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True), estimate=estimate)
+    if estimate:
+        click.echo(report.estimate.table())
+        return
     click.echo("")
     click.echo(f"LeMa run summary ({report.out})")
     click.echo(report.table())

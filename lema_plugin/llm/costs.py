@@ -60,15 +60,24 @@ def _tokenizer():
 _tokenizer_lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _paragraph_tokens(paragraph: str) -> int:
+    with _tokenizer_lock:
+        return len(_tokenizer().encode(paragraph, add_special_tokens=False).ids)
+
+
 def likely_prompt_tokens(endpoint: Endpoint, request: Request) -> int:
-    """The expected prompt tokens (see the module doc): a tokenizer count where one is at hand."""
+    """The expected prompt tokens (see the module doc): a tokenizer count where one is at hand.
+
+    Counted paragraph by paragraph (plus one token per paragraph break) with the counts kept:
+    a paper-scale preview has hundreds of thousands of prompts that share their few-shot
+    exemplars and questions, and the count is an expectation, not the bound."""
     texts = prompt_texts(endpoint, request)
     overhead = MESSAGE_OVERHEAD * len(texts) + REPLY_PRIMING if endpoint.mode == "chat" else 1
-    tokenizer = _tokenizer()
-    if tokenizer is None:
+    if _tokenizer() is None:
         return sum(len(text.encode("utf-8")) for text in texts) // 4 + overhead
-    with _tokenizer_lock:
-        return sum(len(tokenizer.encode(text, add_special_tokens=False).ids) for text in texts) + overhead
+    paragraphs = [p for text in texts for p in text.split("\n\n")]
+    return sum(_paragraph_tokens(p) for p in paragraphs) + len(paragraphs) - len(texts) + overhead
 
 
 def tokenizer_name() -> str:
@@ -140,7 +149,7 @@ class Line:
     priced: bool = False
     online: float = 0.0  # USD, bound
     batch: float = 0.0  # USD, bound
-    online_likely: float = 0.0  # USD: likely prompt tokens, full max_tokens
+    online_likely: float = 0.0  # USD: likely prompt tokens, completions at max_tokens
     batch_mode: bool = False
 
 
@@ -182,15 +191,17 @@ class Estimate:
 
         rows = [
             (label, f"{l.requests:,}", f"{l.prompt_likely:,}", f"{l.prompt_bound:,}", f"{l.completion_max:,}",
-             money(l.online, l.priced), money(l.batch, l.priced))
+             money(l.online_likely, l.priced), money(l.online, l.priced),
+             money(l.online_likely * BATCH_DISCOUNT, l.priced), money(l.batch, l.priced))
             for label, l in [*self.lines.items(), ("total", self.total())]
         ]
-        header = ("endpoint", "requests", "prompt tokens (likely)", "prompt tokens (bound)",
-                  "completion tokens (max)", "USD online (bound)", "USD batch (bound)")
+        header = ("endpoint", "requests", "prompt tokens (likely)", "prompt tokens (bound)", "completion tokens (max)",
+                  "USD online (likely)", "USD online (bound)", "USD batch (likely)", "USD batch (bound)")
         text = format_table(header, rows)
-        text += (f"\nBounds: prompt = UTF-8 bytes + {MESSAGE_OVERHEAD} per message (no byte-level BPE tokenizer "
-                 f"counts more), completion = max_tokens; likely prompt tokens by the {tokenizer_name()}. "
-                 "Nothing was sent; answers already stored or cached are not counted.")
+        text += (f"\nBound: prompt = UTF-8 bytes + {MESSAGE_OVERHEAD} per message (no byte-level BPE tokenizer "
+                 f"counts more), completion = max_tokens; the budget reserves this. Likely: prompt tokens by the "
+                 f"{tokenizer_name()}, completion still max_tokens. Nothing was sent; answers already stored "
+                 "or cached are not counted.")
         for note in self.notes:
             text += f"\n{note}"
         return text
