@@ -341,3 +341,18 @@ def test_lema_run_with_a_batch_corrector_comes_back_later_and_shows_dollars(tmp_
     rows = json.loads((tmp_path / "run" / "run_summary.json").read_text())["rows"]
     assert rows["correction success"].startswith("2/2")
     assert rows["cost (USD)"].startswith("correct $") and "endpoint fixer" in rows
+
+
+def test_cli_budget_stop_is_one_line_with_exit_status_3_and_a_larger_cap_continues(tmp_path):
+    mistakes_file = tmp_path / "mistakes.jsonl"
+    mistakes_file.write_text("".join(json.dumps(mistake(n)) + "\n" for n in ("good", "wrong")))
+    with ScriptedServer(responder) as server:
+        args = ["correct", "--mistakes", str(mistakes_file), "--corrector", f"c=m@{server.base_url};price=10/30",
+                "--out", str(tmp_path / "out"), "-q"]
+        stopped = CliRunner().invoke(main, [*args, "--max-cost", "0.001"])
+        assert stopped.exit_code == 3, stopped.output
+        assert stopped.output.strip().startswith("budget: stopped before --max-cost $0.00")
+        assert server.request_count == 0  # one worst case alone is over the cap: nothing was sent
+        done = CliRunner().invoke(main, [*args, "--max-cost", "5"])
+    assert done.exit_code == 0, done.output
+    assert server.request_count == 2 and "corrections: 2 judged" in done.output
