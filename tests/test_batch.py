@@ -356,3 +356,21 @@ def test_cli_budget_stop_is_one_line_with_exit_status_3_and_a_larger_cap_continu
         done = CliRunner().invoke(main, [*args, "--max-cost", "5"])
     assert done.exit_code == 0, done.output
     assert server.request_count == 2 and "corrections: 2 judged" in done.output
+
+
+def test_a_batch_cancelled_outside_lema_is_submitted_again(tmp_path):
+    import openai
+
+    mistakes = [mistake("good"), mistake("wrong")]
+    with ScriptedServer(responder) as server:
+        endpoint = server.endpoint(batch=True)
+        with pytest.raises(BatchPending):
+            run(mistakes, endpoint, tmp_path)
+        api = openai.OpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0)
+        (batch_id,) = server.batches
+        assert api.batches.cancel(batch_id).status == "cancelled"  # e.g. from the provider's dashboard
+        with pytest.raises(BatchPending, match="submitted 2 requests in 1 batch"):
+            run(mistakes, endpoint, tmp_path)
+        server.finish_batches()
+        _, summary = run(mistakes, endpoint, tmp_path)
+    assert summary.attempts == 2 and server.batch_lines == 2

@@ -18,7 +18,6 @@ file. Large jobs are split to stay under the API's limits: 50,000 requests and 2
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +28,7 @@ from ..errors import LemaError
 from ..records import repair_text
 from ..store import write_atomic
 from .costs import BATCH_DISCOUNT, worst_case
-from .types import Completion, Endpoint, Request
-
-log = logging.getLogger(__name__)
+from .types import Completion, Endpoint
 
 MAX_REQUESTS = 50_000  # per batch input file (the API's limit)
 MAX_BYTES = 200 * 1024 * 1024  # per batch input file (the API's limit)
