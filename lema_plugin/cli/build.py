@@ -20,9 +20,13 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     "give it to cot-only too so that all mixes hold out the same validation problems.",
 )
 @click.option(
-    "--mix", type=click.Choice(["lema", "cot-only", "cot-size-matched"]), default="lema", show_default=True,
+    "--mix", type=click.Choice(["lema", "cot-only", "cot-size-matched", "step-dpo", "solution-dpo", "prm"]),
+    default="lema", show_default=True,
     help="lema: CoT + corrections. cot-only: the CoT alone. cot-size-matched: CoT alone grown to the size of the "
-    "lema mix (extra distinct rationales from --extra-cot first, then whole seeded repeats).",
+    "lema mix (extra distinct rationales from --extra-cot first, then whole seeded repeats). Step-level kinds "
+    "(--format does not apply): step-dpo: Step-DPO pairs (prompt + steps before the first error; chosen = corrected "
+    "steps, rejected = the wrong step onward) for `rl: dpo`; solution-dpo: corrected solution vs wrong path; "
+    "prm: per-step labels (axolotl stepwise_supervised) for `process_reward_model: true`.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["chat_template", "input_output", "alpaca"]), default="chat_template",
@@ -57,19 +61,23 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
     prompt -> a rationale ending in "The answer is X.". With --axolotl-config, OUT/axolotl.yml is
     the config to train; without it, the printed `datasets:` lines go into your own config.
     """
+    from lema_plugin.export import STEP_KINDS, build_step_dataset
     from lema_plugin.export.build import build_dataset, count_rows
 
-    info = build_dataset(
-        out_dir, cot_path, corrections_path, mix=mix, fmt=fmt, val_fraction=val_fraction, seed=seed,
-        extra_cot_path=extra_cot_path, bos_token=bos_token, eos_token=eos_token,
-        axolotl_config=axolotl_config, max_tokens=max_tokens, tokenizer=tokenizer,
-    )
+    if mix in STEP_KINDS:
+        info = build_step_dataset(out_dir, mix, cot_path, corrections_path, val_fraction=val_fraction, seed=seed)
+    else:
+        info = build_dataset(
+            out_dir, cot_path, corrections_path, mix=mix, fmt=fmt, val_fraction=val_fraction, seed=seed,
+            extra_cot_path=extra_cot_path, bos_token=bos_token, eos_token=eos_token,
+            axolotl_config=axolotl_config, max_tokens=max_tokens, tokenizer=tokenizer,
+        )
     click.echo(format_table(("split", "kind", "source", "examples"), count_rows(info)))
     for name, spec in info["inputs"].items():
         skipped = {k: v for k, v in spec["skipped"].items() if v}
         if skipped:
             click.echo(f"skipped in {name}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items()))
-    if info["size_matching"]:
+    if info.get("size_matching"):
         pad = info["size_matching"]
         click.echo(f"size-matched to {pad['target']}: {pad['extra_cot']} extra CoT, {pad['repeated']} repeated")
     if fmt == "input_output" and not eos_token:
