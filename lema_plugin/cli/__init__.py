@@ -20,6 +20,7 @@ COMMANDS = {
     "correct": "correct:correct",
     "cot": "cot:cot",
     "evolve": "evolve:evolve",
+    "first-error": "first_error:first_error",
     "build": "build:build",
     "run": "run:run",
     "tasks-path": "tasks_path:tasks_path",
@@ -49,7 +50,7 @@ class LazyGroup(click.Group):
 def main(verbose: bool) -> None:
     """Build Learning-from-Mistakes (LeMa) datasets for axolotl and score them with lm-eval.
 
-    Typical order: sample -> correct -> cot -> (evolve) -> build, or all at once with `lema run`.
+    Typical order: sample -> correct -> cot -> (evolve) -> (first-error) -> build, or all at once with `lema run`.
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,

@@ -51,9 +51,12 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--max-tokens", type=click.IntRange(1),
               help="Report rows longer than this many tokens (default: the axolotl config's sequence_len).")
 @click.option("--tokenizer", help="Tokenizer that counts row tokens, read offline (default: the config's base_model).")
+@click.option("--confirmed", "checks_path", type=_FILE,
+              help="Step-level kinds only: keep the corrections whose first error this check confirmed "
+              "(checks.jsonl from `lema first-error`).")
 @friendly_errors
 def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, extra_cot_path, bos_token, eos_token,
-          axolotl_config, max_tokens, tokenizer):
+          axolotl_config, max_tokens, tokenizer, checks_path):
     """Build one training mix in one axolotl dataset format.
 
     Correction examples teach: given a question and a wrong solution in numbered steps, name the
@@ -64,8 +67,11 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
     from lema_plugin.export import STEP_KINDS, build_step_dataset
     from lema_plugin.export.build import build_dataset, count_rows
 
+    if checks_path and mix not in STEP_KINDS:
+        raise click.UsageError(f"--confirmed applies to the step-level kinds ({', '.join(STEP_KINDS)}), not to {mix}")
     if mix in STEP_KINDS:
-        info = build_step_dataset(out_dir, mix, cot_path, corrections_path, val_fraction=val_fraction, seed=seed)
+        info = build_step_dataset(out_dir, mix, cot_path, corrections_path, val_fraction=val_fraction, seed=seed,
+                                  checks_path=checks_path)
     else:
         info = build_dataset(
             out_dir, cot_path, corrections_path, mix=mix, fmt=fmt, val_fraction=val_fraction, seed=seed,

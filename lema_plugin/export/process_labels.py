@@ -33,7 +33,7 @@ def _body(question: str, steps, labels) -> dict:
 def first_error_labels(correction: StepCorrection) -> dict:
     """The wrong path up to and including its first error: positives, then one negative."""
     k = correction.incorrect_step
-    return _body(correction.question, correction.steps[:k], [True] * (k - 1) + [False])
+    return _body(correction.question, correction.through_error, [True] * (k - 1) + [False])
 
 
 def corrected_labels(correction: StepCorrection) -> dict:

@@ -20,7 +20,7 @@ from .build import sha256_file
 from .mixes import _rng, held_out_problems
 from .preference import PREFERENCE_KINDS, preference_datasets_yaml, preference_pair
 from .process_labels import LABEL_KIND, corrected_labels, first_error_labels, gold_labels, labels_datasets_yaml
-from .steps import load_gold_solutions, load_step_corrections
+from .steps import confirmed_ids, load_gold_solutions, load_step_corrections
 
 STEP_KINDS = (*PREFERENCE_KINDS, LABEL_KIND)
 
@@ -103,19 +103,19 @@ def build_step_dataset(
     corrections_path: str | Path,
     val_fraction: float = 0.0,
     seed: int = 0,
-    confirmed: set[str] | None = None,
-    confirmed_from: str | None = None,
+    checks_path: str | Path | None = None,
 ) -> dict:
     """Write OUT/train.jsonl (+ OUT/val.jsonl) and OUT/dataset_info.json for a step kind.
 
-    `confirmed` restricts the corrections to those ids (a first-error check's confirmed ones);
-    `confirmed_from` names where they came from, for the provenance.
+    `checks_path` (checks.jsonl from the first-error check) restricts the corrections to those
+    whose named first error it confirmed.
     """
     if kind not in STEP_KINDS:
         raise ValueError(f"unknown step kind {kind!r}; choose one of {', '.join(STEP_KINDS)}")
     if corrections_path is None:
         raise ValueError(f"kind {kind!r} needs a corrections file")
     out = Path(out_dir)
+    confirmed = confirmed_ids(checks_path) if checks_path is not None else None
     corrections = load_step_corrections(corrections_path, confirmed)
     gold = load_gold_solutions(cot_path) if cot_path is not None else None
     rows, dropped = dedupe(step_rows(kind, corrections.records, gold.records if gold else []))
@@ -146,7 +146,7 @@ def build_step_dataset(
         "format": "stepwise_supervised" if kind == LABEL_KIND else "chat_template.default (DPO)",
         "seed": seed,
         "val_fraction": val_fraction,
-        "restricted_to_confirmed": confirmed_from,
+        "restricted_to_confirmed": _input(checks_path, len(confirmed), {}) if checks_path is not None else None,
         "inputs": inputs,
         "files": files,
         "counts": {"train": counts(train), "val": counts(val)},

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lema_plugin.records import RecordError, numbered_jsonl
+from lema_plugin.records import RecordError, numbered_jsonl, read_jsonl
 from lema_plugin.steps import split_steps
 
 from .examples import COT_FIELDS, CORRECTION_FIELDS, _with_answer_line
@@ -39,6 +39,7 @@ class StepCorrection:
     problem_id: str
     dataset: str
     question: str
+    answer: str
     steps: tuple[str, ...]
     incorrect_step: int
     corrected_steps: tuple[str, ...]
@@ -50,6 +51,11 @@ class StepCorrection:
     def prefix(self) -> tuple[str, ...]:
         """The steps before the first wrong one (shared by the wrong and the corrected path)."""
         return self.steps[: self.incorrect_step - 1]
+
+    @property
+    def through_error(self) -> tuple[str, ...]:
+        """The steps up to and including the first wrong one."""
+        return self.steps[: self.incorrect_step]
 
     @property
     def wrong_continuation(self) -> tuple[str, ...]:
@@ -112,6 +118,7 @@ def step_correction(record: dict, path: Path, line: int) -> StepCorrection | str
         problem_id=str(record["problem_id"]),
         dataset=str(record.get("dataset") or "unknown"),
         question=str(record["question"]).strip(),
+        answer=str(record.get("answer") or ""),
         steps=tuple(" ".join(s.split()) for s in steps),
         incorrect_step=step,
         corrected_steps=tuple(corrected),
@@ -176,3 +183,8 @@ def load_gold_solutions(path: str | Path) -> Loaded:
             steps=tuple(split_steps(rationale)),
         ))
     return Loaded(kept, skipped, problems)
+
+
+def confirmed_ids(checks_path: str | Path) -> set[str]:
+    """The corrections whose named first error a first-error check confirmed (its checks.jsonl)."""
+    return {str(r["correction_id"]) for r in read_jsonl(checks_path, required=("correction_id",)) if r.get("confirmed") is True}

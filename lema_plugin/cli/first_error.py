@@ -1,0 +1,62 @@
+"""`lema first-error`: check where each correction says the wrong path first went wrong."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, run_async
+
+
+@click.command("first-error")
+@click.option("--corrections", "corrections_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Verified corrections (corrections.jsonl from `lema correct`, or a run's data/corrections.jsonl).")
+@click.option("--generator", required=True, metavar="SPEC",
+              help="The model that continues the partial solutions, [NAME=]MODEL[@URL][;mode=completion]... "
+              "A completion endpoint continues the prefix as its own answer (the faithful rollout); a chat "
+              "endpoint gets the partial solution in the user turn and is asked to continue it.")
+@out_option
+@click.option("--samples", default=8, show_default=True, type=click.IntRange(1),
+              help="Continuations sampled from each of the two prefixes.")
+@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0), help="Sampling temperature.")
+@click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True))
+@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1), help="Longest continuation.")
+@click.option("--min-before", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Confirmed needs at least this success rate from the steps before the named step.")
+@click.option("--max-after", default=0.25, show_default=True, type=click.FloatRange(0, 1),
+              help="Confirmed needs at most this success rate from the steps including the named step.")
+@click.option("--limit", type=click.IntRange(1), help="Check only the first N usable corrections.")
+@client_options
+@friendly_errors
+def first_error(corrections_path, generator, out_dir, samples, temperature, top_p, max_tokens, min_before, max_after,
+                limit, **client_settings):
+    """Check each correction's claimed first wrong step: sample continuations from the steps
+    before it and from the steps including it, grade them, and call the claim confirmed when the
+    first prefix still reaches the right answer often and the second rarely does. Writes
+    OUT/checks.jsonl (one verdict per correction, with both success rates) and
+    OUT/first_error_summary.json (confirmation rate by generator and MATH level); restrict
+    `lema build` step kinds to confirmed corrections with `--confirmed OUT/checks.jsonl`.
+    Run again with the same OUT to resume; changed thresholds re-judge without new requests."""
+    from lema_plugin.export.steps import load_step_corrections
+    from lema_plugin.first_error import FirstErrorSettings, check_first_errors
+    from lema_plugin.llm.endpoints import open_endpoints
+
+    from pydantic import ValidationError
+
+    try:
+        settings = FirstErrorSettings(samples=samples, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                                      min_before=min_before, max_after=max_after)
+    except ValidationError as exc:
+        raise click.ClickException("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    loaded = load_step_corrections(corrections_path)
+    corrections = loaded.records[:limit] if limit else loaded.records
+    client = make_client(out_dir, **client_settings)
+
+    async def run(endpoints):
+        async with client:
+            return await check_first_errors(corrections, endpoints, client, out_dir, settings, skipped=loaded.skipped)
+
+    with open_endpoints([generator]) as endpoints:
+        summary = run_async(run(endpoints))
+    click.echo("\n".join(summary.lines()))

@@ -1,0 +1,13 @@
+"""The first-error check: does the step the corrector named really break the solution?
+
+For each verified correction, a generator continues the wrong path twice over: from the steps
+before the named step, and from the steps including it. If the first prefix still reaches the
+right answer often and the second rarely does, the claim is "confirmed". Step-DPO pairs and PRM
+labels can then be restricted to confirmed corrections (`lema build --confirmed`).
+"""
+from .stage import CHECKS, CONTINUATIONS, SUMMARY, FirstErrorSettings, check_first_errors
+from .summary import FirstErrorSummary
+
+__all__ = [
+    "CHECKS", "CONTINUATIONS", "SUMMARY", "FirstErrorSettings", "FirstErrorSummary", "check_first_errors",
+]
