@@ -108,6 +108,8 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estima
         wanted.append((recipe.evolve.model or recipe.corrector).endpoint())
     if recipe.judge is not None:
         wanted.append(recipe.judge.endpoint())
+    if recipe.first_error.enabled:
+        wanted.append((recipe.first_error.generator or recipe.generators[0]).endpoint())
     opened = contextlib.nullcontext(wanted) if estimate else open_endpoints(wanted)  # a preview starts no server
     with opened as endpoints:
         generators = endpoints[: len(recipe.generators)]
@@ -116,11 +118,12 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estima
         cot_model = next(rest) if recipe.cot.source == "model" else None
         evolver = next(rest) if recipe.evolve.enabled else None
         judge = next(rest) if recipe.judge is not None else None
-        asyncio.run(_data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, report, echo, estimate))
+        checker = next(rest) if recipe.first_error.enabled else None
+        asyncio.run(_data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, checker,
+                                 report, echo, estimate))
     if estimate:
         return report
 
-    corrections = _merge_corrections(out, recipe.evolve.enabled)
     with _Timer(report, "build", echo):
         _build(recipe, out, corrections, report)
     if recipe.train:
@@ -158,7 +161,8 @@ class _Stage(_Timer):
             self.report.costs[self.stage] = round(self.report.costs.get(self.stage, 0.0) + total["cost"], 6)
 
 
-async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, report, echo, estimate=False) -> None:
+async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, checker, report, echo,
+                       estimate=False) -> None:
     from .llm import LLMClient
     from .llm.costs import Budget, Estimate
 
@@ -184,6 +188,9 @@ async def _data_stages(recipe, out, problems, generators, corrector, cot_model, 
                 await _evolve(recipe, out, evolver, generators, corrector, judge, client, report)
         with _Stage(report, "cot", echo, client):
             await _cot(recipe, out / "cot", problems, cot_model, judge, client, report)
+        if checker is not None:
+            with _Stage(report, "first-error", echo, client):
+                await _first_error(recipe, out, _merge_corrections(out, recipe.evolve.enabled), checker, client, report)
         report.add("tokens (prompt + completion)", f"{sum(report.tokens.values()):,}")
         spent = usage_since(client, {})
         report.usage, report.by_endpoint = spent["total"], spent["by_endpoint"]
@@ -228,6 +235,9 @@ async def _estimate(recipe, out, problems, generators, corrector, cot_model, jud
     if recipe.evolve.enabled:
         client.estimate.notes.append("evolve: not included (its requests depend on the verified corrections); "
                                      "about (per_seed + answers) requests per seed correction.")
+    if recipe.first_error.enabled:
+        client.estimate.notes.append("first-error: not included (its requests depend on the verified corrections); "
+                                     f"at most {2 * recipe.first_error.samples} continuations per correction.")
     return client.estimate
 
 
@@ -282,6 +292,22 @@ async def _cot(recipe, folder, problems, cot_model, judge, client, report) -> No
     report.add("cot examples", f"{summary.kept} (rejection-sampled from {cot_model.label})")
 
 
+async def _first_error(recipe, out, corrections, checker, client, report) -> None:
+    """Check the corrections' named first errors (the optional stage): `first-error/checks.jsonl`."""
+    from .export.steps import load_step_corrections
+    from .first_error import FirstErrorSettings, check_first_errors
+
+    spec = recipe.first_error
+    settings = FirstErrorSettings(samples=spec.samples, temperature=spec.temperature, top_p=spec.top_p,
+                                  max_tokens=spec.max_tokens, min_before=spec.min_before, max_after=spec.max_after)
+    loaded = load_step_corrections(corrections)
+    summary = await check_first_errors(loaded.records, [checker], client, out / "first-error", settings,
+                                       skipped=loaded.skipped)
+    incomplete = summary.reasons["incomplete"]
+    report.add("first error confirmed",
+               _pct(summary.confirmed, summary.checked) + (f", {incomplete} incomplete" if incomplete else ""))
+
+
 def _merge_corrections(out: Path, evolved: bool) -> Path:
     """One corrections file for the export: the run's own plus those on evolved questions."""
     sources = [out / "correct" / "corrections.jsonl"]
@@ -318,9 +344,17 @@ def _config_overrides(recipe: Recipe) -> dict:
 
 def _build(recipe: Recipe, out: Path, corrections: Path, report: RunReport) -> None:
     from .export.build import build_dataset
+    from .export.step_kinds import STEP_KINDS, build_step_dataset
 
     base, overrides = _base_config(recipe), _config_overrides(recipe)
     for mix in recipe.export.mixes:
+        if mix in STEP_KINDS:
+            checks = out / "first-error" / "checks.jsonl" if recipe.first_error.confirmed_only else None
+            info = build_step_dataset(out / "data" / mix, mix, out / "cot" / "cot.jsonl", corrections,
+                                      val_fraction=recipe.export.val_fraction, seed=recipe.export.seed,
+                                      checks_path=checks)
+            report.add(f"examples {mix}", _count_line(info))
+            continue
         info = build_dataset(
             out / "data" / mix,
             out / "cot" / "cot.jsonl",

@@ -124,9 +124,32 @@ class Evolve(Strict):
         return EvolveSettings(per_seed=self.per_seed, answers=self.answers, min_agreement=self.min_agreement, judge=judge)
 
 
+class FirstError(Strict):
+    """Optional: check each correction's named first error by sampling continuations."""
+
+    enabled: bool = False
+    generator: EndpointSpec | None = None  # defaults to the recipe's first generator
+    samples: int = Field(8, ge=1, description="continuations from each of the two prefixes")
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1)
+    min_before: float = Field(0.5, ge=0, le=1)
+    max_after: float = Field(0.25, ge=0, le=1)
+    confirmed_only: bool = Field(False, description="build the step-level kinds from confirmed corrections only")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.max_after >= self.min_before:
+            raise ValueError(f"max_after ({self.max_after}) must be below min_before ({self.min_before})")
+        if self.confirmed_only and not self.enabled:
+            raise ValueError("confirmed_only needs the check: set enabled: true")
+        return self
+
+
 class Export(Strict):
     format: Literal["chat_template", "input_output", "alpaca"] = "chat_template"
-    mixes: list[Literal["lema", "cot-only", "cot-size-matched"]] = ["lema", "cot-only"]
+    # SFT mixes, and the step-level kinds (Step-DPO pairs, whole-solution pairs, PRM labels)
+    mixes: list[Literal["lema", "cot-only", "cot-size-matched", "step-dpo", "solution-dpo", "prm"]] = ["lema", "cot-only"]
     val_fraction: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
     # input_output rows are raw text: the model's BOS/EOS must be written in (LLaMA-2: <s> / </s>)
@@ -169,6 +192,7 @@ class Recipe(Strict):
     evolve: Evolve = Evolve()
     judge: EndpointSpec | None = Field(
         None, description="An LLM judge for the answers the rules cannot decide, in every stage that grades (off by default)")
+    first_error: FirstError = FirstError()
     export: Export = Export()
     train: Train | None = None
     eval: Eval | None = None

@@ -294,3 +294,63 @@ def test_run_summary_tokens_are_what_the_client_paid_for_in_every_stage(tmp_path
     assert summary["tokens"] == billed
     assert summary["rows"]["tokens (prompt + completion)"] == f"{sum(billed.values()):,}"
     assert summary["usage"]["prompt_tokens"] + summary["usage"]["completion_tokens"] == sum(billed.values())
+
+
+def test_recipe_exports_the_step_level_kinds(tmp_path, problems):
+    with ScriptedServer(make_responder(problems)) as server:
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run",
+                              export={"mixes": ["lema", "step-dpo", "solution-dpo", "prm"], "val_fraction": 0.0})
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code == 0, result.output
+    out = tmp_path / "run"
+    corrections = read_lines(out / "data/corrections.jsonl")
+    step_pairs = read_lines(out / "data/step-dpo/train.jsonl")
+    labels = read_lines(out / "data/prm/train.jsonl")
+    # each wrong path has two steps and its first is named wrong: one pair and two label rows per correction
+    assert {r["id"] for r in step_pairs} == {c["id"] for c in corrections}
+    assert all(r["rejected"]["content"] == "Add the numbers.\nSo the total is 1. The answer is 1." for r in step_pairs)
+    assert len(read_lines(out / "data/solution-dpo/train.jsonl")) == LIMIT
+    assert sorted(r["kind"] for r in labels) == sorted(["first-error"] * LIMIT + ["corrected"] * LIMIT + ["gold"] * LIMIT)
+    summary = json.loads((out / "run_summary.json").read_text())["rows"]
+    assert summary["examples step-dpo"] == f"{LIMIT} train (step-pair {LIMIT})"
+
+
+def test_recipe_checks_first_errors_and_builds_from_confirmed_corrections(tmp_path, problems):
+    corrector = make_responder(problems)
+
+    def responder(body: dict, attempt: int) -> str:
+        text = prompt_text(body)
+        if "The solution below is started" not in text:
+            return corrector(body, attempt)
+        target = max(problems, key=lambda p: text.rfind(p.question))
+        # from the wrong first step nothing recovers; from scratch, all but the first question are solved
+        if text.rstrip().endswith("Add the numbers.") or target is problems[0]:
+            return "So the total is 1. The answer is 1."
+        return f"The answer is {target.answer}."
+
+    with ScriptedServer(responder) as server:
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run",
+                              first_error={"enabled": True, "samples": 2, "confirmed_only": True},
+                              export={"mixes": ["lema", "step-dpo"]})
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code == 0, result.output
+        # 3 questions x 2 samples, 3 corrections, then 2 prefixes x 2 continuations; the empty
+        # prefix before step 1 is one prompt per question, so nothing is asked twice
+        assert server.request_count == LIMIT * 2 + LIMIT + LIMIT * 2 * 2
+    out = tmp_path / "run"
+    checks = read_lines(out / "first-error/checks.jsonl")
+    assert sorted(c["reason"] for c in checks) == ["before_fails", "confirmed", "confirmed"]
+    confirmed = {c["correction_id"] for c in checks if c["confirmed"]}
+    assert {r["id"] for r in read_lines(out / "data/step-dpo/train.jsonl")} == confirmed
+    assert len(read_lines(out / "data/lema/train.jsonl")) == 2 * LIMIT  # the SFT mix keeps every correction
+    summary = json.loads((out / "run_summary.json").read_text())["rows"]
+    assert summary["first error confirmed"] == "2/3 (66.7%)"
+
+
+def test_recipe_refuses_a_restriction_without_the_check(tmp_path):
+    from lema_plugin.recipe import RecipeError, load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"generators": [{"model": "m"}], "first_error": {"confirmed_only": True}}))
+    with pytest.raises(RecipeError, match="first_error: .*confirmed_only needs the check"):
+        load_recipe(str(path))
