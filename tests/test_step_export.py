@@ -171,6 +171,7 @@ def test_dataset_info_has_provenance_and_the_axolotl_lines(tmp_path):
         info, rows = build(tmp_path, kind, val_fraction=0.3)
         out = tmp_path / kind
         assert json.loads((out / "dataset_info.json").read_text()) == info
+        assert (info["label_policy"] is not None) == (kind == "prm")
         assert info["files"]["train"]["examples"] == len(rows) and info["files"]["val"]["examples"] > 0
         assert len(info["inputs"]["corrections"]["sha256"]) == 64
         stanza = yaml.safe_load(info["axolotl_datasets"])

@@ -20,6 +20,10 @@ from lema_plugin.prompts import render
 from .steps import GoldSolution, StepCorrection
 
 LABEL_KIND = "prm"
+LABEL_POLICY = (
+    "wrong path: steps before the named first error positive, that step negative, later steps left out; "
+    "verified corrected solution (steps before the error + corrected steps): all positive; gold CoT: all positive"
+)
 
 
 def _body(question: str, steps, labels) -> dict:

@@ -19,7 +19,7 @@ from lema_plugin.store import write_atomic, write_jsonl_atomic
 from .build import sha256_file
 from .mixes import _rng, held_out_problems
 from .preference import PREFERENCE_KINDS, preference_datasets_yaml, preference_pair
-from .process_labels import LABEL_KIND, corrected_labels, first_error_labels, gold_labels, labels_datasets_yaml
+from .process_labels import LABEL_KIND, LABEL_POLICY, corrected_labels, first_error_labels, gold_labels, labels_datasets_yaml
 from .steps import confirmed_ids, load_gold_solutions, load_step_corrections
 
 STEP_KINDS = (*PREFERENCE_KINDS, LABEL_KIND)
@@ -151,6 +151,7 @@ def build_step_dataset(
         "files": files,
         "counts": {"train": counts(train), "val": counts(val)},
         "held_out_problems": len(held),
+        "label_policy": LABEL_POLICY if kind == LABEL_KIND else None,
         "axolotl_datasets": make_yaml(str(train_path.resolve()), str(val_path.resolve()) if val else None),
     }
     write_atomic(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
