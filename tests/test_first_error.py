@@ -213,3 +213,34 @@ def test_cli_checks_and_prints_the_confirmation_rate(tmp_path):
     assert "confirmation rate: 2/4 (50.0%)" in result.output
     assert "llama-2-7b" in result.output and "Level 2" in result.output
     assert bad.exit_code != 0 and bad.output.strip() == "Error: max_after (0.4) must be below min_before (0.2)"
+
+
+@pytest.mark.slow
+def test_real_check_with_the_embedded_model(tmp_path, embedded_endpoint):
+    """SmolLM2-135M as the generator: this checks files, verdicts and accounting, not quality.
+    One request at a time: a CPU server asked twice at once only gets slower."""
+    path = tmp_path / "corrections.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in fixture_corrections()[:2]))
+    loaded = load_step_corrections(path)
+    client = LLMClient(cache_dir=tmp_path / ".cache", concurrency=1, timeout=300, max_retries=0, progress=False)
+    settings = FirstErrorSettings(samples=1, max_tokens=40)
+
+    async def go():
+        async with client:
+            return await check_first_errors(loaded.records, [embedded_endpoint], client, tmp_path, settings)
+
+    summary = asyncio.run(go())
+    continuations = read(tmp_path / CONTINUATIONS)
+    checks = read(tmp_path / CHECKS)
+    assert len(continuations) == 2 * 2, "two corrections, two prefixes, one sample each"
+    assert all(c["text"].strip() and c["finish_reason"] in ("stop", "length") for c in continuations)
+    assert [c["correction_id"] for c in checks] == ["corr-clips-1", "corr-weng-1"]
+    for check in checks:
+        assert check["generator"] == embedded_endpoint.label and check["reason"] != "incomplete"
+        assert check["before"]["samples"] == check["including"]["samples"] == 1
+        assert check["confirmed"] == (check["reason"] == "confirmed")
+    assert summary.checked == 2 and summary.confirmed == sum(c["confirmed"] for c in checks)
+    usage = client.usage[embedded_endpoint.label]
+    assert summary.usage["total"]["completion_tokens"] == usage.completion_tokens > 0
+    assert json.loads((tmp_path / SUMMARY).read_text())["confirmation_rate"] == summary.confirmation_rate
+    assert "confirmation rate:" in "\n".join(summary.lines())
