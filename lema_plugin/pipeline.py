@@ -295,14 +295,11 @@ async def _cot(recipe, folder, problems, cot_model, judge, client, report) -> No
 async def _first_error(recipe, out, corrections, checker, client, report) -> None:
     """Check the corrections' named first errors (the optional stage): `first-error/checks.jsonl`."""
     from .export.steps import load_step_corrections
-    from .first_error import FirstErrorSettings, check_first_errors
+    from .first_error import check_first_errors
 
-    spec = recipe.first_error
-    settings = FirstErrorSettings(samples=spec.samples, temperature=spec.temperature, top_p=spec.top_p,
-                                  max_tokens=spec.max_tokens, min_before=spec.min_before, max_after=spec.max_after)
     loaded = load_step_corrections(corrections)
-    summary = await check_first_errors(loaded.records, [checker], client, out / "first-error", settings,
-                                       skipped=loaded.skipped)
+    summary = await check_first_errors(loaded.records, [checker], client, out / "first-error",
+                                       recipe.first_error.settings(), skipped=loaded.skipped)
     incomplete = summary.reasons["incomplete"]
     report.add("first error confirmed",
                _pct(summary.confirmed, summary.checked) + (f", {incomplete} incomplete" if incomplete else ""))

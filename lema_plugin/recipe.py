@@ -24,6 +24,7 @@ from .correct.stage import CorrectSettings
 from .cot import CotSettings
 from .errors import LemaError
 from .evolve.stage import EvolveSettings
+from .first_error.stage import FirstErrorSettings
 from .llm.endpoints import make_endpoint
 from .llm.types import Endpoint
 from .sample import SampleSettings
@@ -125,25 +126,29 @@ class Evolve(Strict):
 
 
 class FirstError(Strict):
-    """Optional: check each correction's named first error by sampling continuations."""
+    """Optional: check each correction's named first error by sampled continuations (defaults:
+    `FirstErrorSettings`); `confirmed_only` builds the step-level kinds from confirmed ones."""
 
     enabled: bool = False
     generator: EndpointSpec | None = None  # defaults to the recipe's first generator
-    samples: int = Field(8, ge=1, description="continuations from each of the two prefixes")
-    temperature: float = Field(0.7, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(512, ge=1)
-    min_before: float = Field(0.5, ge=0, le=1)
-    max_after: float = Field(0.25, ge=0, le=1)
+    samples: int = same_as(FirstErrorSettings, "samples")
+    temperature: float = same_as(FirstErrorSettings, "temperature")
+    top_p: float = same_as(FirstErrorSettings, "top_p")
+    max_tokens: int = same_as(FirstErrorSettings, "max_tokens")
+    min_before: float = same_as(FirstErrorSettings, "min_before")
+    max_after: float = same_as(FirstErrorSettings, "max_after")
     confirmed_only: bool = Field(False, description="build the step-level kinds from confirmed corrections only")
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.max_after >= self.min_before:
-            raise ValueError(f"max_after ({self.max_after}) must be below min_before ({self.min_before})")
+        self.settings()  # thresholds that cannot both hold are refused before any request
         if self.confirmed_only and not self.enabled:
             raise ValueError("confirmed_only needs the check: set enabled: true")
         return self
+
+    def settings(self) -> FirstErrorSettings:
+        return FirstErrorSettings(samples=self.samples, temperature=self.temperature, top_p=self.top_p,
+                                  max_tokens=self.max_tokens, min_before=self.min_before, max_after=self.max_after)
 
 
 class Export(Strict):

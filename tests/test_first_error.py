@@ -191,9 +191,10 @@ def test_build_restricted_to_confirmed_corrections(tmp_path):
 
 
 def test_thresholds_must_leave_room_between_them():
+    from lema_plugin.errors import LemaError
     from lema_plugin.first_error.stage import FirstErrorSettings as Settings
 
-    with pytest.raises(ValueError, match="max_after"):
+    with pytest.raises(LemaError, match="max_after"):
         Settings(min_before=0.3, max_after=0.5)
     assert (Settings().samples, Settings().min_before, Settings().max_after) == (8, 0.5, 0.25)
 
@@ -212,7 +213,8 @@ def test_cli_checks_and_prints_the_confirmation_rate(tmp_path):
         ])
     assert "confirmation rate: 2/4 (50.0%)" in result.output
     assert "llama-2-7b" in result.output and "Level 2" in result.output
-    assert bad.exit_code != 0 and bad.output.strip() == "Error: max_after (0.4) must be below min_before (0.2)"
+    assert bad.exit_code == 2
+    assert bad.output.strip().splitlines()[-1] == "Error: FirstErrorSettings: Value error, max_after (0.4) must be below min_before (0.2)"
 
 
 @pytest.mark.slow
@@ -244,3 +246,16 @@ def test_real_check_with_the_embedded_model(tmp_path, embedded_endpoint):
     assert summary.usage["total"]["completion_tokens"] == usage.completion_tokens > 0
     assert json.loads((tmp_path / SUMMARY).read_text())["confirmation_rate"] == summary.confirmation_rate
     assert "confirmation rate:" in "\n".join(summary.lines())
+
+
+def test_defaults_are_defined_once_in_the_settings():
+    import click
+
+    from lema_plugin.recipe import Recipe
+
+    command = main.get_command(click.Context(main), "first-error")
+    options = {p.name: p.default for p in command.params}
+    recipe = Recipe.model_validate({"generators": [{"model": "m"}]})
+    for name, info in FirstErrorSettings.model_fields.items():
+        assert options[name] == info.default == getattr(recipe.first_error, name), name
+    assert recipe.first_error.settings() == FirstErrorSettings()

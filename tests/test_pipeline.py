@@ -343,8 +343,9 @@ def test_recipe_checks_first_errors_and_builds_from_confirmed_corrections(tmp_pa
     confirmed = {c["correction_id"] for c in checks if c["confirmed"]}
     assert {r["id"] for r in read_lines(out / "data/step-dpo/train.jsonl")} == confirmed
     assert len(read_lines(out / "data/lema/train.jsonl")) == 2 * LIMIT  # the SFT mix keeps every correction
-    summary = json.loads((out / "run_summary.json").read_text())["rows"]
-    assert summary["first error confirmed"] == "2/3 (66.7%)"
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["rows"]["first error confirmed"] == "2/3 (66.7%)"
+    assert summary["tokens"]["first-error"] > 0 and "first-error" in summary["timings"]
 
 
 def test_recipe_refuses_a_restriction_without_the_check(tmp_path):

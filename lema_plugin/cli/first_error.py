@@ -6,6 +6,8 @@ from pathlib import Path
 import click
 
 from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, run_async
+from lema_plugin.cli.options import settings_options
+from lema_plugin.first_error import FirstErrorSettings
 
 
 @click.command("first-error")
@@ -17,20 +19,11 @@ from lema_plugin.cli.common import client_options, friendly_errors, make_client,
               "A completion endpoint continues the prefix as its own answer (the faithful rollout); a chat "
               "endpoint gets the partial solution in the user turn and is asked to continue it.")
 @out_option
-@click.option("--samples", default=8, show_default=True, type=click.IntRange(1),
-              help="Continuations sampled from each of the two prefixes.")
-@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0), help="Sampling temperature.")
-@click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True))
-@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1), help="Longest continuation.")
-@click.option("--min-before", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="Confirmed needs at least this success rate from the steps before the named step.")
-@click.option("--max-after", default=0.25, show_default=True, type=click.FloatRange(0, 1),
-              help="Confirmed needs at most this success rate from the steps including the named step.")
+@settings_options(FirstErrorSettings)
 @click.option("--limit", type=click.IntRange(1), help="Check only the first N usable corrections.")
 @client_options
 @friendly_errors
-def first_error(corrections_path, generator, out_dir, samples, temperature, top_p, max_tokens, min_before, max_after,
-                limit, **client_settings):
+def first_error(corrections_path, generator, out_dir, settings, limit, client_settings, cache_dir, no_cache, quiet):
     """Check each correction's claimed first wrong step: sample continuations from the steps
     before it and from the steps including it, grade them, and call the claim confirmed when the
     first prefix still reaches the right answer often and the second rarely does. Writes
@@ -39,24 +32,13 @@ def first_error(corrections_path, generator, out_dir, samples, temperature, top_
     `lema build` step kinds to confirmed corrections with `--confirmed OUT/checks.jsonl`.
     Run again with the same OUT to resume; changed thresholds re-judge without new requests."""
     from lema_plugin.export.steps import load_step_corrections
-    from lema_plugin.first_error import FirstErrorSettings, check_first_errors
+    from lema_plugin.first_error import check_first_errors
     from lema_plugin.llm.endpoints import open_endpoints
 
-    from pydantic import ValidationError
-
-    try:
-        settings = FirstErrorSettings(samples=samples, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                                      min_before=min_before, max_after=max_after)
-    except ValidationError as exc:
-        raise click.ClickException("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     loaded = load_step_corrections(corrections_path)
     corrections = loaded.records[:limit] if limit else loaded.records
-    client = make_client(out_dir, **client_settings)
-
-    async def run(endpoints):
-        async with client:
-            return await check_first_errors(corrections, endpoints, client, out_dir, settings, skipped=loaded.skipped)
-
+    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
     with open_endpoints([generator]) as endpoints:
-        summary = run_async(run(endpoints))
+        summary = run_async(
+            check_first_errors(corrections, endpoints, client, out_dir, settings, skipped=loaded.skipped), client)
     click.echo("\n".join(summary.lines()))

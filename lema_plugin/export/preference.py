@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 
+from lema_plugin.errors import ConfigError
 from lema_plugin.prompts import render
 
 from .steps import StepCorrection
@@ -54,7 +55,7 @@ def preference_pair(kind: str, correction: StepCorrection) -> dict:
         return step_pair(correction)
     if kind == "solution-dpo":
         return solution_pair(correction)
-    raise ValueError(f"unknown preference kind {kind!r}; choose one of {', '.join(PREFERENCE_KINDS)}")
+    raise ConfigError(f"unknown preference kind {kind!r}; choose one of {', '.join(PREFERENCE_KINDS)}")
 
 
 def _dataset_entry(path: str) -> list[str]:

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from lema_plugin.errors import ConfigError
 from lema_plugin.store import write_atomic, write_jsonl_atomic
 
 from .build import sha256_file
@@ -111,9 +112,9 @@ def build_step_dataset(
     whose named first error it confirmed.
     """
     if kind not in STEP_KINDS:
-        raise ValueError(f"unknown step kind {kind!r}; choose one of {', '.join(STEP_KINDS)}")
+        raise ConfigError(f"unknown step kind {kind!r}; choose one of {', '.join(STEP_KINDS)}")
     if corrections_path is None:
-        raise ValueError(f"kind {kind!r} needs a corrections file")
+        raise ConfigError(f"kind {kind!r} needs a corrections file")
     out = Path(out_dir)
     confirmed = confirmed_ids(checks_path) if checks_path is not None else None
     corrections = load_step_corrections(corrections_path, confirmed)

@@ -17,17 +17,19 @@ and the thresholds, so changing a threshold re-judges without a single request:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from lema_plugin.asking import Ask, ask_missing
+from lema_plugin.errors import ConfigError
+from lema_plugin.export.steps import StepCorrection
 from lema_plugin.llm.types import Endpoint
 from lema_plugin.records import make_id
-from lema_plugin.store import RunStore, write_atomic, write_jsonl_atomic
-
-from lema_plugin.export.steps import StepCorrection
+from lema_plugin.settings import Settings
+from lema_plugin.store import RunStore, write_jsonl_atomic
+from lema_plugin.summaries import usage_since, usage_snapshot, write_summary
 
 from .request import continuation_prompt, continuation_request, grade_continuation
 from .summary import FirstErrorSummary, summarize
@@ -37,10 +39,8 @@ CHECKS = "checks.jsonl"
 SUMMARY = "first_error_summary.json"
 
 
-class FirstErrorSettings(BaseModel):
+class FirstErrorSettings(Settings):
     """How continuations are sampled and when a named first error counts as confirmed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     samples: int = Field(8, ge=1, description="Continuations sampled from each of the two prefixes.")
     temperature: float = Field(0.7, ge=0, description="Sampling temperature of the continuations.")
@@ -104,15 +104,6 @@ def judge(correction: StepCorrection, outcomes: dict[str, list[bool | None]], ge
     return record
 
 
-async def _ask_missing(client, asks, done, on_reply, desc=None) -> int:
-    """Send the asks whose id is not `done`; hand each completion to `on_reply` as it arrives."""
-    todo = [ask for ask in asks if not done(ask[0])]
-    if todo:
-        async for index, completion in client.stream([(a[1], a[2]) for a in todo], desc=desc):
-            on_reply(todo[index], completion)
-    return len(todo)
-
-
 async def check_first_errors(
     corrections: list[StepCorrection],
     endpoints: Sequence[Endpoint],
@@ -128,14 +119,14 @@ async def check_first_errors(
     in `skipped`, so the summary says which corrections could not be checked and why).
     """
     if len(endpoints) != 1:
-        raise ValueError(f"the first-error check takes one generator endpoint, not {len(endpoints)}")
+        raise ConfigError(f"the first-error check takes one generator endpoint, not {len(endpoints)}")
     generator = endpoints[0]
     settings = settings or FirstErrorSettings()
     out_dir = Path(out_dir)
-    before = {k: getattr(client.usage.get(generator.label), k, 0) for k in ("prompt_tokens", "completion_tokens")}
+    before = usage_snapshot(client)
 
     plan: dict[str, dict[str, list[str]]] = {}  # correction id -> side -> continuation ids
-    asks: dict[str, tuple] = {}
+    asks: dict[str, Ask] = {}
     for correction in corrections:
         plan[correction.id] = {}
         for side, prefix in _sides(correction):
@@ -146,7 +137,7 @@ async def check_first_errors(
                 ids.append(ask_id)
                 request = continuation_request(prompt, generator, index, settings.temperature, settings.top_p,
                                                settings.max_tokens)
-                asks.setdefault(ask_id, (ask_id, generator, request, (prefix, correction.answer, correction.dataset)))
+                asks.setdefault(ask_id, Ask(ask_id, generator, request, (prefix, correction.answer, correction.dataset)))
             plan[correction.id][side] = ids
 
     with RunStore(out_dir / CONTINUATIONS) as store:
@@ -154,15 +145,15 @@ async def check_first_errors(
         def on_reply(ask, completion) -> None:
             if not completion.ok:
                 return  # not stored: asked again on the next run
-            prefix, gold, dataset = ask[3]
+            prefix, gold, dataset = ask.owner
             prediction, correct = grade_continuation(prefix, completion.text, gold, dataset)
             store.append({
-                "id": ask[0], "model": generator.model, "prefix_steps": len(prefix),
-                "sample_index": ask[2].sample_index, "text": completion.text,
+                "id": ask.id, "model": generator.model, "prefix_steps": len(prefix),
+                "sample_index": ask.request.sample_index, "text": completion.text,
                 "finish_reason": completion.finish_reason, "prediction": prediction, "correct": correct,
             })
 
-        requests = await _ask_missing(client, asks.values(), lambda i: i in store, on_reply, desc="first-error check")
+        requests = await ask_missing(client, asks.values(), lambda i: i in store, on_reply, desc="first-error check")
 
         def outcome(continuation_id: str) -> bool | None:
             record = store.get(continuation_id)
@@ -176,8 +167,7 @@ async def check_first_errors(
 
     summary = summarize(checks, generator.label, settings.model_dump(), skipped or {})
     summary.requests = requests
-    now = client.usage.get(generator.label)
-    summary.usage = {"total": {k: getattr(now, k, 0) - before[k] for k in before}}
-    write_atomic(out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    summary.usage = usage_since(client, before)
+    write_summary(out_dir / SUMMARY, summary)
     return summary
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from lema_plugin.tables import format_table
+
 REASONS = ("confirmed", "before_fails", "step_recovers", "incomplete")
 
 
@@ -50,8 +52,6 @@ class FirstErrorSummary:
         return data
 
     def lines(self) -> list[str]:
-        from lema_plugin.cli.common import format_table
-
         s = self.settings
         out = [
             f"continuations by {self.generator}: {s['samples']} per prefix; confirmed when the steps before the "
