@@ -148,6 +148,8 @@ def test_failed_continuations_leave_the_check_incomplete_and_are_asked_again(tmp
     with ScriptedServer(flaky) as server:
         summary = run_check(server, tmp_path / "check", corrections)
         assert summary.reasons["incomplete"] == 1 and summary.checked == 3
+        assert summary.failed_requests == 16 and "500" in summary.failure_example
+        assert "failed requests: 16, asked again on the next run" in "\n".join(summary.lines())
         stored = len(read(tmp_path / "check" / CONTINUATIONS))
         assert stored == 3 * 16
         down["on"] = False
@@ -224,7 +226,7 @@ def test_real_check_with_the_embedded_model(tmp_path, embedded_endpoint):
     path = tmp_path / "corrections.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in fixture_corrections()[:2]))
     loaded = load_step_corrections(path)
-    client = LLMClient(cache_dir=tmp_path / ".cache", concurrency=1, timeout=300, max_retries=0, progress=False)
+    client = LLMClient(cache_dir=tmp_path / ".cache", concurrency=1, timeout=600, max_retries=1, progress=False)
     settings = FirstErrorSettings(samples=1, max_tokens=40)
 
     async def go():
@@ -234,6 +236,7 @@ def test_real_check_with_the_embedded_model(tmp_path, embedded_endpoint):
     summary = asyncio.run(go())
     continuations = read(tmp_path / CONTINUATIONS)
     checks = read(tmp_path / CHECKS)
+    assert summary.failed_requests == 0, summary.failure_example
     assert len(continuations) == 2 * 2, "two corrections, two prefixes, one sample each"
     assert all(c["text"].strip() and c["finish_reason"] in ("stop", "length") for c in continuations)
     assert [c["correction_id"] for c in checks] == ["corr-clips-1", "corr-weng-1"]

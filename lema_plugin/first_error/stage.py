@@ -140,10 +140,12 @@ async def check_first_errors(
                 asks.setdefault(ask_id, Ask(ask_id, generator, request, (prefix, correction.answer, correction.dataset)))
             plan[correction.id][side] = ids
 
+    failures: list[str] = []
     with RunStore(out_dir / CONTINUATIONS) as store:
 
         def on_reply(ask, completion) -> None:
             if not completion.ok:
+                failures.append(completion.error or "unknown error")
                 return  # not stored: asked again on the next run
             prefix, gold, dataset = ask.owner
             prediction, correct = grade_continuation(prefix, completion.text, gold, dataset)
@@ -167,6 +169,8 @@ async def check_first_errors(
 
     summary = summarize(checks, generator.label, settings.model_dump(), skipped or {})
     summary.requests = requests
+    summary.failed_requests = len(failures)
+    summary.failure_example = failures[0] if failures else None
     summary.usage = usage_since(client, before)
     write_summary(out_dir / SUMMARY, summary)
     return summary

@@ -37,6 +37,8 @@ class FirstErrorSummary:
     by_generator: dict[str, Group] = field(default_factory=dict)  # the model that made the mistake
     by_level: dict[str, Group] = field(default_factory=dict)  # MATH only
     requests: int = 0  # new requests this run (the rest came from the run store)
+    failed_requests: int = 0  # of those, still failing after the client's retries: asked again next run
+    failure_example: str | None = None
     usage: dict = field(default_factory=dict)
 
     @property
@@ -63,6 +65,9 @@ class FirstErrorSummary:
         skipped = {k: v for k, v in self.skipped.items() if v}
         if skipped:
             out.append("skipped: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items()))
+        if self.failed_requests:
+            out.append(f"failed requests: {self.failed_requests}, asked again on the next run "
+                       f"(first error: {self.failure_example})")
         total = self.usage.get("total", {})
         out.append(f"requests: {self.requests} new; tokens: {total.get('prompt_tokens', 0)} prompt, "
                    f"{total.get('completion_tokens', 0)} completion")
