@@ -61,8 +61,10 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
 
     Correction examples teach: given a question and a wrong solution in numbered steps, name the
     first wrong step, explain it, and solve from there. CoT examples teach: the zero-shot solve
-    prompt -> a rationale ending in "The answer is X.". With --axolotl-config, OUT/axolotl.yml is
-    the config to train; without it, the printed `datasets:` lines go into your own config.
+    prompt -> a rationale ending in "The answer is X.". The step-level kinds turn the same
+    corrections into preference pairs (`rl: dpo`) or per-step labels for a process reward model.
+    With --axolotl-config, OUT/axolotl.yml is the config to train; without it, the printed
+    `datasets:` lines go into your own config.
     """
     from lema_plugin.export import STEP_KINDS, build_step_dataset
     from lema_plugin.export.build import build_dataset, count_rows
