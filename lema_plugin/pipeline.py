@@ -124,6 +124,7 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estima
     if estimate:
         return report
 
+    corrections = _merge_corrections(out, recipe.evolve.enabled)
     with _Timer(report, "build", echo):
         _build(recipe, out, corrections, report)
     if recipe.train:

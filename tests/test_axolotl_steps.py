@@ -66,14 +66,14 @@ def built(tmp_path_factory) -> dict[str, dict]:
 
 
 def rows(info: dict) -> list[dict]:
-    path = Path(yaml.safe_load(info["axolotl_datasets"])["datasets"][0]["path"])
+    path = Path(info["axolotl"]["datasets"][0]["path"])
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def smoke_config(config: Path, info: dict, model_dir: str, tmp_path: Path) -> Path:
     """The shipped config on CPU: the built data pasted in, the embedded model, every path under tmp_path."""
     raw = yaml.safe_load(config.read_text())
-    raw.update(yaml.safe_load(info["axolotl_datasets"]))
+    raw.update(info["axolotl"])
     raw.update(CPU_SMOKE, base_model=model_dir, output_dir=str(tmp_path / "out"),
                dataset_prepared_path=str(tmp_path / "prepared"))
     path = tmp_path / config.name
@@ -91,7 +91,7 @@ def test_gpu_config_passes_axolotl_validation(config, kind, built):
     assert text.startswith("# ") and "axolotl train " + f"axolotl_configs/{config.name}" in text
     raw = yaml.safe_load(text)
     (dataset,) = raw["datasets"]
-    stanza = yaml.safe_load(built[kind]["axolotl_datasets"])
+    stanza = built[kind]["axolotl"]
     assert {k: v for k, v in dataset.items() if k != "path"} == {k: v for k, v in stanza["datasets"][0].items() if k != "path"}
     dataset["path"] = stanza["datasets"][0]["path"]
     cfg = validate_config(DictDefault(raw), capabilities=GPU,

@@ -20,7 +20,9 @@ from lema_plugin.export.axolotl_config import gpu_count
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "axolotl_configs").glob("*.yml"))
-NOT_PAPER = {"qwen2.5-1.5b-instruct-gsm8k-lema", "smollm2-135m-cpu-smoke"}
+# Built by the step-level kinds (`lema build --mix step-dpo|prm`), which write no ready config.
+STEP_LEVEL = {"qwen2.5-1.5b-instruct-gsm8k-step-dpo", "qwen2.5-1.5b-instruct-gsm8k-prm"}
+NOT_PAPER = {"qwen2.5-1.5b-instruct-gsm8k-lema", "smollm2-135m-cpu-smoke", *STEP_LEVEL}
 PAPER = [p for p in CONFIGS if p.stem not in NOT_PAPER]
 
 
@@ -138,9 +140,11 @@ def test_multi_gpu_configs_are_plain_ddp_and_fsdp_qlora():
 def test_header_commands_parse_against_the_real_clis(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     commands = header_commands(path)
-    assert any(c.startswith("lema build") for c in commands) and any(c.startswith("lm_eval") for c in commands)
-    assert "strict_match" in header(path)
-    chat = yaml.safe_load(path.read_text())["datasets"][0]["type"] == "chat_template"
+    config = yaml.safe_load(path.read_text())
+    reward_model = bool(config.get("process_reward_model"))  # scores steps, generates nothing to evaluate
+    assert any(c.startswith("lema build") for c in commands)
+    assert reward_model or (any(c.startswith("lm_eval") for c in commands) and "strict_match" in header(path))
+    chat = config["datasets"][0]["type"].startswith("chat_template")
     for command in commands:
         args = shlex.split(command)
         if args[0] == "lema":
@@ -150,7 +154,10 @@ def test_header_commands_parse_against_the_real_clis(path, tmp_path, monkeypatch
                     Path(value).touch()
             build = main.get_command(click.Context(main), "build")
             with build.make_context("build", args[2:]) as ctx:
-                assert ctx.params["axolotl_config"].endswith(path.name) or ctx.params["axolotl_config"] == path.stem
+                if path.stem in STEP_LEVEL:
+                    assert ctx.params["mix"] in ("step-dpo", "solution-dpo", "prm")
+                else:
+                    assert ctx.params["axolotl_config"].endswith(path.name) or ctx.params["axolotl_config"] == path.stem
         elif args[0] == "lm_eval":
             check_lm_eval_command(command)
             assert ("--apply_chat_template" in args) == chat, command

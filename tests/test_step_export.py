@@ -174,7 +174,7 @@ def test_dataset_info_has_provenance_and_the_axolotl_lines(tmp_path):
         assert (info["label_policy"] is not None) == (kind == "prm")
         assert info["files"]["train"]["examples"] == len(rows) and info["files"]["val"]["examples"] > 0
         assert len(info["inputs"]["corrections"]["sha256"]) == 64
-        stanza = yaml.safe_load(info["axolotl_datasets"])
+        stanza = info["axolotl"]
         assert setting.items() <= stanza.items()
         assert stanza["datasets"][0]["type"] == stanza["test_datasets"][0]["type"] == dtype
         assert Path(stanza["datasets"][0]["path"]) == (out / "train.jsonl").resolve()

@@ -71,6 +71,9 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
 
     if checks_path and mix not in STEP_KINDS:
         raise click.UsageError(f"--confirmed applies to the step-level kinds ({', '.join(STEP_KINDS)}), not to {mix}")
+    if mix in STEP_KINDS and (axolotl_config or max_tokens or tokenizer):
+        raise click.UsageError(f"--axolotl-config, --max-tokens and --tokenizer apply to the SFT mixes, not to {mix}: "
+                               "paste the printed lines into axolotl_configs/qwen2.5-1.5b-instruct-gsm8k-*.yml")
     if mix in STEP_KINDS:
         info = build_step_dataset(out_dir, mix, cot_path, corrections_path, val_fraction=val_fraction, seed=seed,
                                   checks_path=checks_path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, run_async
+from lema_plugin.cli.common import client_options, friendly_errors, make_client, out_option, print_outcome, run_async
 from lema_plugin.cli.options import settings_options
 from lema_plugin.first_error import FirstErrorSettings
 
@@ -23,7 +23,8 @@ from lema_plugin.first_error import FirstErrorSettings
 @click.option("--limit", type=click.IntRange(1), help="Check only the first N usable corrections.")
 @client_options
 @friendly_errors
-def first_error(corrections_path, generator, out_dir, settings, limit, client_settings, cache_dir, no_cache, quiet):
+def first_error(corrections_path, generator, out_dir, settings, limit, client_settings, cache_dir, no_cache, quiet,
+                max_cost, estimate):
     """Check each correction's claimed first wrong step: sample continuations from the steps
     before it and from the steps including it, grade them, and call the claim confirmed when the
     first prefix still reaches the right answer often and the second rarely does. Writes
@@ -37,8 +38,8 @@ def first_error(corrections_path, generator, out_dir, settings, limit, client_se
 
     loaded = load_step_corrections(corrections_path)
     corrections = loaded.records[:limit] if limit else loaded.records
-    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet)
+    client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_endpoints([generator]) as endpoints:
         summary = run_async(
             check_first_errors(corrections, endpoints, client, out_dir, settings, skipped=loaded.skipped), client)
-    click.echo("\n".join(summary.lines()))
+    print_outcome(client, summary)

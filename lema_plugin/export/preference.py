@@ -16,8 +16,6 @@ renders them with the model's own chat template.
 """
 from __future__ import annotations
 
-import json
-
 from lema_plugin.errors import ConfigError
 from lema_plugin.prompts import render
 
@@ -58,21 +56,14 @@ def preference_pair(kind: str, correction: StepCorrection) -> dict:
     raise ConfigError(f"unknown preference kind {kind!r}; choose one of {', '.join(PREFERENCE_KINDS)}")
 
 
-def _dataset_entry(path: str) -> list[str]:
-    return [
-        f"  - path: {json.dumps(path)}",
-        "    ds_type: json",
-        "    split: train",
-        "    type: chat_template.default",
-        "    field_messages: messages",
-        "    field_chosen: chosen",
-        "    field_rejected: rejected",
-    ]
+def _dataset_entry(path: str) -> dict:
+    return {"path": path, "ds_type": "json", "split": "train", "type": "chat_template.default",
+            "field_messages": "messages", "field_chosen": "chosen", "field_rejected": "rejected"}
 
 
-def preference_datasets_yaml(train_path: str, val_path: str | None = None) -> str:
-    """The axolotl config lines that load the pairs (with `rl: dpo` in the config)."""
-    lines = ["rl: dpo", "datasets:", *_dataset_entry(train_path)]
+def preference_stanza(train_path: str, val_path: str | None = None) -> dict:
+    """The axolotl config keys that load the pairs (`rl: dpo` with them), as data."""
+    stanza = {"rl": "dpo", "datasets": [_dataset_entry(train_path)]}
     if val_path:
-        lines += ["test_datasets:", *_dataset_entry(val_path)]
-    return "\n".join(lines) + "\n"
+        stanza["test_datasets"] = [_dataset_entry(val_path)]
+    return stanza

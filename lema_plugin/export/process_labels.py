@@ -13,8 +13,6 @@ puts each label on the last token of its step.
 """
 from __future__ import annotations
 
-import json
-
 from lema_plugin.prompts import render
 
 from .steps import GoldSolution, StepCorrection
@@ -49,19 +47,13 @@ def gold_labels(solution: GoldSolution) -> dict:
     return _body(solution.question, solution.steps, [True] * len(solution.steps))
 
 
-def _dataset_entry(path: str) -> list[str]:
-    return [
-        f"  - path: {json.dumps(path)}",
-        "    ds_type: json",
-        "    split: train",
-        "    type: stepwise_supervised",
-        f"    step_separator: {json.dumps(chr(10))}",
-    ]
+def _dataset_entry(path: str) -> dict:
+    return {"path": path, "ds_type": "json", "split": "train", "type": "stepwise_supervised", "step_separator": "\n"}
 
 
-def labels_datasets_yaml(train_path: str, val_path: str | None = None) -> str:
-    """The axolotl config lines that load the labels (with `process_reward_model: true`)."""
-    lines = ["process_reward_model: true", "datasets:", *_dataset_entry(train_path)]
+def labels_stanza(train_path: str, val_path: str | None = None) -> dict:
+    """The axolotl config keys that load the labels (`process_reward_model: true` with them), as data."""
+    stanza = {"process_reward_model": True, "datasets": [_dataset_entry(train_path)]}
     if val_path:
-        lines += ["test_datasets:", *_dataset_entry(val_path)]
-    return "\n".join(lines) + "\n"
+        stanza["test_datasets"] = [_dataset_entry(val_path)]
+    return stanza

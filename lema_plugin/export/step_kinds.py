@@ -19,8 +19,8 @@ from lema_plugin.store import write_atomic, write_jsonl_atomic
 
 from .build import sha256_file
 from .mixes import _rng, held_out_problems
-from .preference import PREFERENCE_KINDS, preference_datasets_yaml, preference_pair
-from .process_labels import LABEL_KIND, LABEL_POLICY, corrected_labels, first_error_labels, gold_labels, labels_datasets_yaml
+from .preference import PREFERENCE_KINDS, preference_pair, preference_stanza
+from .process_labels import LABEL_KIND, LABEL_POLICY, corrected_labels, first_error_labels, gold_labels, labels_stanza
 from .steps import confirmed_ids, load_gold_solutions, load_step_corrections
 
 STEP_KINDS = (*PREFERENCE_KINDS, LABEL_KIND)
@@ -141,7 +141,7 @@ def build_step_dataset(
         files["val"] = _write(val_path, val)
     elif val_path.exists():
         val_path.unlink()  # a stale split from an earlier build would be silently mixed in
-    make_yaml = labels_datasets_yaml if kind == LABEL_KIND else preference_datasets_yaml
+    stanza = labels_stanza if kind == LABEL_KIND else preference_stanza
     info = {
         "mix": kind,
         "format": "stepwise_supervised" if kind == LABEL_KIND else "chat_template.default (DPO)",
@@ -153,7 +153,7 @@ def build_step_dataset(
         "counts": {"train": counts(train), "val": counts(val)},
         "held_out_problems": len(held),
         "label_policy": LABEL_POLICY if kind == LABEL_KIND else None,
-        "axolotl_datasets": make_yaml(str(train_path.resolve()), str(val_path.resolve()) if val else None),
+        "axolotl": stanza(str(train_path.resolve()), str(val_path.resolve()) if val else None),
     }
     write_atomic(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
