@@ -51,6 +51,17 @@ def main(verbose: bool) -> None:
     """Build Learning-from-Mistakes (LeMa) datasets for axolotl and score them with lm-eval.
 
     Typical order: sample -> correct -> cot -> (evolve) -> (first-error) -> build, or all at once with `lema run`.
+
+    \b
+    Exit status of every command:
+      0    everything asked for is done
+      1    bad input, options, recipe, path or endpoint (one line names what to fix)
+      2    bad command line
+      3    --max-cost reached (what was answered is kept; run again with more to continue)
+      4    nothing produced (no problems, mistakes, corrections or examples)
+      5    some requests finally failed (what arrived is kept; run again to retry the rest)
+      75   requests wait in Batch API batches (run the same command again later to collect)
+      130  interrupted (what was written is kept; run again to resume)
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,

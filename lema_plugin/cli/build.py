@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 import yaml
 
-from lema_plugin.cli.common import friendly_errors
+from lema_plugin.cli.common import check_outcome, friendly_errors
 from lema_plugin.tables import format_table
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -93,6 +93,7 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
         click.echo(f"size-matched to {pad['target']}: {pad['extra_cot']} extra CoT, {pad['repeated']} repeated")
     if fmt == "input_output" and not eos_token:
         click.echo("warning: no --eos-token: axolotl adds none in input_output, so the model will not learn to stop", err=True)
+    check_outcome(info["counts"]["train"]["examples"], "training examples")  # before any "Next:" to train on nothing
     if "token_budget" in info:
         report = info["token_budget"]
         line = (f"{report['over']} of {report['rows']} rows longer than {report['budget']} tokens "

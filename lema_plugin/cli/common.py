@@ -2,7 +2,9 @@
 
 Stage commands stay thin: they declare their options, open what they need, call one stage
 function and print its summary. A `LemaError` (bad input, options, recipe or endpoint) becomes
-one line on stderr and exit status 1; Ctrl-C exits 130 keeping what was written; any other
+one line on stderr and its exit status (1; 4 when nothing was produced, 5 when requests finally
+failed; 3 and 75 for the clean stops of a budget and of pending batches: see `lema_plugin.errors`);
+Ctrl-C exits 130 keeping what was written; any other
 exception is a bug and keeps its traceback. A path that cannot be read or written (missing, a
 file in the way, no permission, a full disk) is the user's disk, not a bug: one line too.
 """
@@ -18,7 +20,7 @@ from typing import Callable
 import click
 
 from lema_plugin.cli.options import settings_options
-from lema_plugin.errors import LemaError
+from lema_plugin.errors import CLEAN_STOPS, EXIT_INTERRUPTED, LemaError, NothingProduced, RequestsFailed
 
 INTERRUPTED = "interrupted: records written so far are kept; run the same command again to resume"
 
@@ -35,13 +37,15 @@ def friendly_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except LemaError as exc:
-            if getattr(exc, "exit_code", None):  # a clean stop, not a failure: batches pending, budget reached
+            if exc.exit_code in CLEAN_STOPS:  # a clean stop, not a failure: batches pending, budget reached
                 click.echo(str(exc), err=True)
                 raise SystemExit(exc.exit_code) from None
-            raise click.ClickException(str(exc)) from None
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
         except KeyboardInterrupt:
             click.echo(INTERRUPTED, err=True)
-            raise SystemExit(130) from None
+            raise SystemExit(EXIT_INTERRUPTED) from None
         except OSError as exc:
             if not (isinstance(exc, _PATH_ERRORS) or exc.errno in _DISK_ERRNOS):
                 raise
@@ -49,6 +53,16 @@ def friendly_errors(func: Callable) -> Callable:
             raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
     return wrapper
+
+
+def check_outcome(produced: int, what: str, failed: int = 0) -> None:
+    """After a command printed its summary: exit 3 when `failed` requests finally failed, 4 when
+    it produced no `what`, so `lema sample ... && lema correct ...` stops on an empty result."""
+    if failed:
+        raise RequestsFailed(f"{failed} request{'s' if failed != 1 else ''} finally failed (their reasons are in "
+                             "the summary above); run the same command again to retry only those")
+    if not produced:
+        raise NothingProduced(f"no {what} produced")
 
 
 def run_async(coro, client=None):

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, print_outcome, open_stage_endpoints, out_option, run_async
+from lema_plugin.cli.common import (check_outcome, client_options, friendly_errors, make_client, open_stage_endpoints,
+                                    out_option, print_outcome, run_async)
 from lema_plugin.cli.options import settings_options
 from lema_plugin.correct.stage import CorrectSettings
+from lema_plugin.errors import NothingProduced
 
 
 @click.command()
@@ -37,7 +39,11 @@ def correct(mistakes_path, corrector, out_dir, settings, limit, client_settings,
     from lema_plugin.correct import corrector_spec, correct_mistakes, load_mistakes
 
     mistakes = load_mistakes(mistakes_path, limit=limit)
+    if not mistakes:
+        raise NothingProduced(f"{mistakes_path}: no mistakes to correct")
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints([corrector_spec(corrector)], settings) as (endpoints, settings):
         summary = run_async(correct_mistakes(mistakes, endpoints, client, out_dir, settings), client)
     print_outcome(client, summary)
+    if client.estimate is None:
+        check_outcome(summary.verified, "verified corrections", failed=summary.rejected.get("request_failed", 0))

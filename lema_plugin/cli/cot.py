@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, print_outcome, open_stage_endpoints, out_option, run_async
+from lema_plugin.cli.common import (check_outcome, client_options, friendly_errors, make_client, open_stage_endpoints,
+                                    out_option, print_outcome, run_async)
 from lema_plugin.cli.options import settings_options
 from lema_plugin.cot import CotSettings
 
@@ -43,6 +44,7 @@ def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir,
         records, by_dataset = stage.write_gold_cot(problems, out_dir)
         click.echo(f"problems: {len(problems)}; gold rationales written: {len(records)} "
                    f"({len(problems) - len(records)} without a usable rationale)")
+        produced, failed = len(records), 0
     else:
         client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
         with open_stage_endpoints([stage.strong_model_spec(model_spec)], settings) as (endpoints, settings):
@@ -50,4 +52,6 @@ def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir,
         print_outcome(client, summary)
         if client.estimate is not None:
             return
+        produced, failed = summary.kept, summary.failed
     click.echo(f"wrote {Path(out_dir) / 'cot.jsonl'}")
+    check_outcome(produced, "CoT examples", failed=failed)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import client_options, friendly_errors, make_client, print_outcome, open_stage_endpoints, out_option, run_async
+from lema_plugin.cli.common import (check_outcome, client_options, friendly_errors, make_client, open_stage_endpoints,
+                                    out_option, print_outcome, run_async)
 from lema_plugin.cli.options import settings_options
 from lema_plugin.evolve import EvolveSettings
 
@@ -54,3 +55,4 @@ def evolve(corrections_path, weight_by_level, rejected_path, model_spec, setting
     if client.estimate is not None:
         return
     click.echo(f"wrote {Path(out_dir) / 'problems.jsonl'}")
+    check_outcome(summary.kept, "new questions", failed=summary.failed)

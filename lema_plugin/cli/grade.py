@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from lema_plugin.cli.common import friendly_errors
+from lema_plugin.errors import NothingProduced
 from lema_plugin.tables import format_table
 
 
@@ -77,5 +78,5 @@ def grade(dataset, predictions, prediction_field, gold_field, gold_file, out, ju
             click.echo(f"  ... and {len(report.bad_lines) - 20} more", err=True)
     if out is not None:
         click.echo(f"wrote {out}")
-    if report.graded == 0 and report.bad_lines:
-        raise click.ClickException(f"{predictions}: no line could be graded")
+    if report.graded == 0:  # an empty or all-bad file: exit 4, so `lema grade ... && ...` stops
+        raise NothingProduced(f"{predictions}: no line could be graded")

@@ -7,7 +7,7 @@ import click
 
 from lema_plugin.settings import JudgeSettings
 
-from .common import friendly_errors, open_stage_endpoints, out_option
+from .common import check_outcome, friendly_errors, open_stage_endpoints, out_option
 from .options import settings_options
 
 
@@ -69,3 +69,4 @@ def import_paths(files, fmt, dataset, split, data_file, gold_field, question_fie
         for line in client.usage_lines():
             click.echo(f"judge {line}")
     click.echo(summary.table())
+    check_outcome(summary.total["mistakes"], "mistakes")

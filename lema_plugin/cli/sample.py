@@ -5,9 +5,11 @@ from pathlib import Path
 
 import click
 
+from lema_plugin.errors import NothingProduced
 from lema_plugin.sample import SampleSettings, sample_paths
 
-from .common import client_options, friendly_errors, make_client, print_outcome, open_stage_endpoints, out_option, run_async
+from .common import (check_outcome, client_options, friendly_errors, make_client, open_stage_endpoints, out_option,
+                     print_outcome, run_async)
 from .options import settings_options
 
 
@@ -46,8 +48,10 @@ def sample(dataset, split, data_file, limit, generators, settings, out_dir, clie
 
     problems = load_problems(dataset, split=split, data_file=data_file, limit=limit)
     if not problems:
-        raise click.ClickException("no problems to sample (check --dataset, --split, --data-file)")
+        raise NothingProduced("no problems to sample (check --dataset, --split, --data-file)")
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints(list(generators) or ["embedded"], settings) as (endpoints, settings):
         summary = run_async(sample_paths(problems, endpoints, client, out_dir, settings), client)
     print_outcome(client, summary)
+    if client.estimate is None:
+        check_outcome(summary.total["mistakes"], "mistakes", failed=summary.total["failed"])

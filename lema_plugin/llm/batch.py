@@ -24,7 +24,7 @@ from pathlib import Path
 
 import openai
 
-from ..errors import LemaError
+from ..errors import EXIT_PENDING, LemaError
 from ..records import repair_text
 from ..store import write_atomic
 from .costs import BATCH_DISCOUNT, worst_case
@@ -39,7 +39,7 @@ DONE = ("completed", "expired", "failed", "cancelled")
 class BatchPending(LemaError):
     """Requests are waiting in batches: not an error, a "come back later" (exit status 75)."""
 
-    exit_code = 75
+    exit_code = EXIT_PENDING
 
 
 @dataclass

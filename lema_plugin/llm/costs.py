@@ -20,7 +20,7 @@ import functools
 import threading
 from dataclasses import dataclass, field
 
-from ..errors import LemaError
+from ..errors import EXIT_BUDGET, LemaError
 from .types import Endpoint, Request
 
 BATCH_DISCOUNT = 0.5  # the OpenAI Batch API bills half the online price
@@ -102,7 +102,7 @@ class BudgetStop(LemaError):
     """The next request would cross `--max-cost`: the stage stops cleanly, with what was
     answered stored (exit status 3; a later run with a larger budget continues)."""
 
-    exit_code = 3
+    exit_code = EXIT_BUDGET
 
 
 class Budget:
