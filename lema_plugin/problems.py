@@ -10,13 +10,14 @@ and the gold rationale, so later stages never care where a question came from.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
-from .records import RecordError, make_id, numbered_jsonl
+from .records import RecordError, check_fields, make_id, numbered_jsonl
 from .text import gsm8k_gold
 
 DATASETS = ("gsm8k", "math", "math500")
@@ -29,7 +30,11 @@ MATH_SUBJECTS = (
     "prealgebra",
     "precalculus",
 )
-_LEVEL = re.compile(r"(\d+)")
+_LEVEL = re.compile(r"^\s*(?:level\s*)?(\d+|\?)\s*$", re.IGNORECASE)  # 3, "3", "Level 3", "Level ?"
+_NUMBER = (int, float)
+# Field types of a record already in the Problem format (checked before any request is paid for)
+PROBLEM_FIELDS = {"id": (str,), "dataset": (str,), "question": (str,), "answer": (str, *_NUMBER),
+                  "solution": (str, type(None)), "subject": (str, type(None))}
 
 
 @dataclass
@@ -70,34 +75,51 @@ def grader_dataset(dataset: str) -> str:
         return dataset
 
 
-def _parse_level(value) -> int | None:
-    if value is None:
+def parse_level(value, path: str = "<input>", line: int | None = None) -> int | None:
+    """A MATH level as a number (`3`, `"3"`, `"Level 3"`; `"Level ?"` and null are unknown);
+    anything else is bad input naming the field, never a crash in a later summary."""
+    if value is None or value == "":
         return None
-    match = _LEVEL.search(str(value))
-    return int(match.group(1)) if match else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _LEVEL.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise RecordError(path, line, f"expected a whole number or 'Level N', got {json.dumps(value, default=str)[:40]}",
+                          field="level")
+    return None if match.group(1) == "?" else int(match.group(1))
 
 
-def _normalize_subject(value) -> str | None:
-    if not value:
+def _normalize_subject(value, path: str, line: int | None) -> str | None:
+    if value is None or value == "":
         return None
-    return str(value).strip().lower().replace(" & ", "_and_").replace(" ", "_")
+    if not isinstance(value, str):
+        raise RecordError(path, line, f"expected text, got {json.dumps(value, default=str)[:40]}", field="subject")
+    return value.strip().lower().replace(" & ", "_and_").replace(" ", "_")
 
 
 def normalize(record: dict, dataset: str, where: tuple[str, int | None] = ("<hub>", None)) -> Problem:
     """Turn one raw record (hub or local, any supported shape) into a Problem."""
     path, line = where
 
-    def need(name: str) -> str:
+    def need(name: str, numbers: bool = False) -> str:
         value = record.get(name)
-        if value in (None, ""):
+        if value is None or (isinstance(value, str) and not value.strip()):
             raise RecordError(path, line, "missing or empty", field=name)
+        check_fields(record, {name: (str, *_NUMBER) if numbers else (str,)}, path, line)
         return str(value)
 
     if {"id", "dataset", "question", "answer"} <= record.keys():  # already a Problem
         for name in ("id", "dataset", "question", "answer"):
-            need(name)
+            need(name, numbers=name == "answer")
+        check_fields(record, PROBLEM_FIELDS, path, line)
+        if record["dataset"] not in DATASETS:
+            raise RecordError(path, line, f"unknown dataset {record['dataset']!r} (expected {', '.join(DATASETS)})",
+                              field="dataset")
         problem = Problem.from_dict(record)
+        problem.answer = str(problem.answer)
         problem.solution = problem.solution or ""
+        problem.level = parse_level(record.get("level"), path, line)
+        problem.subject = _normalize_subject(record.get("subject"), path, line)
         return problem
 
     if dataset == "gsm8k":
@@ -111,7 +133,8 @@ def normalize(record: dict, dataset: str, where: tuple[str, int | None] = ("<hub
 
     question, solution = need("problem"), need("solution")
     # the grader's gold reader: every value when a solution boxes several, not just the last box
-    gold = record.get("answer") or (last_boxed(solution) and gold_answer(solution, "math"))
+    given = need("answer", numbers=True) if record.get("answer") not in (None, "") else None
+    gold = given or (last_boxed(solution) and gold_answer(solution, "math"))
     if not gold:
         raise RecordError(path, line, "no \\boxed{} answer in the solution", field="solution")
     return Problem(
@@ -120,8 +143,8 @@ def normalize(record: dict, dataset: str, where: tuple[str, int | None] = ("<hub
         question,
         str(gold),
         solution,
-        level=_parse_level(record.get("level")),
-        subject=_normalize_subject(record.get("type") or record.get("subject")),
+        level=parse_level(record.get("level"), path, line),
+        subject=_normalize_subject(record.get("type") or record.get("subject"), path, line),
     )
 
 

@@ -90,6 +90,31 @@ def numbered_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
                 yield lineno, record
 
 
+_TYPE_NAMES = {str: "text", int: "a whole number", float: "a number", bool: "true or false", list: "a list",
+               dict: "an object", type(None): "null"}
+
+
+def wrong_field(record: dict, fields: dict[str, tuple[type, ...]]) -> tuple[str, str] | None:
+    """(field, what it should be) for the first field of `record` whose value has none of the
+    types allowed for it (a missing field counts as null; `True` is no number), else None."""
+    for name, kinds in fields.items():
+        value = record.get(name)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            allowed = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            shown = json.dumps(value, ensure_ascii=False, default=str)
+            return name, f"expected {allowed}, got {shown if len(shown) <= 40 else shown[:37] + '...'}"
+    return None
+
+
+def check_fields(record: dict, fields: dict[str, tuple[type, ...]], path: str | Path, line: int | None) -> dict:
+    """`record` if every field has an allowed type; else RecordError naming file, line and field.
+    Inputs are checked this way before any request is paid for."""
+    wrong = wrong_field(record, fields)
+    if wrong is not None:
+        raise RecordError(path, line, wrong[1], field=wrong[0])
+    return record
+
+
 def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> Iterator[dict]:
     """Yield the objects of a JSONL file; raise RecordError naming file, line and field."""
     required = tuple(required)

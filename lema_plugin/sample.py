@@ -52,6 +52,11 @@ PATHS_FILE = "paths.jsonl"
 MISTAKES_FILE = "mistakes.jsonl"
 SUMMARY_FILE = "summary.json"
 KINDS = ("correct", "wrong", "unextractable", "truncated", "failed")
+_OPTIONAL_TEXT = (str, type(None))
+# The shape of a stored path: a record that lacks it is set aside on load and asked again
+PATH_FIELDS = {"id": (str,), "problem_id": (str,), "dataset": (str,), "question": (str,), "answer": (str,),
+               "model": (str,), "sample_index": (int,), "text": (str,), "kind": (str,), "correct": (bool,),
+               "prediction": _OPTIONAL_TEXT, "level": (int, type(None)), "subject": _OPTIONAL_TEXT}
 
 
 class SampleSettings(JudgeSettings):
@@ -263,7 +268,7 @@ async def sample_paths(
         for k in range(settings.samples_per_question)
     ]
     judging = JudgeQueue(settings.judge, client, desc="judge paths")
-    with RunStore(out_dir / PATHS_FILE) as store:
+    with RunStore(out_dir / PATHS_FILE, PATH_FIELDS) as store:
         requests = await ask_missing(
             client, asks, store.__contains__, lambda ask, reply: _store_reply(ask, reply, store, judging), desc="sampling paths"
         )
@@ -376,7 +381,7 @@ def finalize_run(
     Works on everything in the folder's store, so paths sampled earlier, or imported, count too.
     """
     out_dir = Path(out_dir)
-    with RunStore(out_dir / PATHS_FILE) as store:
+    with RunStore(out_dir / PATHS_FILE, PATH_FIELDS) as store:
         records = list(store)
     problem_rank = {pid: i for i, pid in enumerate(problem_order)}
     model_rank = {m: i for i, m in enumerate(model_order)}

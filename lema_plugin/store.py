@@ -8,9 +8,14 @@ skips them and pays for nothing twice.
 What the store does with a file it did not write whole:
 
 - a torn last line (no newline: the run stopped mid-write) is cut;
-- a damaged line anywhere else (not UTF-8, not JSON, not a record with an id) is never dropped
-  silently: it is moved, as it was, to `FILE.damaged`, a warning names the file and line, and
-  every good record before and after it is kept.
+- a damaged line anywhere else (not UTF-8, not JSON, not a record with an id, or a record whose
+  fields have the wrong types for this file) is never dropped silently: it is moved, as it was,
+  to `FILE.damaged`, a warning names the file, line and field, and every good record before and
+  after it is kept. A record set aside does not count as done, so a rerun asks for it again
+  (usually from the response cache, for free): a bad stored record never poisons a folder.
+
+A store given `fields` checks each record against them (`records.wrong_field`) when it reads the
+file and before it appends: a record only counts as done once it has the shape its stage reads.
 
 Final, derived files (summaries, exports) are written with `write_atomic` so a reader never
 sees half a file; they get the user's umask like any other file.
@@ -27,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from . import runlock
-from .records import RecordError, parse_line, repair_text
+from .records import RecordError, parse_line, repair_text, wrong_field
 
 log = logging.getLogger(__name__)
 _counter = itertools.count()
@@ -62,8 +67,9 @@ def dumps_line(record: dict) -> str:
 class RunStore:
     """Append-only JSONL records keyed by their `id`."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, fields: dict[str, tuple[type, ...]] | None = None):
         self.path = Path(path)
+        self.fields = fields or {}
         self._records: dict[str, dict] = {}
         self._lock = runlock.acquire(make_folder(self.path.parent))
         try:
@@ -87,6 +93,9 @@ class RunStore:
                 record = parse_line(line, self.path, lineno)
                 if record is not None and not isinstance(record.get("id"), str):
                     raise RecordError(self.path, lineno, "no string id", field="id")
+                wrong = wrong_field(record, self.fields) if record is not None else None
+                if wrong is not None:
+                    raise RecordError(self.path, lineno, wrong[1], field=wrong[0])
             except RecordError as exc:
                 damaged.append(line)
                 log.warning("%s; line set aside in %s%s", exc, self.path.name, DAMAGED_SUFFIX)
@@ -124,6 +133,9 @@ class RunStore:
         record_id = record["id"]
         if record_id in self._records:
             return False
+        wrong = wrong_field(record, self.fields)
+        if wrong is not None:  # a stage built a record it could not read back: a bug, not input
+            raise TypeError(f"{self.path}: record {record_id}: field {wrong[0]!r}: {wrong[1]}")
         self._handle.write(dumps_line(record))
         self._handle.flush()
         self._records[record_id] = record

@@ -18,7 +18,8 @@ from pydantic import Field
 from lema_plugin.asking import Ask, ask_missing
 from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Completion, Endpoint
-from lema_plugin.records import RecordError, make_id, read_jsonl
+from lema_plugin.problems import parse_level
+from lema_plugin.records import RecordError, check_fields, make_id, numbered_jsonl
 from lema_plugin.steps import split_steps
 from lema_plugin.grading import Graded
 from lema_plugin.grading.judge import JudgeItem, JudgeQueue
@@ -36,6 +37,14 @@ CORRECTIONS = "corrections.jsonl"
 REJECTED = "rejected.jsonl"
 SUMMARY = "correct_summary.json"
 DATASETS = ("gsm8k", "math", "math500")
+# The shape of a stored correction or rejection: a record that lacks it is set aside on load
+STORED_FIELDS = {"id": (str,), "path_id": (str,), "dataset": (str,), "question": (str,), "answer": (str,),
+                 "steps": (list,), "attempt": (int,), "correct": (bool,), "level": (int, type(None)),
+                 "subject": (str, type(None)), "reason": (str, type(None))}
+# Field types of a mistake record, checked line by line before the corrector is asked anything
+MISTAKE_FIELDS = {"id": (str,), "question": (str,), "answer": (str, int, float), "dataset": (str,),
+                  "text": (str, type(None)), "model": (str, type(None)), "problem_id": (str, type(None)),
+                  "subject": (str, type(None)), "correct": (bool, type(None)), "kind": (str, type(None))}
 OPENAI_CORRECTOR = "gpt-4o;price=2.5/10"  # a GPT-4-class model, as in the paper
 EMBEDDED_CORRECTOR = "embedded"
 
@@ -77,10 +86,18 @@ class CorrectSettings(JudgeSettings):
 def load_mistakes(path: str | Path, limit: int | None = None) -> list[dict]:
     """Wrong paths from `mistakes.jsonl` (or `paths.jsonl`: its correct and failed paths are skipped).
 
-    A record without `steps` gets them from its `text`; duplicate ids are read once.
+    A record without `steps` gets them from its `text`; duplicate ids are read once. Every field
+    is checked for type first: a bad one is named by file, line and field before anything is paid.
     """
     mistakes: dict[str, dict] = {}
-    for number, record in enumerate(read_jsonl(path, required=("id", "question", "answer", "dataset")), 1):
+    for number, record in numbered_jsonl(path):
+        for name in ("id", "question", "answer", "dataset"):
+            if record.get(name) is None or (isinstance(record[name], str) and not record[name].strip()):
+                raise RecordError(path, number, "missing or empty", field=name)
+        check_fields(record, MISTAKE_FIELDS, path, number)
+        record = {**record, "answer": str(record["answer"])}
+        if record.get("level") is not None:
+            record["level"] = parse_level(record["level"], str(path), number)
         if record.get("correct") is True or record.get("kind") == "failed" or record["id"] in mistakes:
             continue
         if record["dataset"] not in DATASETS:
@@ -165,7 +182,7 @@ def _drop_failures(path: Path, retry_ids: set[str]) -> None:
     """Take failed requests that will be asked again out of `rejected.jsonl`."""
     if not path.exists():
         return
-    with RunStore(path) as store:  # also trims a torn last line
+    with RunStore(path, STORED_FIELDS) as store:  # also trims a torn last line
         records = list(store)
     kept = [r for r in records if not (r.get("reason") == "request_failed" and r["id"] in retry_ids)]
     if len(kept) < len(records):
@@ -196,7 +213,7 @@ async def correct_mistakes(
 
     requests = 0
     judging = JudgeQueue(settings.judge, client, desc="judge corrections")
-    with RunStore(out_dir / CORRECTIONS) as kept, RunStore(out_dir / REJECTED) as rejected:
+    with RunStore(out_dir / CORRECTIONS, STORED_FIELDS) as kept, RunStore(out_dir / REJECTED, STORED_FIELDS) as rejected:
 
         def keep(record: dict) -> None:
             (kept if record["correct"] else rejected).append(record)
