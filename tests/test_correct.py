@@ -353,3 +353,44 @@ def test_real_pass_with_the_embedded_model(tmp_path, embedded_endpoint, shared_d
     usage = client.usage[embedded_endpoint.label]
     assert (usage.requests, usage.prompt_tokens, usage.completion_tokens) == (2, summary.prompt_tokens, summary.completion_tokens)
     assert json.loads((tmp_path / SUMMARY).read_text())["attempts"] == 2
+
+
+def test_keep_1_is_never_exceeded_when_first_arrivals_fail_across_reruns(tmp_path):
+    """Issue 12, item 8: the first request about every mistake fails. Two runs of `--attempts 2
+    --keep 1` must end with one verified correction per mistake (a clean run's count), and the
+    two attempts of a mistake must not be the same request body."""
+    names = [f"m{i}" for i in range(6)]
+    path = tmp_path / "mistakes.jsonl"
+    path.write_text("".join(json.dumps(apples(name)) + "\n" for name in names))
+    bodies: list[str] = []
+    arrivals: Counter = Counter()
+
+    def first_arrival_fails(body, attempt):
+        bodies.append(json.dumps(body, sort_keys=True))
+        question = last_question(body)
+        arrivals[question] += 1
+        return Reply(status=500) if arrivals[question] == 1 else GOOD
+
+    out = tmp_path / "out"
+    args = ["correct", "--mistakes", str(path), "--attempts", "2", "--keep", "1", "--max-retries", "0", "--quiet", "--out", str(out)]
+    with ScriptedServer(first_arrival_fails) as server:
+        for _ in range(2):
+            CliRunner().invoke(main, [*args, "--corrector", f"fixer=corrector@{server.base_url}"])
+    corrections = [json.loads(line) for line in (out / CORRECTIONS).read_text().splitlines()]
+    assert Counter(c["path_id"] for c in corrections) == Counter({apples(name)["id"]: 1 for name in names})
+    assert len(bodies) == 2 * len(names), "the second run asked nothing: every mistake already had its correction"
+    assert len(set(bodies)) == len(bodies), "attempts 0 and 1 of a mistake send different bodies"
+
+
+def test_the_export_skips_a_repeated_correction_of_the_same_mistake(tmp_path):
+    from lema_plugin.export.examples import load_examples
+
+    record = {"id": "c1", "path_id": "p", "problem_id": "q", "dataset": "gsm8k", "question": "Q?", "answer": "7",
+              "steps": ["a", "b"], "incorrect_step": 2, "explanation": "e", "corrected_solution": "Step 2: 7. The answer is 7.",
+              "correct": True}
+    path = tmp_path / "corrections.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (record, {**record, "id": "c2", "attempt": 1},
+                                                              {**record, "id": "c3", "explanation": "other"})))
+    examples, skipped = load_examples(path, "correction")
+    assert [e.id for e in examples] == ["c1", "c3"]
+    assert skipped["duplicate_correction"] == 1

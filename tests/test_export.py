@@ -175,7 +175,7 @@ def test_unverified_and_repeated_records_are_skipped_and_counted(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, rows[1], rejected]))
     examples, skipped = load_examples(path, "correction")
     assert [e.id for e in examples] == [r["id"] for r in rows]
-    assert skipped == {"duplicate_id": 1, "not_verified": 1}
+    assert skipped == {"duplicate_id": 1, "not_verified": 1, "duplicate_correction": 0}
 
 
 @pytest.mark.parametrize(

@@ -55,9 +55,11 @@ def build_request(
     top_p: float,
     max_tokens: int,
 ) -> Request:
-    """One sampling request; `attempt` keeps the attempts of one mistake apart in the cache."""
+    """One sampling request; `attempt` keeps the attempts of one mistake apart in the cache and
+    is sent as the seed, so attempt k is not the same request as attempt j (a server, proxy or
+    cache that answers identical bodies alike would otherwise return the same correction)."""
     text = prompt_text(mistake, style)
-    common = dict(temperature=temperature, top_p=top_p, max_tokens=max_tokens, sample_index=attempt)
+    common = dict(temperature=temperature, top_p=top_p, max_tokens=max_tokens, sample_index=attempt, seed=attempt)
     if endpoint.mode == "completion":
         return Request(prompt=f"{text}{COMPLETION_CUE}", stop=COMPLETION_STOP, **common)
     return Request(messages=(("user", text),), **common)

@@ -1,9 +1,10 @@
 """The correction stage: mistakes in, verified corrections and counted rejections out.
 
 Attempts are sampled in rounds: round i asks for attempt i of every mistake that has fewer than
-`keep` verified corrections among its attempts 0..i-1. The rule depends only on records already
-written, so an interrupted run, run again, asks for exactly what an uninterrupted run would
-have asked for, and nothing it already has. Every judged reply goes, the moment it arrives, to
+`keep` verified corrections among all of its attempts stored so far. The rule depends only on
+records already written, so an interrupted run, run again, asks for what an uninterrupted run
+would have asked for, and nothing it already has; and a rerun never asks again for an early
+attempt that failed once a later one was verified, so `keep` is never exceeded. Every judged reply goes, the moment it arrives, to
 `corrections.jsonl` (verified) or `rejected.jsonl` (with a reason); a request that failed is
 recorded too and asked again on the next run.
 """
@@ -236,7 +237,7 @@ async def correct_mistakes(
                     build_request(m, corrector, settings.style, attempt, settings.sampling_temperature, settings.top_p, settings.max_tokens),
                     (m, attempt))
                 for m in mistakes
-                if sum(i in kept for i in ids[m["id"]][:attempt]) < settings.keep
+                if sum(i in kept for i in ids[m["id"]]) < settings.keep
             ]
             desc = f"correct {attempt + 1}/{settings.attempts}" if settings.attempts > 1 else "correct"
             requests += await ask_missing(client, asks, lambda i: i in kept or i in rejected, store, desc=desc)

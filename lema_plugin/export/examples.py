@@ -108,9 +108,10 @@ def _record_lines(path: Path) -> list[int]:
 def load_examples(path: str | Path, kind: str) -> tuple[list[Example], dict[str, int]]:
     """Read a cot.jsonl or corrections.jsonl file into examples.
 
-    Returns the examples and counts of skipped records: repeated ids (files concatenated twice)
-    and corrections marked `correct: false` (a rejected.jsonl passed by mistake must not train
-    the model on wrong answers).
+    Returns the examples and counts of skipped records: repeated ids (files concatenated twice),
+    corrections marked `correct: false` (a rejected.jsonl passed by mistake must not train
+    the model on wrong answers), and a correction that repeats another of the same mistake word
+    for word (the same example twice would weigh it double).
     """
     path = Path(path)
     required, convert = (COT_FIELDS, cot_example) if kind == "cot" else (CORRECTION_FIELDS, correction_example)
@@ -118,6 +119,9 @@ def load_examples(path: str | Path, kind: str) -> tuple[list[Example], dict[str,
     examples: list[Example] = []
     seen: set[str] = set()
     skipped = {"duplicate_id": 0, "not_verified": 0}
+    if kind != "cot":
+        skipped["duplicate_correction"] = 0
+    texts: set[tuple[str, str]] = set()
     for index, record in enumerate(read_jsonl(path, required=required)):
         where = (path, lines[index])
         if record.get("correct") is False:
@@ -128,5 +132,9 @@ def load_examples(path: str | Path, kind: str) -> tuple[list[Example], dict[str,
             skipped["duplicate_id"] += 1
             continue
         seen.add(example.id)
+        if kind != "cot" and (example.prompt, example.response) in texts:
+            skipped["duplicate_correction"] += 1
+            continue
+        texts.add((example.prompt, example.response))
         examples.append(example)
     return examples, skipped
