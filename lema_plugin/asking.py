@@ -14,16 +14,31 @@ cot, evolve) gets at once:
 - **batch mode**: asks for a batch-mode endpoint go through the Batch API (`llm.batch`); their
   answers, collected on a later run, reach `on_reply` exactly as online ones do, and while any
   are pending the stage stops with `BatchPending` ("run the same command again to collect").
+- **a start line per endpoint** (`generator llama2-7b -> http://gpu1:8000/v1 (completion)`) and
+  **a check of each endpoint before its first paid request** (`llm.probe`): a dead server, a
+  refused key or a model the server does not list stops the stage before anything is spent;
+  asks the response cache answers need no check;
+- **a stop when the first `FIRST_FAILURES` requests all fail**, with the top failure reasons and
+  their counts (what failed is stored, so a rerun asks for it again);
+- **the count of new requests**, which the stages report (`0 new requests` on a resumed run that
+  the store answered).
 """
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from .errors import RequestsFailed
+from .llm import probe
 from .llm.batch import BatchPending, run_batches
 from .llm.client import cache_key, request_body
 from .llm.costs import BudgetStop
 from .llm.types import Completion, Endpoint, Request
+
+FIRST_FAILURES = 10  # a stage whose first this-many requests all fail stops
+_announced: set[tuple] = set()
 
 
 @dataclass(frozen=True)
@@ -43,11 +58,15 @@ async def ask_missing(
     done: Callable[[str], bool],
     on_reply: Callable[[Ask, Completion], None],
     desc: str | None = None,
+    role: str = "model",
 ) -> int:
     """Send the asks whose id is not `done` yet; call `on_reply(ask, completion)` for each as it
     arrives (failed ones too: `completion.ok` is False). Returns how many requests were new.
 
-    Raises `BudgetStop` or `BatchPending` after storing every answer that did arrive."""
+    `role` names the endpoints in the start line and in errors ("generator", "corrector").
+    Raises EndpointError before any request when an endpoint fails its check; `RequestsFailed`
+    when the first `FIRST_FAILURES` requests all failed, and `BudgetStop` or `BatchPending`,
+    after storing every answer that did arrive."""
     todo = [ask for ask in asks if not done(ask.id)]
     estimate = getattr(client, "estimate", None)
     if estimate is not None:
@@ -55,14 +74,29 @@ async def ask_missing(
             if client.cached(ask.endpoint, ask.request) is None:
                 estimate.add(ask.endpoint, ask.request)
         return 0
+    if todo:
+        await _announce_and_check(client, todo, role)
     online = [ask for ask in todo if not ask.endpoint.batch]
     over_budget = 0
+    failures: Counter = Counter()
+    answered = 0
     if online:
         async for index, completion in client.stream([(a.endpoint, a.request) for a in online], desc=desc):
             if completion.extra.get("over_budget"):
                 over_budget += 1
                 continue
             on_reply(online[index], completion)
+            if completion.ok:
+                answered += 1
+            elif not answered:
+                failures[completion.error or "request failed"] += 1
+                if sum(failures.values()) >= FIRST_FAILURES and len(online) > FIRST_FAILURES:
+                    break
+    if not answered and sum(failures.values()) >= FIRST_FAILURES and len(online) > FIRST_FAILURES:
+        top = "; ".join(f"{count}x {_short(reason)}" for reason, count in failures.most_common(3))
+        names = ", ".join(dict.fromkeys(ask.endpoint.label for ask in online))
+        raise RequestsFailed(f"{role} {names}: the first {FIRST_FAILURES} requests all failed, so the stage stopped "
+                             f"before the other {len(online) - FIRST_FAILURES}; top reasons: {top}")
     outcome = None
     batched = []
     for ask in todo:
@@ -80,3 +114,26 @@ async def ask_missing(
     if outcome is not None and outcome.pending:
         raise BatchPending(outcome.message())
     return len(todo) - over_budget
+
+
+async def _announce_and_check(client, todo: list[Ask], role: str) -> None:
+    """Print each endpoint's start line (once per process) and check, before its first paid
+    request, each endpoint that has an ask the response cache cannot answer."""
+    endpoints = list(dict.fromkeys(ask.endpoint for ask in todo))
+    for endpoint in endpoints:
+        if (role, endpoint) not in _announced:
+            _announced.add((role, endpoint))
+            print(probe.start_line(endpoint, role), file=sys.stderr, flush=True)
+    paid: set[Endpoint] = set()
+    cache = getattr(client, "cache", None)
+    for ask in todo:  # stops looking at an endpoint once one of its asks is not cached
+        if ask.endpoint not in paid and (cache is None or not cache.path(cache_key(ask.endpoint, ask.request)).exists()):
+            paid.add(ask.endpoint)
+    for endpoint in endpoints:
+        if endpoint in paid and not probe.is_checked(endpoint):
+            await probe.check_endpoint(endpoint, role)
+
+
+def _short(reason: str, limit: int = 160) -> str:
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."

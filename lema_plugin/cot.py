@@ -168,7 +168,7 @@ class CotSummary:
             f"correct: {self.correct} ({rate})",
             f"kept: {self.kept} (duplicates dropped: {self.duplicates}, over the cap: {self.capped})",
         ]
-        return lines + self.usage_lines
+        return lines + self.usage_lines + [f"{self.requested} new requests"]
 
 
 def sample_id(problem: Problem, endpoint: Endpoint, temperature: float, max_tokens: int, index: int) -> str:
@@ -243,7 +243,8 @@ async def sample_cot(
             judging.put(_rule_grade(problem, completion.text), JudgeItem.of(completion.text, problem.answer, problem.dataset, problem.question),
                         lambda graded: store.append(_graded_sample(ask, completion, graded)))
 
-        summary.requested = await ask_missing(client, asks, store.__contains__, grade, desc=f"cot {endpoint.label}")
+        summary.requested = await ask_missing(client, asks, store.__contains__, grade, desc=f"cot {endpoint.label}",
+                                               role="cot model")
         await judging.settle()
         wanted = {ask.id for ask in asks}
         graded = [r for r in store if r["id"] in wanted]

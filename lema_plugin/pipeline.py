@@ -8,6 +8,10 @@ or Ctrl-C asks the models only for what is still missing.
 The stages themselves live in their own modules; this one only wires a recipe's settings to
 them, in the paper's order: sample -> correct -> (evolve -> sample -> correct) -> CoT -> build
 -> (train -> eval).
+
+A run stops, before building anything, when a data stage ended with requests that finally failed
+(exit 3: the rerun asks only for those) or when sampling found no mistakes to correct (exit 4):
+a "lema" mix built from a half-done or empty correction stage would look like a result.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, ToolError
+from .errors import ConfigError, NothingProduced, RequestsFailed, ToolError
 from .recipe import Recipe
 from .shipped import configs_path, tasks_path
 from .store import write_atomic, write_jsonl_atomic
@@ -177,10 +181,15 @@ async def _data_stages(recipe, out, problems, generators, corrector, cot_model, 
             paths = await _sample(recipe, out / "sample", problems, generators, judge, client)
         report.add("paths", f"{paths.total['paths']} (accuracy {paths.total['accuracy']}, {paths.total['failed']} failed)")
         report.add("mistakes kept", paths.total["mistakes"])
+        _stop_if_failed("sample", paths.total["failed"], out / "sample" / "paths.jsonl")
+        if not paths.total["mistakes"]:
+            raise NothingProduced(f"sample: no mistakes in {out / 'sample' / 'mistakes.jsonl'}, so nothing to correct "
+                                  "and no LeMa data to build")
         with _Stage(report, "correct", echo, client):
             fixed = await _correct(recipe, out / "sample", out / "correct", corrector, judge, client)
         report.add("corrections verified", f"{fixed.verified} of {fixed.attempts} replies")
         report.add("correction success", _pct(fixed.corrected_mistakes, fixed.mistakes))
+        _stop_if_failed("correct", fixed.rejected.get("request_failed", 0), out / "correct" / "rejected.jsonl")
         if fixed.mistakes and not fixed.verified:
             report.add("note", f"no correction from {corrector.label} reached the right answer; "
                                "a GPT-4-class corrector is what makes LeMa data")
@@ -195,6 +204,7 @@ async def _data_stages(recipe, out, problems, generators, corrector, cot_model, 
         report.add("tokens (prompt + completion)", f"{sum(report.tokens.values()):,}")
         spent = usage_since(client, {})
         report.usage, report.by_endpoint = spent["total"], spent["by_endpoint"]
+        report.add("new requests", report.usage["requests"] - report.usage["cached"])
         if report.costs:
             report.add("cost (USD)", ", ".join(f"{stage} ${cost:.2f}" for stage, cost in report.costs.items())
                        + f"; total ${sum(report.costs.values()):.2f}")
@@ -202,6 +212,12 @@ async def _data_stages(recipe, out, problems, generators, corrector, cot_model, 
             dollars = f", ${counts['cost']:.2f}" if counts.get("cost") is not None else ""
             report.add(f"endpoint {label}", f"{counts['requests']:,} requests ({counts['cached']:,} cached), "
                        f"{counts['prompt_tokens'] + counts['completion_tokens']:,} tokens{dollars}")
+
+
+def _stop_if_failed(stage: str, failed: int, where: Path) -> None:
+    if failed:
+        raise RequestsFailed(f"{stage}: {failed} request{'s' if failed != 1 else ''} finally failed (reasons in {where}); "
+                             "stopped before building; run the same command again to retry only those")
 
 
 async def _estimate(recipe, out, problems, generators, corrector, cot_model, judge, client):

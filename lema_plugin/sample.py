@@ -128,7 +128,7 @@ class SampleSummary:
 
     def lines(self) -> list[str]:
         """The table, the client's usage lines and how many requests this run sent."""
-        return [self.table(), *self.usage_lines, f"{self.requests} paths requested in {self.elapsed_s:.1f} s"]
+        return [self.table(), *self.usage_lines, f"{self.requests} new requests in {self.elapsed_s:.1f} s"]
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -270,7 +270,8 @@ async def sample_paths(
     judging = JudgeQueue(settings.judge, client, desc="judge paths")
     with RunStore(out_dir / PATHS_FILE, PATH_FIELDS) as store:
         requests = await ask_missing(
-            client, asks, store.__contains__, lambda ask, reply: _store_reply(ask, reply, store, judging), desc="sampling paths"
+            client, asks, store.__contains__, lambda ask, reply: _store_reply(ask, reply, store, judging), desc="sampling paths",
+            role="generator",
         )
         await judging.settle()
 

@@ -463,7 +463,7 @@ def test_a_client_can_be_used_from_two_event_loops():
 
 
 def test_the_server_lists_models_to_the_openai_client():
-    with ScriptedServer(answer) as server:
+    with ScriptedServer(answer, models=("scripted",)) as server:
 
         async def models():
             async with openai.AsyncOpenAI(base_url=server.base_url, api_key="EMPTY", max_retries=0) as api:

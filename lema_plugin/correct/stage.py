@@ -240,7 +240,8 @@ async def correct_mistakes(
                 if sum(i in kept for i in ids[m["id"]]) < settings.keep
             ]
             desc = f"correct {attempt + 1}/{settings.attempts}" if settings.attempts > 1 else "correct"
-            requests += await ask_missing(client, asks, lambda i: i in kept or i in rejected, store, desc=desc)
+            requests += await ask_missing(client, asks, lambda i: i in kept or i in rejected, store, desc=desc,
+                                          role="corrector")
             await judging.settle()  # before the next round, which counts what this one verified
 
         mine = {i for attempt_ids in ids.values() for i in attempt_ids}

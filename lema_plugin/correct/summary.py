@@ -67,6 +67,7 @@ class CorrectSummary:
             + (f"; {self.judge_decided} graded by the judge" if self.judge_decided else ""),
             f"tokens: {self.prompt_tokens} prompt, {self.completion_tokens} completion"
             + (f"; cost ${self.cost:.4f}" if self.cost is not None else ""),
+            f"{self.requests} new requests",
         ]
         for title, group in (("generator", self.by_model), ("MATH level", self.by_level), ("MATH subject", self.by_subject)):
             if group:

@@ -101,7 +101,7 @@ class _Evolution:
                 self.summary.failed += 1
 
         return await ask_missing(self.client, asks, store.__contains__, keep,
-                                 desc=f"evolve: {what} ({self.endpoint.label})")
+                                 desc=f"evolve: {what} ({self.endpoint.label})", role="evolver")
 
     async def generate(self, plan) -> None:
         def record(qid, seed, style, index):
@@ -115,6 +115,7 @@ class _Evolution:
                     record(qid, seed, style, index))
                 for qid, seed, style, index in plan]
         self.summary.asked = await self._ask(asks, self.questions, "new questions")
+        self.summary.new_requests += self.summary.asked
 
     def filter(self, plan, seeds: list[Seed], contamination: NearDuplicateIndex | None, dropped: list):
         """Drop unparseable or truncated replies, near-duplicates (of a seed or an earlier new question) and
@@ -171,7 +172,7 @@ class _Evolution:
                 request = solve_request(new, self.endpoint, index, temperature=self.config.answer_temperature,
                                         max_tokens=self.config.answer_max_tokens)
                 asks.append(Ask(aid, self.endpoint, request, record(aid, candidate["id"], seed, index)))
-        await self._ask(asks, self.answers, "answers")
+        self.summary.new_requests += await self._ask(asks, self.answers, "answers")
 
     async def vote(self, candidates, dropped: list) -> list[Problem]:
         """Keep the questions whose answers agree clearly; the majority answer becomes the gold.

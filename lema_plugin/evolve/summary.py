@@ -14,6 +14,7 @@ class EvolveSummary:
     asked: int = 0  # generation requests this run (not cached in the store)
     generated: int = 0  # generation replies stored (this run and earlier)
     failed: int = 0  # requests that failed this run (retried next run)
+    new_requests: int = 0  # requests this run sent, questions and answers (not answered from the stores)
     unparseable: int = 0
     truncated: int = 0  # the question hit the token limit: cut off mid-sentence
     duplicates: int = 0
@@ -44,4 +45,4 @@ class EvolveSummary:
             f"answered: {self.answered} (still missing answers: {self.unanswered})",
             f"kept: {self.kept}" + (f" ({styles})" if styles else ""),
             f"agreement of kept questions: {agreement or 'n/a'}",
-        ] + self.usage_lines
+        ] + self.usage_lines + [f"{self.new_requests} new requests"]

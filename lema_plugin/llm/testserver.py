@@ -97,10 +97,18 @@ class ScriptedServer:
     completion requests that were being handled at the same moment; `errors` holds exceptions
     raised by the responder (each also answered with a 500); `authorizations` counts the
     Authorization headers received, so a test can check which key was sent.
+
+    `models` is what `/v1/models` lists (default: nothing, i.e. the server does not say, and
+    every model name is answered); `api_key`, when set, is the only key accepted: any other gets
+    401 on every route, as a hosted API answers a wrong key.
     """
 
-    def __init__(self, responder: Responder, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, responder: Responder, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0,
+                 models: tuple[str, ...] = (), api_key: str | None = None):
         self.responder = responder
+        self.models = tuple(models)
+        self.api_key = api_key
+        self.model_listings = 0
         self.latency = latency
         self.host = host
         self.port = port
@@ -203,8 +211,18 @@ class ScriptedServer:
 
     # -- handlers ---------------------------------------------------------------------------
 
+    def _refused(self, request: web.Request) -> web.Response | None:
+        if self.api_key is not None and request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            return _error(401, "invalid api key")
+        return None
+
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "test"}]})
+        self.model_listings += 1
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        data = [{"id": name, "object": "model", "owned_by": "test"} for name in self.models]
+        return web.json_response({"object": "list", "data": data})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._complete(request, chat=True)
@@ -218,6 +236,9 @@ class ScriptedServer:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self.authorizations[request.headers.get("Authorization", "")] += 1
         try:
+            refused = self._refused(request)
+            if refused is not None:
+                return refused
             raw = await request.read()
             try:
                 body = json.loads(raw)

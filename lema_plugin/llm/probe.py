@@ -1,0 +1,76 @@
+"""Check an endpoint before the first paid request: it answers, the key is accepted, the model
+is served.
+
+A run that starts against a dead server, a wrong port, a refused key or a misspelt model name
+would otherwise spend its retries (and, on a paid API, its money) on every request before
+anything says so. One GET of `/models` per base URL tells all three: no answer is a dead
+endpoint, 401/403 a refused key, and a list of model ids that lacks ours a wrong name. A server
+that offers no `/models` (404, a body that is no model list) or lists nothing is taken at its
+word: the first requests will tell.
+
+Each endpoint is checked once per process; a server this process started and watched come up
+itself (the embedded model) is marked checked by its starter, since `transformers serve` lists
+the hub cache, not the model it serves.
+"""
+from __future__ import annotations
+
+import os
+
+import openai
+
+from ..errors import EndpointError
+from .types import Endpoint
+
+PROBE_TIMEOUT = 15.0  # seconds: a GET of a short list
+_checked: set[tuple] = set()
+
+
+def _key(endpoint: Endpoint, base_url: str) -> tuple:
+    return (base_url, endpoint.model, endpoint.api_key_env)
+
+
+def mark_checked(endpoint: Endpoint) -> None:
+    """Take `endpoint` as checked (a server this process started and saw answer)."""
+    _checked.update(_key(endpoint, url) for url in endpoint.base_urls)
+
+
+def is_checked(endpoint: Endpoint) -> bool:
+    return all(_key(endpoint, url) in _checked for url in endpoint.base_urls)
+
+
+async def check_endpoint(endpoint: Endpoint, role: str = "model", timeout: float = PROBE_TIMEOUT) -> None:
+    """Raise EndpointError (one line: role, label, URL and what is wrong) unless every base URL of
+    `endpoint` answers, accepts the key and, where it lists its models, lists this one."""
+    api_key = (os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None) or "EMPTY"
+    for url in endpoint.base_urls:
+        if _key(endpoint, url) in _checked:
+            continue
+        where = f"{role} {endpoint.label} at {url}"
+        client = openai.AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0, timeout=timeout)
+        try:
+            page = await client.models.list()
+            served = [getattr(m, "id", None) for m in getattr(page, "data", None) or []]
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            hint = f" (from ${endpoint.api_key_env})" if endpoint.api_key_env else " (no key_env set: none was sent)"
+            raise EndpointError(f"{where}: the key was refused{hint}: HTTP {exc.status_code}") from None
+        except openai.APIConnectionError as exc:
+            root = exc.__cause__ or exc.__context__ or exc
+            reason = "no answer within {:g} s".format(timeout) if isinstance(exc, openai.APITimeoutError) \
+                else f"{type(root).__name__}: {root}"
+            raise EndpointError(f"{where} does not answer ({reason}); nothing was requested") from None
+        except (openai.APIStatusError, ValueError, TypeError, AttributeError):
+            served = []  # no usable /models here: the first requests will tell
+        finally:
+            await client.close()
+        served = [name for name in served if isinstance(name, str)]
+        if served and endpoint.model not in served:
+            shown = ", ".join(served[:8]) + (f" and {len(served) - 8} more" if len(served) > 8 else "")
+            raise EndpointError(f"{where}: model {endpoint.model!r} is not served there (it serves: {shown}); "
+                                "nothing was requested")
+        _checked.add(_key(endpoint, url))
+
+
+def start_line(endpoint: Endpoint, role: str) -> str:
+    """`generator llama2-7b -> http://gpu1:8000/v1 (completion)`: where a stage's requests go."""
+    name = endpoint.label if endpoint.label == endpoint.model else f"{endpoint.label} ({endpoint.model})"
+    return f"{role} {name} -> {', '.join(endpoint.base_urls)} ({endpoint.mode})"
