@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 
 from pydantic import Field
 
+from . import manifest
 from .asking import Ask, ask_missing
 from .errors import ConfigError
 from .grading.judge import JudgeItem, JudgeQueue
@@ -231,6 +232,13 @@ async def sample_cot(
     ]
     judging = JudgeQueue(settings.judge, client, desc="judge rationales")
     with RunStore(out_dir / "cot_samples.jsonl") as store:
+        manifest.remember(
+            out_dir, "cot",
+            {"cot model": {"model": endpoint.model, "mode": endpoint.mode, "temperature": settings.temperature,
+                           "max_tokens": settings.max_tokens}},
+            {"cot model": {**manifest.endpoint_info(endpoint), **settings.model_dump()}},
+            ["cot_samples.jsonl", "cot.jsonl", "cot_summary.json"],
+        )
 
         def grade(ask: Ask, completion) -> None:
             if not completion.ok:

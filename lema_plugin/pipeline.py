@@ -127,6 +127,8 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estima
                                  report, echo, estimate))
     if estimate:
         return report
+    # the recipe the data was made with (each stage has also checked its own settings in lema_run.json)
+    write_atomic(out / "recipe.json", recipe.model_dump_json(indent=2) + "\n")
 
     corrections = _merge_corrections(out, recipe.evolve.enabled)
     with _Timer(report, "build", echo):

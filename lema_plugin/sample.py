@@ -37,6 +37,7 @@ from .errors import ConfigError
 from .asking import Ask, ask_missing
 from .grading import Graded, grade
 from .grading.judge import JudgeItem, JudgeQueue
+from . import manifest
 from .llm.types import Completion, Endpoint
 from .problems import Problem, grader_dataset
 from .prompts import load_prompt
@@ -269,6 +270,11 @@ async def sample_paths(
     ]
     judging = JudgeQueue(settings.judge, client, desc="judge paths")
     with RunStore(out_dir / PATHS_FILE, PATH_FIELDS) as store:
+        manifest.remember(
+            out_dir, "sample", {f"generator {e.label}": sampling_key(e, settings) for e in endpoints},
+            {f"generator {e.label}": {**manifest.endpoint_info(e), **settings.model_dump()} for e in endpoints},
+            [PATHS_FILE, MISTAKES_FILE, SUMMARY_FILE],
+        )
         requests = await ask_missing(
             client, asks, store.__contains__, lambda ask, reply: _store_reply(ask, reply, store, judging), desc="sampling paths",
             role="generator",

@@ -88,6 +88,25 @@ def out_option(func: Callable) -> Callable:
     )(func)
 
 
+def fresh_option(func: Callable) -> Callable:
+    """--fresh: start the run folder over (its outputs move aside; the response cache stays)."""
+    return click.option(
+        "--fresh", is_flag=True,
+        help="Start OUT over: move its outputs to OUT/replaced-<time>/ first (the response cache stays). "
+        "Needed to rerun into a folder with other sampling settings.",
+    )(func)
+
+
+def start_fresh(out_dir: Path, fresh: bool, everything: bool = False) -> None:
+    """With --fresh, move what earlier runs wrote in `out_dir` aside and say where."""
+    if fresh:
+        from lema_plugin.manifest import start_over
+
+        moved = start_over(out_dir, everything=everything)
+        if moved is not None:
+            click.echo(f"earlier outputs moved to {moved}", err=True)
+
+
 def client_options(func: Callable) -> Callable:
     """The client's settings as options (--concurrency, --timeout, --max-retries, generated from
     `ClientSettings`), plus --cache-dir, --no-cache and --quiet; the command gets `client_settings`."""

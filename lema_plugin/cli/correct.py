@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import (check_outcome, client_options, friendly_errors, make_client, open_stage_endpoints,
-                                    out_option, print_outcome, run_async)
+from lema_plugin.cli.common import (check_outcome, client_options, fresh_option, friendly_errors, make_client,
+                                    open_stage_endpoints, out_option, print_outcome, run_async, start_fresh)
 from lema_plugin.cli.options import settings_options
 from lema_plugin.correct.stage import CorrectSettings
 from lema_plugin.errors import NothingProduced
@@ -27,12 +27,13 @@ from lema_plugin.errors import NothingProduced
     "Default: $LEMA_CORRECTOR; else gpt-4o on the OpenAI API when OPENAI_API_KEY is set; else the embedded model.",
 )
 @out_option
+@fresh_option
 @settings_options(CorrectSettings, spellings={"style": "--prompt"})
 @click.option("--limit", type=click.IntRange(1), help="Correct only the first N mistakes.")
 @client_options
 @friendly_errors
-def correct(mistakes_path, corrector, out_dir, settings, limit, client_settings, cache_dir, no_cache, quiet,
-        max_cost, estimate):
+def correct(mistakes_path, corrector, out_dir, fresh, settings, limit, client_settings, cache_dir, no_cache, quiet,
+            max_cost, estimate):
     """Correct mistakes: the corrector names the first wrong step, explains it and finishes a
     corrected solution; corrections whose final answer is right go to OUT/corrections.jsonl,
     the others to OUT/rejected.jsonl with a reason. Run again with the same OUT to resume."""
@@ -41,6 +42,7 @@ def correct(mistakes_path, corrector, out_dir, settings, limit, client_settings,
     mistakes = load_mistakes(mistakes_path, limit=limit)
     if not mistakes:
         raise NothingProduced(f"{mistakes_path}: no mistakes to correct")
+    start_fresh(out_dir, fresh)
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints([corrector_spec(corrector)], settings) as (endpoints, settings):
         summary = run_async(correct_mistakes(mistakes, endpoints, client, out_dir, settings), client)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import (check_outcome, client_options, friendly_errors, make_client, open_stage_endpoints,
-                                    out_option, print_outcome, run_async)
+from lema_plugin.cli.common import (check_outcome, client_options, fresh_option, friendly_errors, make_client,
+                                    open_stage_endpoints, out_option, print_outcome, run_async, start_fresh)
 from lema_plugin.cli.options import settings_options
 from lema_plugin.cot import CotSettings
 
@@ -27,10 +27,11 @@ from lema_plugin.cot import CotSettings
               "OPENAI_API_KEY is set; else the embedded model).")
 @settings_options(CotSettings)
 @out_option
+@fresh_option
 @client_options
 @friendly_errors
-def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir, client_settings, cache_dir, no_cache, quiet,
-        max_cost, estimate):
+def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir, fresh, client_settings, cache_dir,
+        no_cache, quiet, max_cost, estimate):
     """Write OUT/cot.jsonl: question -> a correct step-by-step rationale ending "The answer is X.".
 
     With --source model every graded sample is kept in OUT/cot_samples.jsonl as it arrives, so
@@ -40,6 +41,7 @@ def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir,
     from lema_plugin.problems import load_problems
 
     problems = load_problems(dataset, split=split, data_file=data_file, limit=limit)
+    start_fresh(out_dir, fresh)
     if source == "gold":
         records, by_dataset = stage.write_gold_cot(problems, out_dir)
         click.echo(f"problems: {len(problems)}; gold rationales written: {len(records)} "

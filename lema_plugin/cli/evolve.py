@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import (check_outcome, client_options, friendly_errors, make_client, open_stage_endpoints,
-                                    out_option, print_outcome, run_async)
+from lema_plugin.cli.common import (check_outcome, client_options, fresh_option, friendly_errors, make_client,
+                                    open_stage_endpoints, out_option, print_outcome, run_async, start_fresh)
 from lema_plugin.cli.options import settings_options
 from lema_plugin.evolve import EvolveSettings
 
@@ -31,11 +31,11 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--no-contamination-check", is_flag=True,
               help="Skip the test-set check (only when the test splits cannot be loaded).")
 @out_option
+@fresh_option
 @client_options
 @friendly_errors
 def evolve(corrections_path, weight_by_level, rejected_path, model_spec, settings, test_files, no_contamination_check,
-           out_dir, client_settings, cache_dir, no_cache, quiet,
-        max_cost, estimate):
+           out_dir, fresh, client_settings, cache_dir, no_cache, quiet, max_cost, estimate):
     """Write OUT/problems.jsonl: new questions, each kept only when a clear majority of the strong
     model's answers agree (that answer becomes the gold one).
 
@@ -48,6 +48,7 @@ def evolve(corrections_path, weight_by_level, rejected_path, model_spec, setting
 
     inputs = read_inputs(corrections_path, weight_by_level=weight_by_level, rejected_path=rejected_path,
                          contamination_check=not no_contamination_check, test_files=test_files)
+    start_fresh(out_dir, fresh)
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints([strong_model_spec(model_spec)], settings) as (endpoints, settings):
         summary = run_async(evolve_questions(inputs, endpoints, client, out_dir, settings), client)

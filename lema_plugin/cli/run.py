@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import friendly_errors
+from lema_plugin.cli.common import friendly_errors, start_fresh
 
 
 @click.command("run")
@@ -18,9 +18,11 @@ from lema_plugin.cli.common import friendly_errors
               help="Hard budget for this run (overrides the recipe's max_cost); run again with more to continue.")
 @click.option("--estimate", is_flag=True,
               help="Send nothing: print the requests, tokens and dollars (online and batch) the run would spend.")
+@click.option("--fresh", is_flag=True, help="Start the run folder over: move its outputs to OUT/replaced-<time>/ first "
+              "(the response cache stays). Needed to rerun into a folder with other sampling settings.")
 @friendly_errors
 def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check: bool, max_cost: float | None,
-        estimate: bool) -> None:
+        estimate: bool, fresh: bool) -> None:
     """Run every stage of RECIPE (a YAML file, or a built-in: demo, gsm8k-paper, math-paper).
 
     sample -> correct -> (evolve) -> cot -> build -> (train -> eval). The recipe is validated
@@ -42,6 +44,8 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check:
     if check:
         click.echo(config.model_dump_json(indent=2, exclude_none=True))
         return
+    if not estimate:
+        start_fresh(Path(out or config.out), fresh, everything=True)
     report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True), estimate=estimate)
     if estimate:
         click.echo(report.estimate.table())

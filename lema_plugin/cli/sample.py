@@ -8,8 +8,8 @@ import click
 from lema_plugin.errors import NothingProduced
 from lema_plugin.sample import SampleSettings, sample_paths
 
-from .common import (check_outcome, client_options, friendly_errors, make_client, open_stage_endpoints, out_option,
-                     print_outcome, run_async)
+from .common import (check_outcome, client_options, fresh_option, friendly_errors, make_client, open_stage_endpoints,
+                     out_option, print_outcome, run_async, start_fresh)
 from .options import settings_options
 
 
@@ -28,10 +28,11 @@ from .options import settings_options
 )
 @settings_options(SampleSettings, spellings={"samples_per_question": ("--samples-per-question", "-k")})
 @out_option
+@fresh_option
 @client_options
 @friendly_errors
-def sample(dataset, split, data_file, limit, generators, settings, out_dir, client_settings, cache_dir, no_cache, quiet,
-        max_cost, estimate):
+def sample(dataset, split, data_file, limit, generators, settings, out_dir, fresh, client_settings, cache_dir, no_cache,
+           quiet, max_cost, estimate):
     """Sample reasoning paths, grade them, and keep the wrong ones as mistakes.
 
     Writes OUT/paths.jsonl (every path, graded, split into steps), OUT/mistakes.jsonl (the wrong
@@ -49,6 +50,7 @@ def sample(dataset, split, data_file, limit, generators, settings, out_dir, clie
     problems = load_problems(dataset, split=split, data_file=data_file, limit=limit)
     if not problems:
         raise NothingProduced("no problems to sample (check --dataset, --split, --data-file)")
+    start_fresh(out_dir, fresh)
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints(list(generators) or ["embedded"], settings) as (endpoints, settings):
         summary = run_async(sample_paths(problems, endpoints, client, out_dir, settings), client)

@@ -16,6 +16,7 @@ from typing import Literal, Sequence
 
 from pydantic import Field
 
+from lema_plugin import manifest
 from lema_plugin.asking import Ask, ask_missing
 from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Completion, Endpoint
@@ -215,6 +216,14 @@ async def correct_mistakes(
     requests = 0
     judging = JudgeQueue(settings.judge, client, desc="judge corrections")
     with RunStore(out_dir / CORRECTIONS, STORED_FIELDS) as kept, RunStore(out_dir / REJECTED, STORED_FIELDS) as rejected:
+        manifest.remember(
+            out_dir, "correct",
+            {"corrector": {"model": corrector.model, "mode": corrector.mode, "style": settings.style,
+                           "temperature": settings.sampling_temperature, "top_p": settings.top_p,
+                           "max_tokens": settings.max_tokens}},
+            {"corrector": {**manifest.endpoint_info(corrector), **settings.model_dump()}},
+            [CORRECTIONS, REJECTED, SUMMARY],
+        )
 
         def keep(record: dict) -> None:
             (kept if record["correct"] else rejected).append(record)

@@ -30,6 +30,7 @@ from typing import Literal, Sequence
 
 from pydantic import Field
 
+from lema_plugin import manifest
 from lema_plugin.asking import Ask, ask_missing
 from lema_plugin.cot import finish_rationale
 from lema_plugin.errors import ConfigError
@@ -283,6 +284,14 @@ async def evolve_questions(
         summary.test_questions = len(contamination)
     dropped: list[dict] = []
     with RunStore(out_dir / "evolve_questions.jsonl") as questions, RunStore(out_dir / "evolve_answers.jsonl") as answers:
+        manifest.remember(
+            out_dir, "evolve",
+            {"evolver": {"model": endpoint.model, "mode": endpoint.mode,
+                         **settings.model_dump(include={"generate_temperature", "answer_temperature",
+                                                        "generate_max_tokens", "answer_max_tokens"})}},
+            {"evolver": {**manifest.endpoint_info(endpoint), **settings.model_dump()}},
+            ["evolve_questions.jsonl", "evolve_answers.jsonl", PROBLEMS, "evolve_dropped.jsonl", "evolve_summary.json"],
+        )
         run = _Evolution(endpoint, settings, client, questions, answers, summary)
         plan = run.plan(seeds, counts)
         await run.generate(plan)

@@ -1,0 +1,107 @@
+"""What made a run folder: the settings of every stage that wrote it, kept in `lema_run.json`.
+
+Records in a run folder are keyed by content hashes that include the sampling settings, so a
+rerun with another temperature would not overwrite anything: it would quietly add paths sampled
+at a second temperature next to the first, and every count after it would mix the two. The
+manifest prevents that. Each stage saves its resolved settings and endpoints here when it starts,
+split in two:
+
+- `fixed`: what decides the records (model, mode, prompt, temperature, top_p, max_tokens, seed);
+  a rerun that changes one of them is refused with one line naming what changed;
+- `settings`: everything else (how many samples, attempts, caps), free to change: asking for
+  more samples or attempts adds to the same records.
+
+`--fresh` starts a folder over: its outputs move to `replaced-<time>/` inside it (paid records are
+never deleted), and the response cache stays, so anything asked before is free again.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from . import runlock
+from .errors import ConfigError
+from .llm.types import Endpoint
+from .store import make_folder, write_atomic
+
+MANIFEST = "lema_run.json"
+REPLACED = "replaced-"
+
+
+def endpoint_info(endpoint: Endpoint) -> dict:
+    """An endpoint as saved: where and how it was asked (the key's variable name, never the key)."""
+    return {"model": endpoint.model, "base_urls": list(endpoint.base_urls), "mode": endpoint.mode,
+            "key_env": endpoint.api_key_env}
+
+
+def read(out_dir: str | Path) -> dict:
+    path = Path(out_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); use --fresh or a new --out") from None
+    return data if isinstance(data, dict) else {}
+
+
+def remember(out_dir: str | Path, stage: str, fixed: dict[str, dict], settings: dict, files: list[str]) -> None:
+    """Save what `stage` runs with, after checking it against what made the folder.
+
+    `fixed` maps a part (a generator label, "corrector") to the values that decide its records;
+    a part seen before must have the same values. `settings` maps parts to the rest of what they
+    run with (saved, never compared); `files` names the stage's outputs (moved by `--fresh`).
+    Raises ConfigError naming the first change."""
+    out_dir = make_folder(out_dir)
+    fixed = json.loads(json.dumps(fixed, default=str))  # compared as saved: tuples become lists
+    key = runlock.acquire(out_dir)
+    try:
+        data = read(out_dir)
+        entry = data.get(stage) or {}
+        before = entry.get("fixed") or {}
+        for part, values in fixed.items():
+            for name, value in values.items():
+                if part in before and name in before[part] and before[part][name] != value:
+                    raise ConfigError(
+                        f"{out_dir}: {part} was run here with {name} {before[part][name]!r}, now {value!r}; "
+                        f"records of both would mix. Add --fresh to start this folder over (its outputs move to "
+                        f"{REPLACED}<time>/), or use a new --out")
+        data[stage] = {"fixed": {**before, **fixed}, "settings": {**(entry.get("settings") or {}), **settings},
+                       "files": sorted(set(entry.get("files") or []) | set(files))}
+        write_atomic(out_dir / MANIFEST, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    finally:
+        runlock.release(key)
+
+
+def start_over(out_dir: str | Path, everything: bool = False) -> Path | None:
+    """Move the outputs of every stage that wrote `out_dir` (`everything`: all it holds but the
+    response cache and earlier replaced folders) to `out_dir/replaced-<time>/`; return that
+    folder, or None when there was nothing to move."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return None
+    key = runlock.acquire(out_dir)
+    try:
+        if everything:
+            names = [p.name for p in out_dir.iterdir()
+                     if p.name != ".cache" and not p.name.startswith(REPLACED) and not p.name.startswith(".lema")]
+        else:
+            names = [MANIFEST] + [name for entry in read(out_dir).values() if isinstance(entry, dict)
+                                  for name in entry.get("files") or []]
+            names += [f"{name}.damaged" for name in names]
+        moving = [out_dir / name for name in dict.fromkeys(names) if (out_dir / name).exists()]
+        if not moving:
+            return None
+        target = out_dir / f"{REPLACED}{time.strftime('%Y%m%d-%H%M%S')}"
+        suffix = 1
+        while target.exists():
+            suffix += 1
+            target = out_dir / f"{REPLACED}{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+        target.mkdir()
+        for path in moving:
+            shutil.move(str(path), str(target / path.name))
+        return target
+    finally:
+        runlock.release(key)
