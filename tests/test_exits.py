@@ -119,3 +119,21 @@ def test_help_lists_the_exit_statuses():
     for line in ("0    everything asked for is done", "3    --max-cost reached", "4    nothing produced",
                  "5    some requests finally failed", "75   requests wait in Batch API batches"):
         assert line in result.output
+
+
+def test_lema_run_with_no_mistakes_stops_before_correcting_and_building(tmp_path):
+    data = problem_file(tmp_path / "problems.jsonl")
+
+    def right(body, attempt):
+        n = int(body["messages"][0]["content"].split("What is ")[1].split(" ")[0])
+        return f"The answer is {2 * n}."
+
+    with ScriptedServer(right) as server:
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(f"data_file: {data}\ngenerators: [{{name: g, model: m, base_url: '{server.base_url}'}}]\n"
+                          f"corrector: {{name: c, model: m, base_url: '{server.base_url}'}}\n")
+        result = invoke(["run", str(recipe), "--no-train", "--out", str(tmp_path / "run")])
+        assert server.request_count == 12  # 3 questions x 4 samples, no corrector request
+    assert result.exit_code == EXIT_EMPTY, result.output
+    assert "sample: no mistakes in" in result.output and "axolotl train" not in result.output
+    assert not (tmp_path / "run" / "data").exists()
