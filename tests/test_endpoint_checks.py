@@ -137,3 +137,17 @@ def test_lema_run_stops_before_building_when_requests_fail(tmp_path, server_stat
         assert f"sample: 4 requests finally failed (reasons in {out / 'sample' / 'paths.jsonl'})" in result.output
     assert "axolotl train" not in result.output
     assert not (out / "data").exists()
+
+
+def test_a_model_served_from_a_folder_need_not_be_listed(tmp_path):
+    """`transformers serve` (behind `lema serve`) lists the hub cache, not the embedded model it
+    loaded from a folder: that model is not refused for being unlisted."""
+    from lema_plugin.llm.embedded import served_model_name
+
+    data = problem_file(tmp_path / "problems.jsonl")
+    with ScriptedServer(wrong, models=("HuggingFaceTB/SmolLM2-360M",)) as server:
+        args = sample_args(data, tmp_path / "out", server.base_url)
+        args[args.index("--generator") + 1] = f"g={served_model_name()}@{server.base_url}"
+        result = CliRunner().invoke(main, args)
+        assert server.request_count == 6
+    assert result.exit_code == 0, result.output

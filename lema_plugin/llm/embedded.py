@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lema_plugin.errors import LemaError
-from lema_plugin.llm import probe
 from lema_plugin.llm.types import Endpoint
 
 log = logging.getLogger(__name__)
@@ -449,15 +448,13 @@ def embedded_server(
         try:
             _wait_ready(process, base_url, log_path, started + startup_timeout)
             log.info("embedded server ready at %s after %.1fs", base_url, time.monotonic() - started)
-            endpoint = Endpoint(
+            yield Endpoint(
                 model=served_model_name(),
                 base_urls=(base_url,),
                 name=ENDPOINT_NAME,
                 max_concurrency=memory.batch if memory else BATCH,
                 timeout=REQUEST_TIMEOUT,
             )
-            probe.mark_checked(endpoint)  # seen answering; its /models lists the hub cache, not this model
-            yield endpoint
         finally:
             _stop(process)
 

@@ -8,9 +8,9 @@ endpoint, 401/403 a refused key, and a list of model ids that lacks ours a wrong
 that offers no `/models` (404, a body that is no model list) or lists nothing is taken at its
 word: the first requests will tell.
 
-Each endpoint is checked once per process; a server this process started and watched come up
-itself (the embedded model) is marked checked by its starter, since `transformers serve` lists
-the hub cache, not the model it serves.
+Each endpoint is checked once per process. `transformers serve` lists the hub
+cache, not a model it loads from a folder, so such a model (the embedded one behind `lema serve`,
+a local path) is not required to be listed.
 """
 from __future__ import annotations
 
@@ -27,11 +27,6 @@ _checked: set[tuple] = set()
 
 def _key(endpoint: Endpoint, base_url: str) -> tuple:
     return (base_url, endpoint.model, endpoint.api_key_env)
-
-
-def mark_checked(endpoint: Endpoint) -> None:
-    """Take `endpoint` as checked (a server this process started and saw answer)."""
-    _checked.update(_key(endpoint, url) for url in endpoint.base_urls)
 
 
 def is_checked(endpoint: Endpoint) -> bool:
@@ -63,11 +58,19 @@ async def check_endpoint(endpoint: Endpoint, role: str = "model", timeout: float
         finally:
             await client.close()
         served = [name for name in served if isinstance(name, str)]
-        if served and endpoint.model not in served:
+        if served and endpoint.model not in served and not _served_from_disk(endpoint.model):
             shown = ", ".join(served[:8]) + (f" and {len(served) - 8} more" if len(served) > 8 else "")
             raise EndpointError(f"{where}: model {endpoint.model!r} is not served there (it serves: {shown}); "
                                 "nothing was requested")
         _checked.add(_key(endpoint, url))
+
+
+def _served_from_disk(model: str) -> bool:
+    """A model a server loads from a folder (`lema serve`'s embedded model, a local path), which
+    `transformers serve` does not list: its `/models` is the hub cache."""
+    from .embedded import served_model_name
+
+    return model == served_model_name() or os.path.isdir(model)
 
 
 def start_line(endpoint: Endpoint, role: str) -> str:
