@@ -100,3 +100,16 @@ def test_a_stage_that_builds_a_bad_record_is_a_bug_not_bad_input(tmp_path):
 
     with RunStore(tmp_path / "paths.jsonl", PATH_FIELDS) as store, pytest.raises(TypeError, match="field 'problem_id'"):
         store.append({"id": "x", "problem_id": 3})
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"level": "hard"}, "level"), ({"question": 5}, "question"), ({"dataset": "mmlu"}, "dataset"),
+    ({"problem_id": ["p"]}, "problem_id"),
+], ids=["level", "int-question", "dataset", "list-problem-id"])
+def test_a_wrongly_typed_correction_is_one_line_before_evolve_asks(tmp_path, change, field):
+    good = {"id": "c1", "problem_id": "p1", "question": "What is 1 plus 1?", "answer": "2", "dataset": "gsm8k",
+            "correct": True}
+    corrections = write_lines(tmp_path / "corrections.jsonl", [good, {**good, "id": "c2", **change}])
+    result = CliRunner().invoke(main, ["evolve", "--corrections", str(corrections), "--model", f"e=m@{DEAD_URL}",
+                                       "--no-contamination-check", "--quiet", "--out", str(tmp_path / "evolve")])
+    assert f"{corrections}:2: field '{field}': " in one_line_error(result)

@@ -8,8 +8,12 @@ from pathlib import Path
 from typing import Iterable
 
 from lema_plugin.errors import ConfigError
-from lema_plugin.problems import grader_dataset, load_problems, read_problems_file
-from lema_plugin.records import read_jsonl
+from lema_plugin.problems import DATASETS, grader_dataset, load_problems, parse_level, read_problems_file
+from lema_plugin.records import RecordError, check_fields, numbered_jsonl, read_jsonl
+
+# Field types of a correction read as a seed, checked line by line before anything is asked
+SEED_FIELDS = {"problem_id": (str,), "question": (str,), "answer": (str, int, float), "dataset": (str,),
+               "subject": (str, type(None)), "generation": (int, type(None)), "correct": (bool, type(None))}
 
 
 @dataclass
@@ -112,7 +116,7 @@ def read_inputs(
     test splits of the seeds' datasets (and `test_files`). Problems are ValueError/RecordError.
     """
     corrections_path = Path(corrections_path)
-    corrections = list(read_jsonl(corrections_path, required=("problem_id", "question", "answer", "dataset")))
+    corrections = list(_checked_corrections(corrections_path))
     seeds = load_seeds(corrections)
     if not seeds:
         raise ConfigError(f"{corrections_path}: no verified corrections, so no seeds")
@@ -131,3 +135,17 @@ def read_inputs(
                 "to a folder with <dataset>/test*.jsonl, or turn the check off"
             ) from None
     return inputs
+
+
+def _checked_corrections(path: Path) -> Iterable[dict]:
+    """The records of a corrections file, each field checked for type (one line naming file, line
+    and field otherwise), the level read as a number."""
+    for line, record in numbered_jsonl(path):
+        for name in ("problem_id", "question", "answer", "dataset"):
+            if record.get(name) is None or (isinstance(record[name], str) and not record[name].strip()):
+                raise RecordError(path, line, "missing or empty", field=name)
+        check_fields(record, SEED_FIELDS, path, line)
+        if record["dataset"] not in DATASETS:
+            raise RecordError(path, line, f"unknown dataset {record['dataset']!r} (expected {', '.join(DATASETS)})",
+                              field="dataset")
+        yield {**record, "level": parse_level(record.get("level"), str(path), line)}
