@@ -82,8 +82,9 @@ def test_a_stage_whose_first_requests_all_fail_stops_with_the_top_reasons(tmp_pa
         sent = server.request_count
     assert result.exit_code == EXIT_FAILED, result.output
     error = result.output.strip().splitlines()[-1]
-    assert f"the first {asking.FIRST_FAILURES} requests all failed, so the stage stopped before the other "
-            f"{40 - asking.FIRST_FAILURES}" in error
+    stopped = (f"the first {asking.FIRST_FAILURES} requests all failed, so the stage stopped before the other "
+               f"{40 - asking.FIRST_FAILURES};")
+    assert stopped in error
     assert "top reasons: 8x HTTP 500: scripted status 500 (gave up after 1 attempt); 2x HTTP 503" in error
     assert sent < 40
     stored = [json.loads(line) for line in (tmp_path / "out" / "paths.jsonl").read_text().splitlines()]
