@@ -10,7 +10,7 @@ them, in the paper's order: sample -> correct -> (evolve -> sample -> correct) -
 -> (train -> eval).
 
 A run stops, before building anything, when a data stage ended with requests that finally failed
-(exit 3: the rerun asks only for those) or when sampling found no mistakes to correct (exit 4):
+(exit 5: the rerun asks only for those) or when sampling found no mistakes to correct (exit 4):
 a "lema" mix built from a half-done or empty correction stage would look like a result.
 """
 from __future__ import annotations

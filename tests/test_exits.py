@@ -1,5 +1,5 @@
 """Honest exits (issue 12, item 5): a command exits 0 only when everything asked for is done;
-3 when some requests finally failed, 4 when it produced nothing, so `lema sample ... && lema
+5 when some requests finally failed, 4 when it produced nothing, so `lema sample ... && lema
 correct ...` stops on an empty result. Run through the real commands against the scripted server."""
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def invoke(args):
     return CliRunner().invoke(main, args)
 
 
-def test_every_request_failing_exits_3_and_names_the_retry(tmp_path):
+def test_every_request_failing_exits_5_and_names_the_retry(tmp_path):
     data = problem_file(tmp_path / "problems.jsonl")
     with ScriptedServer(lambda body, attempt: Reply(status=500)) as server:
         result = invoke(sample_args(data, tmp_path / "out", server.base_url))
@@ -31,7 +31,7 @@ def test_every_request_failing_exits_3_and_names_the_retry(tmp_path):
     assert "run the same command again" in result.output
 
 
-def test_some_requests_failing_exits_3_and_a_clean_rerun_exits_0(tmp_path):
+def test_some_requests_failing_exits_5_and_a_clean_rerun_exits_0(tmp_path):
     data = problem_file(tmp_path / "problems.jsonl")
 
     def flaky(body, attempt):

@@ -170,7 +170,7 @@ def test_correct_lets_the_judge_settle_what_the_rules_cannot(tmp_path):
     script = Scripted()
     with ScriptedServer(script) as server:
         result = _correct(tmp_path / "plain", server, mistakes)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == 4, result.output  # no verified correction: nothing for the next stage
     assert script.asked == {"fixer": 3}
     assert not _read(tmp_path / "plain" / "fixed" / "corrections.jsonl")
 

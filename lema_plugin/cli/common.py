@@ -56,7 +56,7 @@ def friendly_errors(func: Callable) -> Callable:
 
 
 def check_outcome(produced: int, what: str, failed: int = 0) -> None:
-    """After a command printed its summary: exit 3 when `failed` requests finally failed, 4 when
+    """After a command printed its summary: exit 5 when `failed` requests finally failed, 4 when
     it produced no `what`, so `lema sample ... && lema correct ...` stops on an empty result."""
     if failed:
         raise RequestsFailed(f"{failed} request{'s' if failed != 1 else ''} finally failed (their reasons are in "
