@@ -247,6 +247,10 @@ def test_demo_recipe_on_the_embedded_model(tmp_path, shared_data, embedded_endpo
     recipe.write_text(yaml.safe_dump(demo))
     result = CliRunner().invoke(main, ["run", str(recipe)])
     out = tmp_path / "demo"
+    if any(p["kind"] == "failed" for p in read_lines(out / "sample/paths.jsonl")):  # a CPU too busy to answer in time
+        assert result.exit_code == 5 and "finally failed" in result.output, result.output
+        assert not (out / "data").exists()  # stopped before building a mix from half the data
+        return
     if not read_lines(out / "sample/mistakes.jsonl"):  # 96-token paths may all be truncated or right
         assert result.exit_code == 4 and "sample: no mistakes" in result.output, result.output
         assert not (out / "data").exists()

@@ -42,7 +42,7 @@ def correct(mistakes_path, corrector, out_dir, fresh, settings, limit, client_se
     mistakes = load_mistakes(mistakes_path, limit=limit)
     if not mistakes:
         raise NothingProduced(f"{mistakes_path}: no mistakes to correct")
-    start_fresh(out_dir, fresh)
+    start_fresh(out_dir, fresh and not estimate)  # a preview moves nothing
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints([corrector_spec(corrector)], settings) as (endpoints, settings):
         summary = run_async(correct_mistakes(mistakes, endpoints, client, out_dir, settings), client)

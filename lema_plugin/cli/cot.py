@@ -41,7 +41,7 @@ def cot(source, dataset, split, data_file, limit, model_spec, settings, out_dir,
     from lema_plugin.problems import load_problems
 
     problems = load_problems(dataset, split=split, data_file=data_file, limit=limit)
-    start_fresh(out_dir, fresh)
+    start_fresh(out_dir, fresh and not estimate)  # a preview moves nothing
     if source == "gold":
         records, by_dataset = stage.write_gold_cot(problems, out_dir)
         click.echo(f"problems: {len(problems)}; gold rationales written: {len(records)} "

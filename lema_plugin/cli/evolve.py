@@ -48,7 +48,7 @@ def evolve(corrections_path, weight_by_level, rejected_path, model_spec, setting
 
     inputs = read_inputs(corrections_path, weight_by_level=weight_by_level, rejected_path=rejected_path,
                          contamination_check=not no_contamination_check, test_files=test_files)
-    start_fresh(out_dir, fresh)
+    start_fresh(out_dir, fresh and not estimate)  # a preview moves nothing
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints([strong_model_spec(model_spec)], settings) as (endpoints, settings):
         summary = run_async(evolve_questions(inputs, endpoints, client, out_dir, settings), client)

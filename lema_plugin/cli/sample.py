@@ -50,7 +50,7 @@ def sample(dataset, split, data_file, limit, generators, settings, out_dir, fres
     problems = load_problems(dataset, split=split, data_file=data_file, limit=limit)
     if not problems:
         raise NothingProduced("no problems to sample (check --dataset, --split, --data-file)")
-    start_fresh(out_dir, fresh)
+    start_fresh(out_dir, fresh and not estimate)  # a preview moves nothing
     client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
     with open_stage_endpoints(list(generators) or ["embedded"], settings) as (endpoints, settings):
         summary = run_async(sample_paths(problems, endpoints, client, out_dir, settings), client)
