@@ -155,7 +155,8 @@ async def check_first_errors(
                 "finish_reason": completion.finish_reason, "prediction": prediction, "correct": correct,
             })
 
-        requests = await ask_missing(client, asks.values(), lambda i: i in store, on_reply, desc="first-error check")
+        requests = await ask_missing(client, asks.values(), lambda i: i in store, on_reply, desc="first-error check",
+                                     role="generator")
 
         def outcome(continuation_id: str) -> bool | None:
             record = store.get(continuation_id)
