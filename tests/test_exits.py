@@ -22,6 +22,12 @@ def invoke(args):
     return CliRunner().invoke(main, args)
 
 
+def right(body, attempt):
+    """Every problem of `problem_file` answered right: sampling finds no mistake."""
+    n = int(body["messages"][0]["content"].split("What is ")[1].split(" ")[0])
+    return f"The answer is {2 * n}."
+
+
 def test_every_request_failing_exits_5_and_names_the_retry(tmp_path):
     data = problem_file(tmp_path / "problems.jsonl")
     with ScriptedServer(lambda body, attempt: Reply(status=500)) as server:
@@ -49,10 +55,6 @@ def test_some_requests_failing_exits_5_and_a_clean_rerun_exits_0(tmp_path):
 
 def test_sample_with_no_mistakes_exits_4(tmp_path):
     data = problem_file(tmp_path / "problems.jsonl")
-
-    def right(body, attempt):
-        n = int(body["messages"][0]["content"].split("What is ")[1].split(" ")[0])
-        return f"The answer is {2 * n}."
 
     with ScriptedServer(right) as server:
         result = invoke(sample_args(data, tmp_path / "out", server.base_url))
@@ -98,10 +100,6 @@ def test_sample_and_correct_chained_in_a_shell_stop_on_an_empty_result(tmp_path)
     out = tmp_path / "out"
     lema = [sys.executable, "-m", "lema_plugin.cli"]
 
-    def right(body, attempt):
-        n = int(body["messages"][0]["content"].split("What is ")[1].split(" ")[0])
-        return f"The answer is {2 * n}."
-
     with ScriptedServer(right) as server:
         sample = " ".join(map(str, [*lema, *sample_args(data, out, server.base_url)]))
         correct = " ".join(map(str, [*lema, "correct", "--mistakes", out / "mistakes.jsonl", "--corrector",
@@ -123,10 +121,6 @@ def test_help_lists_the_exit_statuses():
 
 def test_lema_run_with_no_mistakes_stops_before_correcting_and_building(tmp_path):
     data = problem_file(tmp_path / "problems.jsonl")
-
-    def right(body, attempt):
-        n = int(body["messages"][0]["content"].split("What is ")[1].split(" ")[0])
-        return f"The answer is {2 * n}."
 
     with ScriptedServer(right) as server:
         recipe = tmp_path / "r.yaml"
