@@ -32,7 +32,7 @@ install: $(BIN)/.installed
 
 # Tests never touch a model or dataset hub.
 test: install
-	$(OFFLINE) $(BIN)/python -m pytest -q tests
+	$(OFFLINE) $(BIN)/python -m pytest -q --durations=10 tests
 
 demo: install
 	$(DEMO_ENV) $(BIN)/lema run demo --out runs/demo
