@@ -12,6 +12,7 @@ LeMa trains on CoT data next to the correction data. Two sources:
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import Counter, defaultdict
@@ -30,7 +31,7 @@ from .problems import Problem, grader_dataset
 from .records import make_id
 from .settings import JudgeSettings
 from .solving import solve_request
-from .store import RunStore, write_jsonl_atomic
+from .store import RunStore, write_atomic, write_jsonl_atomic
 from .summaries import usage_since, usage_snapshot, write_summary
 from .text import dedupe_key, split_gsm8k
 
@@ -296,4 +297,8 @@ def write_gold_cot(problems: list[Problem], out_dir: str | Path) -> tuple[list[d
     """Write the gold CoT records to `out_dir/cot.jsonl`; return them and per-dataset counts."""
     records = gold_cot(problems)
     write_jsonl_atomic(Path(out_dir) / "cot.jsonl", records)
-    return records, Counter(r["dataset"] for r in records)
+    by_dataset = Counter(r["dataset"] for r in records)
+    figures = {"source": "gold", "questions": len(problems), "kept": len(records),
+               "without_rationale": len(problems) - len(records), "by_dataset": dict(by_dataset)}
+    write_atomic(Path(out_dir) / "cot_summary.json", json.dumps(figures, indent=2) + "\n")
+    return records, by_dataset

@@ -12,13 +12,16 @@ Three input formats:
   object per model with ``solution`` and ``is_correct``; the file's verdict is kept as
   ``reported_correct``, the one grader decides ``correct``).
 
-Every question must match a known problem (by its text, whitespace aside), which supplies the
-gold answer and the problem id; otherwise the import stops with the file and line. With
-``gold_field`` the gold answer is read from the file itself instead ("#### 72" and "A: 72"
-rationales, a final ``\\boxed{}`` and bare answers all work).
+The gold answer comes from the file when a line carries one (lm-eval's ``target``, the
+``answer`` of every record lema-plugin writes, or ``gold_field``: "#### 72" and "A: 72"
+rationales, a final ``\\boxed{}`` and bare answers all work); otherwise the question must match a
+known problem (by its text, whitespace aside), which supplies the gold answer and the problem id,
+or the import stops with the file and line. Known problems are loaded only when a line needs them.
+Questions found in the dataset's test split are counted (`test_questions`): training on their
+mistakes would leak the test set into the fine-tune.
 
 Paths go to ``OUT/paths.jsonl`` through the run store, then the folder is finalized exactly as
-after `lema sample` (mistakes, de-duplication, caps, summary).
+after `lema sample` (mistakes, de-duplication, caps), with the figures in `import_summary.json`.
 """
 from __future__ import annotations
 
@@ -26,11 +29,12 @@ import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .errors import ConfigError
 from .grading.judge import JudgeItem, JudgeQueue
 from .llm.types import Endpoint
+from .fields import GOLD_FIELDS, TEXT_FIELDS, first_field
 
 from .problems import Problem, grader_dataset
 from .text import gold_from_value
@@ -46,12 +50,12 @@ FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
 class ImportOptions:
     """How to read a file. Field names may be dotted ("doc.question")."""
 
-    dataset: str = "gsm8k"
+    dataset: str | None = None  # grading rules; default: each line's own `dataset` field, else gsm8k
     format: str = "auto"
     model: str | None = None  # label for every path (default: per format, see the module doc)
     question_field: str | None = None  # default: "question" (or "problem" for MATH records)
-    text_field: str = "solution"  # jsonl format only
-    gold_field: str | None = None  # read the gold answer from the file instead of known problems
+    text_field: str | None = None  # jsonl format only; default: the first of fields.TEXT_FIELDS present
+    gold_field: str | None = None  # default: the first of fields.GOLD_FIELDS present, else known problems
     model_field: str | None = None  # jsonl format only: a per-line model label
     max_mistakes_per_question: int | None = None
     keep_unfinished: bool = False
@@ -59,7 +63,7 @@ class ImportOptions:
     def __post_init__(self):
         if self.format not in FORMATS:
             raise ConfigError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
-        if self.dataset not in ("gsm8k", "math", "math500"):
+        if self.dataset not in (None, "gsm8k", "math", "math500"):
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose gsm8k, math or math500")
 
 
@@ -75,26 +79,32 @@ class RawPath:
     level: object = None
     subject: str | None = None
     extra: dict | None = None
+    dataset: str | None = None  # the line's own `dataset` field, if any
 
 
 def import_paths(
     sources: Sequence[str | Path],
     out_dir: str | Path,
     options: ImportOptions = ImportOptions(),
-    problems: Sequence[Problem] | None = None,
+    problems: "Sequence[Problem] | Callable[[], Sequence[Problem]] | None" = None,
     judge: Endpoint | None = None,
     client=None,
+    test_questions: "Callable[[], Iterable[str]] | None" = None,
 ) -> SampleSummary:
     """Read, match, grade and store the paths of `sources`; finalize `out_dir`; return its summary.
 
-    With a `judge` endpoint (and the `LLMClient` to reach it, closed when done), the paths the
-    rules cannot grade are judged once the files are read, then stored."""
-    if options.gold_field is None and problems is None:
-        raise ConfigError("no known problems to match questions against; give problems or a gold field")
-    index = {_question_key(p.question): p for p in problems or ()}
+    `problems` (or a function that loads them, called only when a line carries no gold answer)
+    are the known problems. With a `judge` endpoint (and the `LLMClient` to reach it, closed when
+    done), the paths the rules cannot grade are judged once the files are read, then stored.
+    `test_questions` (a loader too) are the test split's questions: the summary's
+    `test_questions` counts the imported questions found there.
+    """
+    index = _Known(problems)
+    test_index = _Known(test_questions)
     out_dir = Path(out_dir)
     problem_order: list[str] = []
     model_order: list[str] = []
+    questions: dict[str, str] = {}  # problem id -> question as read
     judging = JudgeQueue(judge, client, desc="judge paths")
     before = usage_snapshot(client)
     with RunStore(out_dir / PATHS_FILE) as store:
@@ -105,6 +115,7 @@ def import_paths(
             counts: dict[tuple[str, str], int] = {}
             for raw in read_raw_paths(source, options):
                 problem = _problem_for(raw, source, options, index)
+                questions.setdefault(problem.id, _question_key(raw.question))
                 key = (problem.id, raw.model)
                 sample_index = counts.get(key, 0)
                 counts[key] = sample_index + 1
@@ -131,7 +142,9 @@ def import_paths(
         keep_unfinished=options.keep_unfinished,
     )
     summary.usage = usage_since(client, before)  # the judge's, when there is one
-    write_summary(out_dir, summary)
+    if test_questions is not None and questions:
+        summary.test_questions = sum(key in test_index.keys() for key in questions.values())
+    write_summary(out_dir, summary, "import_summary.json")
     return summary
 
 
@@ -140,6 +153,22 @@ async def _settle(judging: JudgeQueue, client) -> None:
         await judging.settle()
     finally:
         await client.aclose()
+
+
+class _Known:
+    """Questions (or problems) by their text, loaded on first use."""
+
+    def __init__(self, source):
+        self.source, self._index = source, None
+
+    def keys(self) -> dict:
+        if self._index is None:
+            items = self.source() if callable(self.source) else (self.source or ())
+            self._index = {_question_key(getattr(item, "question", item)): item for item in items}
+        return self._index
+
+    def get(self, key: str):
+        return self.keys().get(key) if self.source is not None else None
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -190,8 +219,23 @@ def _question_field(record: dict, options: ImportOptions) -> str:
     return "problem" if "problem" in record and "question" not in record else "question"
 
 
-def _gold(record: dict, options: ImportOptions):
-    return None if options.gold_field is None else _get(record, options.gold_field)
+def _gold(record: dict, options: ImportOptions, skip: tuple[str, ...] = ()):
+    """The gold answer a line carries: `gold_field`, else the first of `fields.GOLD_FIELDS`."""
+    if options.gold_field is not None:
+        return _get(record, options.gold_field)
+    name = first_field(record, GOLD_FIELDS, skip=skip)
+    return record.get(name) if name else None
+
+
+def _dataset(record: dict) -> str | None:
+    value = record.get("dataset")
+    return value if value in ("gsm8k", "math", "math500") else None
+
+
+def _skip_for_text(record: dict) -> tuple[str, ...]:
+    """A MATH problem's `solution` is its gold rationale: never read it as the text to grade when
+    the record also has a model's text."""
+    return ("solution",) if any(record.get(name) for name in TEXT_FIELDS if name != "solution") else ()
 
 
 def _read_lm_eval(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
@@ -207,11 +251,12 @@ def _read_lm_eval(path: Path, records, options: ImportOptions) -> Iterator[RawPa
         doc = record["doc"] if isinstance(record["doc"], dict) else {}
         field = _question_field(doc, options)
         question = _need_text(path, line, doc, field) if _get(doc, field) is not None else _need_text(path, line, record, field)
-        gold = None
         if options.gold_field is not None:
             gold = _get(doc, options.gold_field)
             if gold is None:
                 gold = _get(record, options.gold_field)
+        else:  # lm-eval logs the task's target with every sample
+            gold = record.get("target") if record.get("target") not in (None, "") else _gold(doc, options)
         texts = []
         for response in record["resps"] or []:
             for text in response if isinstance(response, list) else [response]:
@@ -221,23 +266,29 @@ def _read_lm_eval(path: Path, records, options: ImportOptions) -> Iterator[RawPa
         if not texts:
             raise RecordError(path, line, "no generations", field="resps")
         for text in texts:
-            yield RawPath(line, question, text, model, gold, doc.get("level"), doc.get("type") or doc.get("subject"), {"doc_id": doc_id})
+            yield RawPath(line, question, text, model, gold, doc.get("level"), doc.get("type") or doc.get("subject"), {"doc_id": doc_id},
+                          _dataset(doc) or _dataset(record))
 
 
 def _read_generic(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
     for line, record in records:
         question = _need_text(path, line, record, _question_field(record, options))
-        texts = _get(record, options.text_field)
+        text_field = first_field(record, TEXT_FIELDS, options.text_field, skip=_skip_for_text(record))
+        texts = _get(record, text_field) if text_field else None
         if isinstance(texts, str):
             texts = [texts]
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise RecordError(path, line, "missing, or not text / a list of texts", field=options.text_field)
+            raise RecordError(path, line, "missing, or not text / a list of texts", field=text_field or TEXT_FIELDS[0])
         if options.model_field:
             model = _need_text(path, line, record, options.model_field)
-        else:
-            model = options.model or path.stem
+        elif options.model:
+            model = options.model
+        else:  # a path record names its model; a correction or CoT record its writer
+            model = next((record[name] for name in ("model", "corrector", "source_model")
+                          if isinstance(record.get(name), str) and record[name]), path.stem)
         for text in texts:
-            yield RawPath(line, question, text, model, _gold(record, options), record.get("level"), record.get("type") or record.get("subject"))
+            yield RawPath(line, question, text, model, _gold(record, options, skip=(text_field,)), record.get("level"),
+                          record.get("type") or record.get("subject"), dataset=_dataset(record))
 
 
 def _read_gsm8k_solutions(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
@@ -266,12 +317,12 @@ def _question_key(question: str) -> str:
     return " ".join(question.split())
 
 
-def _problem_for(raw: RawPath, source: Path, options: ImportOptions, index: dict[str, Problem]) -> Problem:
-    dataset = grader_dataset(options.dataset)
-    if options.gold_field is not None:
+def _problem_for(raw: RawPath, source: Path, options: ImportOptions, index: "_Known") -> Problem:
+    dataset = grader_dataset(options.dataset or raw.dataset or "gsm8k")
+    if options.gold_field is not None or raw.gold not in (None, ""):
         gold = gold_from_value(raw.gold, dataset)
         if gold is None:
-            raise RecordError(source, raw.line, "no gold answer found", field=options.gold_field)
+            raise RecordError(source, raw.line, "no gold answer found", field=options.gold_field or "answer")
         return Problem(
             id=make_id(dataset, raw.question),
             dataset=dataset,
@@ -286,7 +337,8 @@ def _problem_for(raw: RawPath, source: Path, options: ImportOptions, index: dict
         snippet = _question_key(raw.question)[:60]
         raise RecordError(
             source, raw.line,
-            f"question matches no known problem ({snippet!r}...); check --dataset/--split/--data-file or read the gold answer with --gold-field",
+            f"no gold answer in the line, and the question matches no known problem ({snippet!r}...); "
+            "check --dataset/--split/--data-file or name the gold answer's field with --gold-field",
             field=options.question_field or "question",
         )
     return problem

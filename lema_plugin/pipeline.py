@@ -82,7 +82,8 @@ class _Timer:
         self.report.timings[self.stage] = round(time.monotonic() - self.started, 1)
 
 
-def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estimate: bool = False) -> RunReport:
+def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estimate: bool = False,
+               progress: bool = True) -> RunReport:
     """Run every stage the recipe asks for; return the report (also written to run_summary.json).
 
     With `estimate`, nothing is sent and nothing after the data stages runs: the report carries
@@ -124,7 +125,7 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estima
         judge = next(rest) if recipe.judge is not None else None
         checker = next(rest) if recipe.first_error.enabled else None
         asyncio.run(_data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, checker,
-                                 report, echo, estimate))
+                                 report, echo, estimate, progress))
     if estimate:
         return report
     # the recipe the data was made with (each stage has also checked its own settings in lema_run.json)
@@ -169,12 +170,13 @@ class _Stage(_Timer):
 
 
 async def _data_stages(recipe, out, problems, generators, corrector, cot_model, evolver, judge, checker, report, echo,
-                       estimate=False) -> None:
+                       estimate=False, progress: bool = True) -> None:
     from .llm import LLMClient
     from .llm.costs import Budget, Estimate
 
     budget = Budget(recipe.max_cost) if recipe.max_cost is not None else None
     async with LLMClient(cache_dir=out / ".cache", concurrency=recipe.concurrency, budget=budget,
+                         timeout=recipe.timeout, max_retries=recipe.max_retries, progress=progress,
                          batch_dir=out / ".batches", estimate=Estimate() if estimate else None) as client:
         if estimate:
             report.estimate = await _estimate(recipe, out, problems, generators, corrector, cot_model, judge, client)
@@ -265,7 +267,8 @@ async def _sample(recipe, folder, problems, generators, judge, client):
 
     summary = None
     for endpoint, spec in zip(generators, recipe.generators):  # each generator has its own sampling settings
-        summary = await sample_paths(problems, [endpoint], client, folder, spec.settings(recipe.max_mistakes_per_question, judge))
+        summary = await sample_paths(problems, [endpoint], client, folder,
+                                     spec.settings(recipe.max_mistakes_per_question, recipe.keep_unfinished, judge))
     return summary
 
 

@@ -12,7 +12,7 @@ When the requests are done, the run folder is finalized from the store alone:
 - `mistakes.jsonl` holds the wrong paths, de-duplicated per question by normalized text and
   capped per question (taking generators in turn, so every model's mistakes are represented);
   paths with no extractable answer and truncated ones are kept out unless `keep_unfinished`;
-- `summary.json`: per generator accuracy, mistakes kept, unextractable and truncated shares and
+- `sample_summary.json`: per generator accuracy, mistakes kept, unextractable and truncated shares and
   tokens (and, for MATH, accuracy per level).
 
 With a judge (`SampleSettings.judge`), a path the rules cannot grade waits until the requests are
@@ -40,7 +40,7 @@ from .grading.judge import JudgeItem, JudgeQueue
 from . import manifest
 from .llm.types import Completion, Endpoint
 from .problems import Problem, grader_dataset
-from .prompts import load_prompt
+from .prompts import check_template, load_prompt
 from .records import make_id
 from .steps import split_steps
 from .settings import JudgeSettings
@@ -51,7 +51,7 @@ from .summaries import usage_since, usage_snapshot, write_summary as write_summa
 
 PATHS_FILE = "paths.jsonl"
 MISTAKES_FILE = "mistakes.jsonl"
-SUMMARY_FILE = "summary.json"
+SUMMARY_FILE = "sample_summary.json"
 KINDS = ("correct", "wrong", "unextractable", "truncated", "failed")
 _OPTIONAL_TEXT = (str, type(None))
 # The shape of a stored path: a record that lacks it is set aside on load and asked again
@@ -63,22 +63,24 @@ PATH_FIELDS = {"id": (str,), "problem_id": (str,), "dataset": (str,), "question"
 class SampleSettings(JudgeSettings):
     """How paths are sampled and which of them become mistakes."""
 
-    samples_per_question: int = Field(4, ge=1, description="Paths sampled per question and generator.")
+    samples: int = Field(4, ge=1, description="Paths sampled per question and generator.")
     temperature: float = Field(0.7, ge=0, description="Sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
     max_tokens: int = Field(512, ge=1, description="Token limit per path (paths that hit it are 'truncated').")
-    prompt: str = Field("solve", description="Prompt template (lema_plugin/prompts/NAME.txt): the user message in "
-                        "chat mode, the prompt in completion mode.")
-    seed: int | None = Field(None, description="Base seed for servers that honour it (sample k uses seed+k).")
+    prompt: str = Field("solve", description="Prompt template: a shipped one by name (lema_plugin/prompts/NAME.txt) "
+                        "or your own .txt file with a {question} placeholder; the user message in chat mode, the "
+                        "prompt in completion mode.")
+    seed: int | None = Field(None, description="Base seed for servers that honour it (sample k uses seed+k).",
+                             json_schema_extra={"default_text": "none, the server's own"})
     max_mistakes_per_question: int | None = Field(
-        None, ge=0, description="Keep at most N distinct mistakes per question, taking generators in turn (default: all).")
+        None, ge=0, description="Keep at most N distinct mistakes per question, taking generators in turn.",
+        json_schema_extra={"default_text": "all"})
     keep_unfinished: bool = Field(False, description="Also keep paths with no extractable answer and truncated paths as mistakes.")
 
     @field_validator("prompt")
     @classmethod
     def _known_prompt(cls, name: str) -> str:
-        load_prompt(name)  # fail early on an unknown template
-        return name
+        return check_template(name, ("question",))  # fail early: unknown, or the wrong placeholders
 
 
 @dataclass
@@ -94,6 +96,7 @@ class SampleSummary:
     requests: int = 0  # requests sent by this run (not answered from the store)
     usage: dict = field(default_factory=dict)  # the client's counts over this stage (see summaries.usage_since)
     usage_lines: list[str] = field(default_factory=list)
+    test_questions: int = 0  # `lema import`: questions found in the dataset's test split (contamination)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -266,7 +269,7 @@ async def sample_paths(
         )
         for problem in problems
         for endpoint in endpoints
-        for k in range(settings.samples_per_question)
+        for k in range(settings.samples)
     ]
     judging = JudgeQueue(settings.judge, client, desc="judge paths")
     with RunStore(out_dir / PATHS_FILE, PATH_FIELDS) as store:
@@ -383,7 +386,7 @@ def finalize_run(
     max_mistakes_per_question: int | None = None,
     keep_unfinished: bool = False,
 ) -> SampleSummary:
-    """Rewrite `paths.jsonl` in a fixed order, derive `mistakes.jsonl` and `summary.json`.
+    """Rewrite `paths.jsonl` in a fixed order, derive `mistakes.jsonl` and `sample_summary.json`.
 
     Works on everything in the folder's store, so paths sampled earlier, or imported, count too.
     """
@@ -468,5 +471,5 @@ def _level_stats(items: Sequence[dict], mistakes: int) -> dict:
     }
 
 
-def write_summary(out_dir: Path, summary: SampleSummary) -> None:
-    write_summary_file(Path(out_dir) / SUMMARY_FILE, summary)
+def write_summary(out_dir: Path, summary: SampleSummary, name: str = SUMMARY_FILE) -> None:
+    write_summary_file(Path(out_dir) / name, summary)

@@ -1,7 +1,9 @@
 """Stage summaries: the one writer, and the usage figures every summary takes from the client.
 
 Every stage ends with a summary computed from the records in its run store (so a resumed run
-reports the whole run) and written here, as `<stage>_summary.json` (`summary.json` for sample).
+reports the whole run) and written here, as `<stage>_summary.json` in its run folder
+(`sample_summary.json`, `import_summary.json`, `correct_summary.json`, `cot_summary.json`,
+`evolve_summary.json`, `grade_summary.json`; `lema run` adds `run_summary.json`).
 Tokens, requests and cost are never added up from records: they are the client's own counts,
 measured over the stage (`usage_since`), so the run total equals what the client paid for.
 """

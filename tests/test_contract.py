@@ -150,12 +150,12 @@ def recipe_of(**changes) -> Recipe:
 
 # recipe key -> (settings model, field); the recipe spells some settings its own way
 RECIPE_KEYS = {
-    "generators.0": (SampleSettings, {"samples": "samples_per_question", "temperature": "temperature",
+    "generators.0": (SampleSettings, {"samples": "samples", "temperature": "temperature",
                                       "top_p": "top_p", "max_tokens": "max_tokens"}),
-    "corrector": (CorrectSettings, {"prompt": "style", "attempts": "attempts", "keep": "keep",
+    "corrector": (CorrectSettings, {"style": "style", "samples": "samples", "keep": "keep",
                                     "temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens"}),
     "cot": (CotSettings, {"samples": "samples", "keep": "keep", "temperature": "temperature", "max_tokens": "max_tokens"}),
-    "evolve": (EvolveSettings, {"per_seed": "per_seed", "answers": "answers", "min_agreement": "min_agreement"}),
+    "evolve": (EvolveSettings, {"per_seed": "per_seed", "samples": "samples", "min_agreement": "min_agreement"}),
     "": (ClientSettings, {"concurrency": "concurrency"}),
 }
 
@@ -185,7 +185,7 @@ def test_library_defaults_are_the_settings_defaults():
 
 def test_a_recipe_corrector_with_attempts_samples_above_zero():
     """`attempts: 3` and no temperature used to ask the same greedy question three times."""
-    recipe = recipe_of(corrector={"model": "c", "base_url": "http://127.0.0.1:9/v1", "attempts": 3})
+    recipe = recipe_of(corrector={"model": "c", "base_url": "http://127.0.0.1:9/v1", "samples": 3})
     assert recipe.corrector.settings().sampling_temperature == 0.7
     assert recipe_of().corrector.settings().sampling_temperature == 0.0
 
@@ -233,7 +233,7 @@ def test_a_bad_setting_is_one_line_naming_the_option(tmp_path):
     result = CliRunner().invoke(main, ["sample", "--data-file", str(data), "--prompt", "no-such-template",
                                        "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert "--prompt: Value error, no prompt template 'no-such-template'" in result.output
+    assert "--prompt: no prompt template 'no-such-template': give a template file of your own with {question}, or solve" in result.output
 
 
 def test_library_user_errors_share_one_base():
@@ -246,8 +246,8 @@ def test_library_user_errors_share_one_base():
     assert all(issubclass(e, LemaError) for e in (EmbeddedModelError, RecipeError, RecordError))
     with pytest.raises(LemaError, match="endpoint spec"):
         parse_endpoint("m@ftp://x")
-    with pytest.raises(LemaError, match="samples_per_question"):
-        SampleSettings(samples_per_question=0)
+    with pytest.raises(LemaError, match="samples"):
+        SampleSettings(samples=0)
 
 
 # -- recipe endpoints are built field by field (issue 12, item 9) ------------------------------
@@ -261,7 +261,7 @@ def test_a_recipe_url_is_never_read_as_spec_options(monkeypatch):
     assert generator.base_urls == ("http://x;key_env=OTHER_SECRET",)
     corrector = recipe.corrector.endpoint()
     assert (corrector.mode, corrector.price_prompt) == ("chat", None)
-    assert recipe.corrector.model_copy(update={"api_key_env": "MY_KEY"}).endpoint().api_key_env == "MY_KEY"
+    assert recipe.corrector.model_copy(update={"key_env": "MY_KEY"}).endpoint().api_key_env == "MY_KEY"
 
 
 # -- the task folder ships with the package ---------------------------------------------------

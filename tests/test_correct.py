@@ -185,14 +185,14 @@ def test_attempts_stop_early_once_keep_corrections_are_verified(tmp_path):
     mistakes = [apples("late"), apples("never"), apples("good")]
     script = Script(replies)
     with ScriptedServer(script) as server:
-        summary = run_stage(server, tmp_path / "keep1", mistakes, attempts=4, keep=1)
+        summary = run_stage(server, tmp_path / "keep1", mistakes, samples=4, keep=1)
     assert script.calls == {"late": 3, "never": 4, "good": 1}
     assert Counter(r["question"].split(":")[0] for r in read(tmp_path / "keep1" / CORRECTIONS)) == {"late": 1, "good": 1}
     assert summary.attempts == 8 and summary.verified == 2 and summary.rejected["unparseable"] == 6
 
     script = Script(replies)
     with ScriptedServer(script) as server:
-        run_stage(server, tmp_path / "keep2", mistakes, attempts=4, keep=2)
+        run_stage(server, tmp_path / "keep2", mistakes, samples=4, keep=2)
     assert script.calls == {"late": 4, "never": 4, "good": 2}
     kept = read(tmp_path / "keep2" / CORRECTIONS)
     assert sorted(r["attempt"] for r in kept if r["question"].startswith("late")) == [2, 3]

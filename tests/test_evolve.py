@@ -237,7 +237,7 @@ def test_evolve_counts_against_scripted_model(gsm8k_train, janet, shared_data, m
     with ScriptedServer(script) as server:
         endpoint = server.endpoint(model="strong", name="strong")
         client = LLMClient(cache_dir=out / ".cache", progress=False)
-        problems, summary = evolve(seeds, endpoint, out, EvolveSettings(per_seed=5, answers=5, min_agreement=0.6),
+        problems, summary = evolve(seeds, endpoint, out, EvolveSettings(per_seed=5, samples=5, min_agreement=0.6),
                                    contamination_questions=load_test_questions(["gsm8k"]), client=client)
         assert not server.errors
         assert server.request_count == 10 + 4 * 5  # answers only for the 4 questions that passed the filters

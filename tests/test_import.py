@@ -85,7 +85,7 @@ def test_lm_eval_log_samples(tmp_path, problems_file):
     mistakes = read(out / "mistakes.jsonl")
     # the two Weng paths differ only in case and spacing: one mistake, one duplicate
     assert [m["text"] for m in mistakes] == [clips_texts[1], weng_texts[0]]
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "import_summary.json").read_text())
     stats = summary["generators"]["my-org__my-model"]
     assert (stats["paths"], stats["correct"], stats["mistakes"], stats["duplicates"]) == (4, 1, 2, 1)
     assert stats["accuracy"] == 0.25
@@ -141,7 +141,7 @@ def test_gsm8k_model_solutions_format(tmp_path):
     assert all(p["answer"] == "72" for p in paths)
     assert [p["correct"] for p in paths] == [p["reported_correct"] for p in paths]  # the grader agrees with the file
     assert [m["model"] for m in read(out / "mistakes.jsonl")] == ["6b_finetuning", "6b_verification"]
-    assert json.loads((out / "summary.json").read_text())["total"]["mistakes"] == 2
+    assert json.loads((out / "import_summary.json").read_text())["total"]["mistakes"] == 2
 
 
 def test_unknown_question_is_a_one_line_error(tmp_path, problems_file):
@@ -161,7 +161,7 @@ def test_bad_lines_name_file_line_and_field(tmp_path, problems_file):
         import_paths([source], tmp_path / "out", ImportOptions(), read_problems_file(problems_file))
 
     source.write_text(json.dumps({"question": QUESTIONS["clips"][0], "answer": "x"}) + "\n", encoding="utf-8")
-    with pytest.raises(RecordError, match=r"broken.jsonl:1: field 'solution'"):
+    with pytest.raises(RecordError, match=r"broken.jsonl:1: field 'text'"):
         import_paths([source], tmp_path / "out", ImportOptions(), read_problems_file(problems_file))
 
     source.write_text(json.dumps({"question": QUESTIONS["clips"][0], "solution": "The answer is 7.", "gold": ""}) + "\n", encoding="utf-8")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from lema_plugin.cli import main
 from lema_plugin.cli.grade import grade
 from lema_plugin.prompts import render
 from lema_plugin.records import RecordError
@@ -253,7 +254,7 @@ def test_local_data_never_stands_in_for_another_set(shared_data):
 
 
 @pytest.mark.slow
-def test_lm_eval_cli_runs_the_tasks_on_the_embedded_model(data_dir, tmp_path):
+def test_lm_eval_cli_runs_the_tasks_on_the_embedded_model(data_dir, tmp_path, monkeypatch):
     from lema_plugin.llm.embedded import ensure_model
 
     model = ensure_model()
@@ -291,6 +292,16 @@ def test_lm_eval_cli_runs_the_tasks_on_the_embedded_model(data_dir, tmp_path):
         assert result.exit_code == 0, result.output
         verdicts = [json.loads(line)["correct"] for line in graded.read_text().splitlines()]
         assert verdicts == [bool(s["exact_match"]) for s in samples]
+
+        # `lema import` reads the same file with no flags: each line's target is its gold answer,
+        # the doc's dataset its grading rules; these are test questions, so it warns.
+        monkeypatch.setenv("LEMA_DATA_DIR", str(data_dir))
+        imported = CliRunner().invoke(main, ["import", str(samples_file), "--out", str(tmp_path / f"{name}.imported")])
+        assert imported.exit_code == 0, imported.output
+        if dataset == "gsm8k":
+            assert "3 of 3 questions are from the GSM8K/MATH test split" in imported.stderr
+        paths = [json.loads(line) for line in (tmp_path / f"{name}.imported" / "paths.jsonl").read_text().splitlines()]
+        assert [p["correct"] for p in paths] == verdicts
 
 
 def _lm_eval(tasks: str, out: Path, data_dir: Path, *extra: str) -> None:

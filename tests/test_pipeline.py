@@ -53,7 +53,7 @@ def write_recipe(path: Path, server: ScriptedServer, out: Path, **changes) -> Pa
         "out": str(out),
         "concurrency": 2,
         "generators": [{"name": "gen", "model": "m", "base_url": server.base_url, "samples": 2, "temperature": 0.7}],
-        "corrector": {"name": "fixer", "model": "c", "base_url": server.base_url, "attempts": 2, "keep": 1},
+        "corrector": {"name": "fixer", "model": "c", "base_url": server.base_url, "samples": 2, "keep": 1},
         "cot": {"source": "gold"},
         "export": {"format": "chat_template", "mixes": ["lema", "cot-only"]},
         **changes,
@@ -160,7 +160,7 @@ def evolving_responder(problems):
 def test_recipe_with_evolution_corrects_the_new_questions_too(tmp_path, problems):
     with ScriptedServer(evolving_responder(problems)) as server:
         recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run",
-                              evolve={"enabled": True, "per_seed": 1, "answers": 3, "min_agreement": 0.6})
+                              evolve={"enabled": True, "per_seed": 1, "samples": 3, "min_agreement": 0.6})
         result = CliRunner().invoke(main, ["run", str(recipe)])
         assert result.exit_code == 0, result.output
     out = tmp_path / "run"
@@ -180,7 +180,7 @@ def test_bad_recipe_key_fails_before_any_request(tmp_path, problems):
         recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run", corector={"model": "x"})
         result = CliRunner().invoke(main, ["run", str(recipe)])
         assert result.exit_code != 0
-        assert "corector: Extra inputs are not permitted" in result.output
+        assert "corector: unknown key; did you mean 'corrector'?" in result.output
         assert server.request_count == 0 and not (tmp_path / "run").exists()
 
 
@@ -242,7 +242,7 @@ def test_demo_recipe_on_the_embedded_model(tmp_path, shared_data, embedded_endpo
     demo.update(limit=2, out=str(tmp_path / "demo"), train=None, eval=None)
     demo.pop("train"), demo.pop("eval")
     demo["generators"][0].update(base_url=base, model=embedded_endpoint.model, max_tokens=96)
-    demo["corrector"].update(base_url=base, model=embedded_endpoint.model, max_tokens=96, attempts=1)
+    demo["corrector"].update(base_url=base, model=embedded_endpoint.model, max_tokens=96, samples=1)
     recipe = tmp_path / "demo.yaml"
     recipe.write_text(yaml.safe_dump(demo))
     result = CliRunner().invoke(main, ["run", str(recipe)])
@@ -292,7 +292,7 @@ def test_run_summary_tokens_are_what_the_client_paid_for_in_every_stage(tmp_path
     with ScriptedServer(billing) as server:
         strong = {"name": "strong", "model": "c", "base_url": server.base_url}
         recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run",
-                              evolve={"enabled": True, "per_seed": 1, "answers": 3, "min_agreement": 0.6},
+                              evolve={"enabled": True, "per_seed": 1, "samples": 3, "min_agreement": 0.6},
                               cot={"source": "model", "model": strong, "samples": 2})
         result = CliRunner().invoke(main, ["run", str(recipe)])
         assert result.exit_code == 0, result.output

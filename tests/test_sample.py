@@ -81,7 +81,7 @@ def read(path: Path) -> list[dict]:
 def run_stage(server, out, **settings):
     endpoints = [server.endpoint(model="ma", name="a"), server.endpoint(model="mb", name="b", mode="completion")]
     client = LLMClient(cache_dir=out / ".cache", concurrency=8, max_retries=0, progress=False)
-    options = dict(samples_per_question=4, seed=SEED, temperature=0.8, max_tokens=64) | settings
+    options = dict(samples=4, seed=SEED, temperature=0.8, max_tokens=64) | settings
 
     async def run():
         async with client:
@@ -121,7 +121,7 @@ def test_exact_counts(tmp_path):
     assert len(mistakes) == 12
     assert all(m["kind"] == "wrong" and not m["correct"] for m in mistakes)
     assert len({(m["problem_id"], " ".join(m["text"].lower().split())) for m in mistakes}) == 12
-    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    saved = json.loads((tmp_path / "run" / "sample_summary.json").read_text())
     assert saved["total"]["mistakes"] == 12 and saved["questions_with_mistakes"] == 3
 
 
@@ -155,12 +155,12 @@ def test_failed_request_is_retried_on_rerun(tmp_path):
         return "2 + 3 = 5.\nThe answer is 5." if question_of(body) == Q1 else "The answer is 1."
 
     with ScriptedServer(flaky) as server:
-        first = run_stage(server, tmp_path / "run", samples_per_question=1)
+        first = run_stage(server, tmp_path / "run", samples=1)
         assert first.generators["a"]["failed"] == 3 and first.generators["b"]["failed"] == 0
         assert sum(p["kind"] == "failed" for p in read(tmp_path / "run" / "paths.jsonl")) == 3
         broken["on"] = False
         server.reset_counts()
-        second = run_stage(server, tmp_path / "run", samples_per_question=1)
+        second = run_stage(server, tmp_path / "run", samples=1)
         assert server.request_count == 3  # only the failed ones
     paths = read(tmp_path / "run" / "paths.jsonl")
     assert len(paths) == 6 and not any(p["kind"] == "failed" for p in paths)
@@ -273,7 +273,7 @@ def test_real_run_with_embedded_model(tmp_path, shared_data, embedded_endpoint):
         assert p["correct"] == is_correct(p["text"], p["answer"], "gsm8k")
         assert p["text"].strip() and p["completion_tokens"] > 0
     assert all(not m["correct"] and m["kind"] == "wrong" for m in mistakes)
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "sample_summary.json").read_text())
     assert summary["generators"]["smol"]["paths"] == 10
     assert summary["total"]["mistakes"] == len(mistakes)
 
@@ -293,7 +293,7 @@ def test_math_summary_per_level(tmp_path):
 
     with ScriptedServer(boxed) as server:
         client = LLMClient(cache_dir=False, concurrency=4, max_retries=0, progress=False)
-        settings = SampleSettings(samples_per_question=3, seed=SEED)
+        settings = SampleSettings(samples=3, seed=SEED)
 
         async def run():
             async with client:
@@ -309,3 +309,32 @@ def test_math_summary_per_level(tmp_path):
     assert {p["level"] for p in paths} == {1, 3} and {p["subject"] for p in paths} == {"algebra"}
     assert all(p["dataset"] == "math" for p in paths)
     assert "level" in summary.table()
+
+
+def test_prompt_accepts_a_template_file_and_names_the_placeholders_it_needs(tmp_path):
+    """`--prompt` takes a user's own template; a template for another command is refused up front."""
+    from lema_plugin.cli import main
+    from lema_plugin.llm.testserver import prompt_text
+
+    data = tmp_path / "p.jsonl"
+    data.write_text(json.dumps({"question": "What is 2 + 3?", "answer": "#### 5"}) + "\n")
+    own = tmp_path / "mine.txt"
+    own.write_text("Think, then end with 'The answer is N.'\n\n{question}\n")
+    seen = []
+
+    def reply(body, attempt):
+        seen.append(prompt_text(body))
+        return "2 + 3 = 5. The answer is 5."
+
+    with ScriptedServer(reply) as server:
+        args = ["sample", "--data-file", str(data), "--generator", f"g=m@{server.base_url}", "-k", "1", "-q"]
+        result = CliRunner().invoke(main, [*args, "--prompt", str(own), "--out", str(tmp_path / "own")])
+        assert result.exit_code == 0, result.output
+        assert seen == ["Think, then end with 'The answer is N.'\n\nWhat is 2 + 3?"]
+
+        for prompt, message in [("correct_gsm8k", "prompt 'correct_gsm8k' needs {steps}"),
+                                ("no-such", "no prompt template 'no-such': give a template file of your own with {question}")]:
+            result = CliRunner().invoke(main, [*args, "--prompt", prompt, "--out", str(tmp_path / prompt)])
+            assert result.exit_code == 2 and message in result.output
+            assert "Error: steps" not in result.output
+        assert len(seen) == 1  # nothing was asked for the refused templates

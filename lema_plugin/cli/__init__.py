@@ -1,20 +1,23 @@
 """The `lema` command group.
 
 Each subcommand lives in its own module under `lema_plugin.cli` and is imported only when it is
-invoked, so `lema --help` stays fast and a command's heavy imports (torch, datasets, lm_eval)
-never slow down another command.
+invoked (or listed by `lema --help`), so a command's heavy imports (torch, datasets, lm_eval) never
+slow down another command. Commands are listed in pipeline order, each with its whole one-line
+description, and every command takes `-v` (debug log) and `-q` (no progress bars) wherever they
+are typed.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 
 import click
 
-# command name -> "module:attribute" (module relative to lema_plugin.cli)
+from lema_plugin.llm.endpoints import SPEC_GRAMMAR
+
+# command name -> "module:attribute" (module relative to lema_plugin.cli), in pipeline order
 COMMANDS = {
-    "grade": "grade:grade",
-    "serve": "serve:serve",
     "sample": "sample:sample",
     "import": "import_paths:import_paths",
     "correct": "correct:correct",
@@ -23,17 +26,38 @@ COMMANDS = {
     "first-error": "first_error:first_error",
     "build": "build:build",
     "run": "run:run",
+    "grade": "grade:grade",
+    "serve": "serve:serve",
+    "recipes": "recipes:recipes",
     "tasks-path": "tasks_path:tasks_path",
     "report": "report:report",
     "compare": "compare:compare",
 }
 
 
+def _verbose(ctx: click.Context, param, value: bool) -> None:
+    if value:
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+def _everywhere(command: click.Command) -> click.Command:
+    """Give a command `-v/--verbose` and `-q/--quiet` when it does not declare them itself."""
+    names = {opt for param in command.params for opt in getattr(param, "opts", ())}
+    if "--verbose" not in names:
+        command.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, is_eager=True,
+                                           callback=_verbose, help="Log debug details to stderr."))
+    if "--quiet" not in names:
+        command.params.append(click.Option(["-q", "--quiet"], is_flag=True, expose_value=False,
+                                           help="No progress bars (this command shows none)."))
+    return command
+
+
 class LazyGroup(click.Group):
-    """A click group that imports a subcommand's module on first use."""
+    """A click group that imports a subcommand's module on first use and lists commands in
+    pipeline order with their full first help line."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)
@@ -41,16 +65,33 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         module = importlib.import_module(f"{__name__}.{module_name}")
-        return getattr(module, attr)
+        return _everywhere(getattr(module, attr))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            rows.append((name, " ".join(inspect.cleandoc(command.help or "").split("\n\n")[0].split())))
+        with formatter.section("Commands (in pipeline order)"):
+            formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+             epilog=f"""\b
+Every model is an OpenAI-compatible endpoint, written as one spec:
+  {SPEC_GRAMMAR}
+e.g. llama=meta-llama/Llama-2-7b-hf@http://gpu1:8000/v1;mode=completion
+     gpt4=gpt-4o;key_env=OPENAI_API_KEY;price=2.5/10
+`embedded` is the built-in SmolLM2-135M-Instruct. Record formats: see docs/records.md.""")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details to stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.version_option(package_name="lema-plugin")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """Build Learning-from-Mistakes (LeMa) datasets for axolotl and score them with lm-eval.
 
-    Typical order: sample -> correct -> cot -> (evolve) -> (first-error) -> build, or all at once with `lema run`.
+    Typical order: sample (or import) -> correct -> cot -> (evolve) -> (first-error) -> build, or all
+    at once with `lema run RECIPE`. Every stage writes a run folder (--out) and resumes from it.
 
     \b
     Exit status of every command:
@@ -63,6 +104,7 @@ def main(verbose: bool) -> None:
       75   requests wait in Batch API batches (run the same command again later to collect)
       130  interrupted (what was written is kept; run again to resume)
     """
+    ctx.meta["lema.quiet"] = quiet
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

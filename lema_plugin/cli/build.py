@@ -7,17 +7,19 @@ import click
 import yaml
 
 from lema_plugin.cli.common import check_outcome, friendly_errors
+from lema_plugin.cli.options import old_spellings
 from lema_plugin.tables import format_table
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command()
+@old_spellings(max_tokens=("--max-tokens",))
 @click.option("--cot", "cot_path", required=True, type=_FILE, help="CoT records (cot.jsonl from `lema cot`).")
 @click.option(
     "--corrections", "corrections_path", type=_FILE,
     help="Verified corrections (corrections.jsonl from `lema correct`). Needed by lema and cot-size-matched; "
-    "give it to cot-only too so that all mixes hold out the same validation problems.",
+    "give it to cot-only too so that all mixes hold out the same validation problems.", show_default="none",
 )
 @click.option(
     "--mix", type=click.Choice(["lema", "cot-only", "cot-size-matched", "step-dpo", "solution-dpo", "prm"]),
@@ -40,24 +42,26 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
               help="Fraction of problems (all their examples) held out for validation.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split, the padding and the shuffle.")
 @click.option("--extra-cot", "extra_cot_path", type=_FILE,
-              help="More CoT records, used only to grow cot-size-matched with distinct rationales.")
-@click.option("--bos-token", default="", help="input_output only: text put before each prompt, e.g. '<s>' for LLaMA-2.")
-@click.option("--eos-token", default="", help="input_output only: text put after each response, e.g. '</s>' for LLaMA-2.")
+              help="More CoT records, used only to grow cot-size-matched with distinct rationales.", show_default="none")
+@click.option("--bos-token", default="", help="input_output only: text put before each prompt, e.g. '<s>' for LLaMA-2.",
+              show_default="nothing")
+@click.option("--eos-token", default="", help="input_output only: text put after each response, e.g. '</s>' for LLaMA-2.",
+              show_default="nothing")
 @click.option(
-    "--axolotl-config", "axolotl_config",
+    "--axolotl-config", "axolotl_config", show_default="none",
     help="Base axolotl config (a file, or a name from axolotl_configs/ such as llama2-70b-gsm8k-lema): write "
     "OUT/axolotl.yml from it, ready to train on this build, validated with axolotl's schema.",
 )
-@click.option("--max-tokens", type=click.IntRange(1),
-              help="Report rows longer than this many tokens (default: the axolotl config's sequence_len).")
-@click.option("--tokenizer", help="Tokenizer that counts row tokens, read offline (default: the config's base_model).")
-@click.option("--confirmed", "checks_path", type=_FILE,
+@click.option("--max-row-tokens", "max_tokens", type=click.IntRange(1), show_default="the axolotl config's sequence_len",
+              help="Report rows longer than this many tokens.")
+@click.option("--tokenizer", help="Tokenizer that counts row tokens, read offline.", show_default="the config's base_model")
+@click.option("--confirmed", "checks_path", type=_FILE, show_default="all",
               help="Step-level kinds only: keep the corrections whose first error this check confirmed "
               "(checks.jsonl from `lema first-error`).")
 @friendly_errors
 def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, extra_cot_path, bos_token, eos_token,
           axolotl_config, max_tokens, tokenizer, checks_path):
-    """Build one training mix in one axolotl dataset format.
+    """Build one training mix (an SFT mix or a step-level kind) in an axolotl dataset format.
 
     Correction examples teach: given a question and a wrong solution in numbered steps, name the
     first wrong step, explain it, and solve from there. CoT examples teach: the zero-shot solve

@@ -22,6 +22,16 @@ import click
 from lema_plugin.cli.options import settings_options
 from lema_plugin.errors import CLEAN_STOPS, EXIT_INTERRUPTED, LemaError, NothingProduced, RequestsFailed
 
+from lema_plugin.llm.endpoints import SPEC_GRAMMAR
+
+# shown under the options of every command that takes an endpoint spec; \b keeps it unwrapped
+SPEC_EPILOG = f"""\b
+SPEC, an OpenAI-compatible endpoint:
+  {SPEC_GRAMMAR}
+  NAME labels records and summaries; without @URL: $OPENAI_BASE_URL, else the OpenAI API;
+  the key is read from $OPENAI_API_KEY (or the variable named by key_env); price is USD per
+  1M prompt/completion tokens; `embedded` is the built-in SmolLM2-135M-Instruct."""
+
 INTERRUPTED = "interrupted: records written so far are kept; run the same command again to resume"
 
 # OSErrors that describe the user's disk, not a bug: shown as "PATH: reason"
@@ -116,7 +126,8 @@ def client_options(func: Callable) -> Callable:
         click.option(
             "--cache-dir",
             type=click.Path(file_okay=False, path_type=Path),
-            help="Response cache folder (default: OUT/.cache).",
+            help="Response cache folder.",
+            show_default="OUT/.cache",
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
@@ -137,6 +148,8 @@ def make_client(out_dir: Path, client_settings, cache_dir: Path | None = None, n
     from lema_plugin.llm import LLMClient
     from lema_plugin.llm.costs import Budget, Estimate
 
+    ctx = click.get_current_context(silent=True)
+    quiet = quiet or bool(ctx and ctx.find_root().meta.get("lema.quiet"))  # `lema -q CMD` as well as `lema CMD -q`
     cache = False if no_cache else (cache_dir or Path(out_dir) / ".cache")
     return LLMClient(cache_dir=cache, progress=not quiet and not estimate, batch_dir=Path(out_dir) / ".batches",
                      budget=Budget(max_cost) if max_cost is not None else None,

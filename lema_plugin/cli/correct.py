@@ -5,14 +5,14 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import (check_outcome, client_options, fresh_option, friendly_errors, make_client,
+from lema_plugin.cli.common import (SPEC_EPILOG, check_outcome, client_options, fresh_option, friendly_errors, make_client,
                                     open_stage_endpoints, out_option, print_outcome, run_async, start_fresh)
-from lema_plugin.cli.options import settings_options
+from lema_plugin.cli.options import old_spellings, settings_options
 from lema_plugin.correct.stage import CorrectSettings
 from lema_plugin.errors import NothingProduced
 
 
-@click.command()
+@click.command(epilog=SPEC_EPILOG)
 @click.option(
     "--mistakes",
     "mistakes_path",
@@ -23,20 +23,24 @@ from lema_plugin.errors import NothingProduced
 @click.option(
     "--corrector",
     metavar="SPEC",
-    help="Corrector endpoint, [NAME=]MODEL[@URL][;mode=completion][;key_env=VAR][;price=IN/OUT]. "
-    "Default: $LEMA_CORRECTOR; else gpt-4o on the OpenAI API when OPENAI_API_KEY is set; else the embedded model.",
+    help="Corrector endpoint (SPEC below).",
+    show_default="$LEMA_CORRECTOR; else gpt-4o on the OpenAI API when OPENAI_API_KEY is set; else embedded",
 )
 @out_option
 @fresh_option
-@settings_options(CorrectSettings, spellings={"style": "--prompt"})
-@click.option("--limit", type=click.IntRange(1), help="Correct only the first N mistakes.")
+@old_spellings(samples=("--attempts",), style=("--prompt",))
+@settings_options(CorrectSettings)
+@click.option("--limit", type=click.IntRange(1), help="Correct only the first N mistakes.", show_default="all")
 @client_options
 @friendly_errors
 def correct(mistakes_path, corrector, out_dir, fresh, settings, limit, client_settings, cache_dir, no_cache, quiet,
             max_cost, estimate):
-    """Correct mistakes: the corrector names the first wrong step, explains it and finishes a
-    corrected solution; corrections whose final answer is right go to OUT/corrections.jsonl,
-    the others to OUT/rejected.jsonl with a reason. Run again with the same OUT to resume."""
+    """Correct mistakes with a corrector LLM; keep the corrections whose final answer checks out.
+
+    The corrector names the first wrong step, explains it and finishes a corrected solution;
+    corrections whose final answer is right go to OUT/corrections.jsonl, the others to
+    OUT/rejected.jsonl with a reason, the figures to OUT/correct_summary.json. Run again with the
+    same OUT to resume."""
     from lema_plugin.correct import corrector_spec, correct_mistakes, load_mistakes
 
     mistakes = load_mistakes(mistakes_path, limit=limit)

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import friendly_errors
+from lema_plugin.cli.common import SPEC_EPILOG, friendly_errors
+from lema_plugin.cli.options import old_spellings
 from lema_plugin.errors import NothingProduced
+from lema_plugin.fields import GOLD_FIELDS, TEXT_FIELDS
 from lema_plugin.tables import format_table
 
 
@@ -15,25 +17,31 @@ def _breakdown(title: str, table: dict[str, list[int]]) -> str:
     return f"{title}:\n" + format_table([title, "graded", "correct", "accuracy"], rows)
 
 
-@click.command()
-@click.option("--dataset", required=True, type=click.Choice(["gsm8k", "math", "math500"]), help="Answer format to grade.")
+@click.command(epilog=SPEC_EPILOG)
+@old_spellings(text_field=("--prediction-field",))
+@click.option("--dataset", type=click.Choice(["gsm8k", "math", "math500"]),
+              help="Grading rules.", show_default="each record's own `dataset` (every file lema-plugin writes has one), else gsm8k")
 @click.option("--predictions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSONL of model outputs: plain records, lm-eval --log_samples output, or LeMa inference output (detected by their fields).")
-@click.option("--prediction-field", default="completion", show_default=True, help="Field holding the model text (plain records).")
-@click.option("--gold-field", default="answer", show_default=True,
-              help="Field holding the gold answer; a GSM8K rationale ending in '#### N' or a MATH solution with \\boxed{} is fine.")
+              help="JSONL of model outputs: any record file lema-plugin writes (paths, mistakes, corrections, cot, ...), "
+              "lm-eval --log_samples output, LeMa inference output, or your own records (detected by their fields).")
+@click.option("--text-field", help="Field holding the model text.", show_default="the first of " + ", ".join(TEXT_FIELDS))
+@click.option("--gold-field",
+              help="Field holding the gold answer (a GSM8K rationale ending in '#### N' or a MATH solution with \\boxed{} is fine).",
+              show_default="the first of " + ", ".join(GOLD_FIELDS))
 @click.option("--gold-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSONL with the gold answers line by line, for LeMa inference output (which holds only `samples`).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write each input record plus `extracted`, `correct` and `decided_by` (rule, symbolic or judge) here.")
+              help="JSONL with the gold answers line by line, for LeMa inference output (which holds only `samples`).",
+              show_default="none")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Run folder: write OUT/graded.jsonl (each input record plus `extracted`, `correct` and `decided_by`: "
+              "rule, symbolic or judge) and OUT/grade_summary.json.", show_default="print only")
 @click.option("--judge", "judge_spec", metavar="SPEC",
-              help="Ask this LLM endpoint ([NAME=]MODEL[@URL][;key_env=VAR][;price=IN/OUT]) about the answers the rules "
-                   "cannot decide (no answer found, free-form text, equations written differently). Off by default.")
+              help="Ask this LLM endpoint (SPEC below) about the answers the rules cannot decide (no answer found, "
+                   "free-form text, equations written differently).", show_default="none: the rules decide alone")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Judge response cache (default: .cache next to --out, else ~/.cache/lema/responses).")
+              help="Judge response cache.", show_default="OUT/.cache, else ~/.cache/lema/responses")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar for the judge.")
 @friendly_errors
-def grade(dataset, predictions, prediction_field, gold_field, gold_file, out, judge_spec, cache_dir, quiet):
+def grade(dataset, predictions, text_field, gold_field, gold_file, out_dir, judge_spec, cache_dir, quiet):
     """Extract each final answer, compare it with the gold answer and print the accuracy.
 
     MATH results are also broken down per level and per subject when the records carry them.
@@ -43,18 +51,24 @@ def grade(dataset, predictions, prediction_field, gold_field, gold_file, out, ju
     """
     from lema_plugin.grading.files import grade_file
 
+    out = None
+    if out_dir is not None and out_dir.suffix == ".jsonl" and not out_dir.is_dir():  # the last release's --out FILE
+        click.echo(f"note: --out is a run folder now; writing {out_dir} as before (this goes in the next release)", err=True)
+        out, out_dir = out_dir, out_dir.parent
+    elif out_dir is not None:
+        out = out_dir / "graded.jsonl"
     if judge_spec:
         from lema_plugin.llm import LLMClient
         from lema_plugin.llm.endpoints import open_endpoints
 
-        cache = cache_dir or (Path(out).parent / ".cache" if out is not None else None)
+        cache = cache_dir or (out_dir / ".cache" if out_dir is not None else None)
         client = LLMClient(cache_dir=cache, progress=not quiet)
         with open_endpoints([judge_spec]) as (judge,):
-            report = grade_file(predictions, dataset, prediction_field, gold_field, out=out, gold_file=gold_file,
+            report = grade_file(predictions, dataset, text_field, gold_field, out=out, gold_file=gold_file,
                                 judge=judge, client=client)
     else:
         client = None
-        report = grade_file(predictions, dataset, prediction_field, gold_field, out=out, gold_file=gold_file)
+        report = grade_file(predictions, dataset, text_field, gold_field, out=out, gold_file=gold_file)
     layouts = ", ".join(f"{name} {count}" for name, count in sorted(report.formats.items())) or "none"
     click.echo(f"graded {report.graded} ({layouts}); answer found in {report.extracted}")
     decided = ", ".join(f"{name} {report.decided_by[name]}" for name in ("rule", "symbolic", "judge") if report.decided_by[name])
@@ -65,7 +79,7 @@ def grade(dataset, predictions, prediction_field, gold_field, gold_file, out, ju
     if report.repeated:
         click.echo(f"{report.repeated} repeated lm-eval row(s) (one per filter) counted once")
     click.echo(f"accuracy {report.accuracy:.4f} ({report.correct}/{report.graded})")
-    if dataset != "gsm8k":
+    if set(report.datasets) != {"gsm8k"}:
         if report.by_level:
             click.echo(_breakdown("level", report.by_level))
         if report.by_subject:
@@ -77,6 +91,9 @@ def grade(dataset, predictions, prediction_field, gold_field, gold_file, out, ju
         if len(report.bad_lines) > 20:
             click.echo(f"  ... and {len(report.bad_lines) - 20} more", err=True)
     if out is not None:
+        from lema_plugin.summaries import write_summary
+
+        write_summary(Path(out_dir) / "grade_summary.json", report)
         click.echo(f"wrote {out}")
     if report.graded == 0:  # an empty or all-bad file: exit 4, so `lema grade ... && ...` stops
         raise NothingProduced(f"{predictions}: no line could be graded")

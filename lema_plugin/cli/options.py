@@ -25,7 +25,7 @@ def settings_options(model: type[BaseModel], into: str = "settings", spellings: 
     """Decorate a click command with `model`'s fields as options; it receives `into=model(...)`.
 
     `spellings` maps a field to its option declarations when they differ from `--field-name`
-    (kept for options users already type, e.g. `{"samples_per_question": ("--samples-per-question", "-k")}`).
+    (a short form, e.g. `{"samples": ("--samples", "-k")}`).
     """
     spellings = spellings or {}
     fields = {name: info for name, info in model.model_fields.items() if name not in exclude}
@@ -38,7 +38,8 @@ def settings_options(model: type[BaseModel], into: str = "settings", spellings: 
                 kwargs[into] = model(**values)
             except SettingsError as exc:  # a value the settings refuse: a usage error naming the option
                 raise click.UsageError("; ".join(
-                    f"{_declared(spellings, e['loc'][0]) if e['loc'] else model.__name__}: {e['msg']}" for e in exc.errors
+                    f"{_declared(spellings, e['loc'][0]) if e['loc'] else model.__name__}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors
                 )) from None
             return func(*args, **kwargs)
 
@@ -54,12 +55,15 @@ def option_for(name: str, info: FieldInfo, spelling: str | tuple[str, ...] | Non
     decls = (spelling,) if isinstance(spelling, str) else tuple(spelling or (f"--{name.replace('_', '-')}",))
     kind = _base_type(info.annotation)
     default = info.default
-    common = dict(help=info.description, show_default=default not in (None, False, ()))
+    # a field whose default is None says what None means (`json_schema_extra={"default_text": ...}`)
+    shown = (info.json_schema_extra or {}).get("default_text") if default is None else default not in (False, ())
+    common = dict(help=info.description, show_default=shown)
     if kind is bool:
         return click.option(*decls, name, is_flag=True, default=bool(default), help=info.description)
     if typing.get_origin(kind) is Literal:
         return click.option(*decls, name, type=click.Choice([str(v) for v in typing.get_args(kind)]), default=default, **common)
     if typing.get_origin(kind) is tuple:
+        common["help"] = f"{info.description} (comma-separated)"
         return click.option(*decls, name, default=",".join(default), callback=_comma_list, **common)
     if kind in (int, float):
         return click.option(*decls, name, type=_range(kind, info), default=default, **common)
@@ -102,3 +106,30 @@ def _range(kind: type, info: FieldInfo) -> click.ParamType:
 
 def _comma_list(ctx, param, value):
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def old_spellings(**targets: tuple[str, ...]) -> Callable:
+    """Keep an option's old spellings working, hidden, for one release: `old_spellings(samples=
+    ("--samples-per-question",))` accepts the old name for `samples`, says what it is called now,
+    and refuses both names given at once. Put it above the decorators that declare the target."""
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            ctx = click.get_current_context()
+            for target, decls in targets.items():
+                value = kwargs.pop(f"old__{target}")
+                if value is None:
+                    continue
+                now = next((p.opts[0] for p in ctx.command.params if p.name == target), target)
+                if ctx.get_parameter_source(target) is click.core.ParameterSource.COMMANDLINE:
+                    raise click.UsageError(f"{decls[0]} is the old name of {now}: give only {now}")
+                click.echo(f"note: {decls[0]} is now {now} (the old name goes in the next release)", err=True)
+                kwargs[target] = value
+            return func(*args, **kwargs)
+
+        for target, decls in targets.items():
+            wrapper = click.option(*decls, f"old__{target}", hidden=True, default=None)(wrapper)
+        return wrapper
+
+    return decorate

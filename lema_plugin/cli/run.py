@@ -10,18 +10,20 @@ from lema_plugin.cli.common import friendly_errors, start_fresh
 
 @click.command("run")
 @click.argument("recipe")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run folder (default: the recipe's `out`).")
-@click.option("--limit", type=click.IntRange(1), help="Override the recipe's question limit.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run folder.", show_default="the recipe's `out`")
+@click.option("--limit", type=click.IntRange(1), help="Override the recipe's question limit.", show_default="the recipe's")
 @click.option("--no-train", is_flag=True, help="Skip the recipe's train and eval steps.")
-@click.option("--check", is_flag=True, help="Validate the recipe and print it, then stop.")
-@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--check", is_flag=True, help="Validate the recipe, print it as commented YAML with the requests each "
+              "stage will send, and stop (nothing is run or paid for).")
+@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD", show_default="the recipe's max_cost",
               help="Hard budget for this run (overrides the recipe's max_cost); run again with more to continue.")
 @click.option("--estimate", is_flag=True,
               help="Send nothing: print the requests, tokens and dollars (online and batch) the run would spend.")
 @click.option("--fresh", is_flag=True, help="Start the run folder over: move its outputs to OUT/replaced-<time>/ first "
               "(the response cache stays). Needed to rerun into a folder with other sampling settings.")
 @friendly_errors
-def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check: bool, max_cost: float | None,
+def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, quiet: bool, check: bool, max_cost: float | None,
         estimate: bool, fresh: bool) -> None:
     """Run every stage of RECIPE (a YAML file, or a built-in: demo, gsm8k-paper, math-paper).
 
@@ -42,11 +44,14 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check:
     if no_train:
         config = config.model_copy(update={"train": None, "eval": None})
     if check:
-        click.echo(config.model_dump_json(indent=2, exclude_none=True))
+        from lema_plugin.recipe_check import check_text
+
+        click.echo(check_text(config, _problem_count(config)), nl=False)
         return
     if not estimate:
         start_fresh(Path(out or config.out), fresh, everything=True)
-    report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True), estimate=estimate)
+    report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True), estimate=estimate,
+                        progress=not (quiet or click.get_current_context().find_root().meta.get("lema.quiet")))
     if estimate:
         click.echo(report.estimate.table())
         return
@@ -59,3 +64,13 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, check:
         click.echo(f"  {line}")
     click.echo("")
     click.echo(f"Report: {report.html}")
+
+
+def _problem_count(config) -> int | None:
+    """How many problems the recipe will use, or None when they cannot be loaded here."""
+    from lema_plugin.problems import load_problems
+
+    try:
+        return len(load_problems(config.dataset, config.split, config.data_file, config.limit))
+    except Exception:  # offline without the data: the plan is shown without counts
+        return None

@@ -8,25 +8,25 @@ import click
 from lema_plugin.errors import NothingProduced
 from lema_plugin.sample import SampleSettings, sample_paths
 
-from .common import (check_outcome, client_options, fresh_option, friendly_errors, make_client, open_stage_endpoints,
+from .common import (SPEC_EPILOG, check_outcome, client_options, fresh_option, friendly_errors, make_client, open_stage_endpoints,
                      out_option, print_outcome, run_async, start_fresh)
-from .options import settings_options
+from .options import old_spellings, settings_options
 
 
-@click.command("sample")
+@click.command("sample", epilog=SPEC_EPILOG)
 @click.option("--dataset", type=click.Choice(["gsm8k", "math", "math500"]), default="gsm8k", show_default=True, help="Which problems.")
 @click.option("--split", default="train", show_default=True, help="Dataset split (mistakes are collected on training questions).")
-@click.option("--data-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Read problems from this JSONL/Parquet file instead of the hub (raw GSM8K/MATH fields or problem records).")
-@click.option("--limit", type=click.IntRange(1), help="Use only the first N problems.")
+@click.option("--data-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Read problems from this JSONL/Parquet file (raw GSM8K/MATH fields or problem records).", show_default="$LEMA_DATA_DIR, else the hub")
+@click.option("--limit", type=click.IntRange(1), help="Use only the first N problems.", show_default="all")
 @click.option(
     "--generator",
     "generators",
     multiple=True,
-    metavar="[NAME=]MODEL[@URL]",
-    help="A generator model (repeatable). Spec: [NAME=]MODEL[@URL[,URL2]][;mode=completion][;key_env=VAR][;price=IN/OUT]. "
-    "Default: the embedded SmolLM2-135M-Instruct.",
+    metavar="SPEC",
+    help="A generator endpoint (repeatable; SPEC below).", show_default="embedded",
 )
-@settings_options(SampleSettings, spellings={"samples_per_question": ("--samples-per-question", "-k")})
+@old_spellings(samples=("--samples-per-question",))
+@settings_options(SampleSettings, spellings={"samples": ("--samples", "-k")})
 @out_option
 @fresh_option
 @client_options
@@ -36,7 +36,7 @@ def sample(dataset, split, data_file, limit, generators, settings, out_dir, fres
     """Sample reasoning paths, grade them, and keep the wrong ones as mistakes.
 
     Writes OUT/paths.jsonl (every path, graded, split into steps), OUT/mistakes.jsonl (the wrong
-    ones, de-duplicated per question) and OUT/summary.json. Running the same command again
+    ones, de-duplicated per question) and OUT/sample_summary.json. Running the same command again
     resumes: finished paths are neither re-requested nor re-graded.
 
     \b

@@ -6,8 +6,9 @@ import click
 
 @click.command("tasks-path")
 def tasks_path() -> None:
-    """Print the lm-eval task folder shipped with lema-plugin, for
-    `lm_eval --include_path "$(lema tasks-path)" --tasks lema_gsm8k`."""
+    """Print the folder of the lm-eval tasks shipped with lema-plugin.
+
+    Use it as `lm_eval --include_path "$(lema tasks-path)" --tasks lema_gsm8k`."""
     from lema_plugin.shipped import tasks_path as folder
 
     click.echo(str(folder()))

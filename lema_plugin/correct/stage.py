@@ -68,10 +68,10 @@ def corrector_spec(spec: str | None = None, environ=os.environ) -> str:
 class CorrectSettings(JudgeSettings):
     """How the corrector is asked."""
 
-    attempts: int = Field(1, ge=1, description="Corrector samples per mistake, at most.")
+    samples: int = Field(1, ge=1, description="Corrector replies sampled per mistake, at most.")
     keep: int = Field(1, ge=1, description="Stop sampling a mistake once this many corrections are verified.")
     temperature: float | None = Field(
-        None, ge=0, description="Sampling temperature [default: 0 for one attempt, 0.7 for several].")
+        None, ge=0, description="Sampling temperature.", json_schema_extra={"default_text": "0 for one sample, 0.7 for several"})
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
     max_tokens: int = Field(1024, ge=1, description="Longest corrector reply.")
     style: Literal["fewshot", "zeroshot"] = Field(
@@ -82,7 +82,7 @@ class CorrectSettings(JudgeSettings):
         """Greedy for one attempt; several attempts of the same question need variety."""
         if self.temperature is not None:
             return self.temperature
-        return 0.0 if self.attempts == 1 else 0.7
+        return 0.0 if self.samples == 1 else 0.7
 
 
 def load_mistakes(path: str | Path, limit: int | None = None) -> list[dict]:
@@ -210,7 +210,7 @@ async def correct_mistakes(
     settings = settings or CorrectSettings()
     before = usage_snapshot(client)
     out_dir = Path(out_dir)
-    ids = {m["id"]: [attempt_id(m, corrector, settings, i) for i in range(settings.attempts)] for m in mistakes}
+    ids = {m["id"]: [attempt_id(m, corrector, settings, i) for i in range(settings.samples)] for m in mistakes}
     _drop_failures(out_dir / REJECTED, {i for attempt_ids in ids.values() for i in attempt_ids})
 
     requests = 0
@@ -240,7 +240,7 @@ async def correct_mistakes(
             item = JudgeItem.of(solution, mistake["answer"], grader_dataset(mistake["dataset"]), mistake["question"])
             judging.put(graded, item, lambda settled: keep(judge(mistake, corrector, settings, attempt, completion, settled)))
 
-        for attempt in range(settings.attempts):
+        for attempt in range(settings.samples):
             asks = [
                 Ask(ids[m["id"]][attempt], corrector,
                     build_request(m, corrector, settings.style, attempt, settings.sampling_temperature, settings.top_p, settings.max_tokens),
@@ -248,7 +248,7 @@ async def correct_mistakes(
                 for m in mistakes
                 if sum(i in kept for i in ids[m["id"]]) < settings.keep
             ]
-            desc = f"correct {attempt + 1}/{settings.attempts}" if settings.attempts > 1 else "correct"
+            desc = f"correct {attempt + 1}/{settings.samples}" if settings.samples > 1 else "correct"
             requests += await ask_missing(client, asks, lambda i: i in kept or i in rejected, store, desc=desc,
                                           role="corrector")
             await judging.settle()  # before the next round, which counts what this one verified

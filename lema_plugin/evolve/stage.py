@@ -57,16 +57,16 @@ class EvolveSettings(JudgeSettings):
     per_seed: int = Field(2, ge=1, description="New questions asked per seed; the styles are taken in turn.")
     styles: tuple[Literal["similar", "harder"], ...] = Field(
         STYLES, min_length=1,
-        description="Comma-separated: similar (same skill and difficulty), harder (one more step or condition).")
-    answers: int = Field(5, ge=1, description="Answers sampled per new question.")
+        description="Question styles, taken in turn: similar (same skill and difficulty), harder (one more step or condition).")
+    samples: int = Field(5, ge=1, description="Answers sampled per new question.")
     min_agreement: float = Field(0.6, gt=0, le=1, description="Share of the answers that must agree (and more than "
                                  "any other answer) to keep a question.")
     generate_temperature: float = Field(1.0, ge=0, description="Sampling temperature for writing new questions "
                                         "(high: varied questions).")
-    answer_temperature: float = Field(0.7, ge=0, description="Sampling temperature for the answers (above 0, so the "
+    temperature: float = Field(0.7, ge=0, description="Sampling temperature for the answers (above 0, so the "
                                       "vote means something).")
     generate_max_tokens: int = Field(512, ge=1, description="Per new question.")
-    answer_max_tokens: int = Field(1024, ge=1, description="Per answer.")
+    max_tokens: int = Field(1024, ge=1, description="Per answer.")
     ngram: int = Field(6, ge=1, description="Word n-gram size for near-duplicate and contamination checks.")
     max_overlap: float = Field(0.5, gt=0, le=1, description="Share of shared n-grams (of the shorter text) that "
                                "makes two questions near-duplicates.")
@@ -151,8 +151,8 @@ class _Evolution:
         return candidates
 
     def answer_id(self, question_id: str, index: int) -> str:
-        return make_id("evolve-answer", question_id, self.endpoint.model, self.config.answer_temperature,
-                       self.config.answer_max_tokens, index)
+        return make_id("evolve-answer", question_id, self.endpoint.model, self.config.temperature,
+                       self.config.max_tokens, index)
 
     async def answer(self, candidates) -> None:
         """K answers per surviving question with the `solve` prompt (what `lema sample` asks)."""
@@ -168,10 +168,10 @@ class _Evolution:
         asks = []
         for candidate, seed in candidates:
             new = Problem(candidate["id"], seed.dataset, candidate["question"], answer="", solution="")
-            for index in range(self.config.answers):
+            for index in range(self.config.samples):
                 aid = self.answer_id(candidate["id"], index)
-                request = solve_request(new, self.endpoint, index, temperature=self.config.answer_temperature,
-                                        max_tokens=self.config.answer_max_tokens)
+                request = solve_request(new, self.endpoint, index, temperature=self.config.temperature,
+                                        max_tokens=self.config.max_tokens)
                 asks.append(Ask(aid, self.endpoint, request, record(aid, candidate["id"], seed, index)))
         self.summary.new_requests += await self._ask(asks, self.answers, "answers")
 
@@ -187,7 +187,7 @@ class _Evolution:
         config, summary, problems = self.config, self.summary, []
         tallies = []
         for record, seed in candidates:
-            got = [self.answers.get(self.answer_id(record["id"], i)) for i in range(config.answers)]
+            got = [self.answers.get(self.answer_id(record["id"], i)) for i in range(config.samples)]
             if any(a is None for a in got):
                 summary.unanswered += 1
                 continue
@@ -198,11 +198,11 @@ class _Evolution:
         for index, (record, seed, got, predictions, answer, votes, clear) in enumerate(tallies):
             if judged[index]:
                 votes += judged[index]
-                clear = clear or votes > config.answers / 2
-            agreement = votes / config.answers
+                clear = clear or votes > config.samples / 2
+            agreement = votes / config.samples
             if answer is None or not clear or agreement < config.min_agreement:
                 summary.no_majority += 1
-                dropped.append({**record, "reason": "no_majority", "detail": f"{votes}/{config.answers} agree",
+                dropped.append({**record, "reason": "no_majority", "detail": f"{votes}/{config.samples} agree",
                                 "predictions": predictions})
                 continue
             rationale = next(a["text"] for a in got
@@ -221,7 +221,7 @@ class _Evolution:
                     "style": record["style"],
                     "agreement": round(agreement, 4),
                     "votes": votes,
-                    "answers": config.answers,
+                    "answers": config.samples,
                     "evolved_by": self.endpoint.label,
                 },
             ))
