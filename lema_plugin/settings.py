@@ -67,8 +67,8 @@ class JudgeSettings(Settings):
     """
 
     judge: Endpoint | None = Field(
-        None, description="Ask this LLM endpoint ([NAME=]MODEL[@URL][;key_env=VAR][;price=IN/OUT]) about the answers "
-        "the rules cannot decide (no answer found, free-form text, equations written differently). Off by default.")
+        None, description="Ask this LLM endpoint (an endpoint SPEC) about the answers the rules cannot decide (no answer "
+        "found, free-form text, equations written differently).", json_schema_extra={"default_text": "none: the rules decide alone"})
 
     @field_validator("judge", mode="before")
     @classmethod

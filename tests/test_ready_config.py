@@ -146,7 +146,7 @@ def test_rows_over_the_budget_are_counted_with_the_local_tokenizer(tmp_path, mon
     assert guess.rows == len(rows) and guess.longest > 0
     # lema build reports them, against the config's sequence_len unless told otherwise
     result = CliRunner().invoke(main, ["build", "--cot", str(COT), "--corrections", str(CORRECTIONS), "--out", str(tmp_path / "b"),
-                                       "--axolotl-config", str(SMOKE), "--tokenizer", model, "--max-tokens", str(budget)])
+                                       "--axolotl-config", str(SMOKE), "--tokenizer", model, "--max-row-tokens", str(budget)])
     assert result.exit_code == 0, result.output
     assert f"{report.over} of {len(rows)} rows longer than {budget} tokens" in result.output
     assert "axolotl will drop them" in result.output

@@ -140,9 +140,9 @@ def test_single_stage_folder_reports_its_mistakes(tmp_path, problems):
     with ScriptedServer(responder_for(problems)) as server:
         result = CliRunner().invoke(main, [
             "sample", "--dataset", "math", "--split", "test", "--limit", "3", "--generator", f"small=m1@{server.base_url}",
-            "--samples-per-question", "1", "--out", str(tmp_path / "s"), "--quiet"])
+            "--samples", "1", "--out", str(tmp_path / "s"), "--quiet"])
     assert result.exit_code == 0, result.output
-    result = CliRunner().invoke(main, ["report", str(tmp_path / "s"), "--out", str(tmp_path / "s.html")])
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "s"), "--html", str(tmp_path / "s.html")])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"report: {tmp_path / 's.html'}"
     figures = compute(read_run(tmp_path / "s"))

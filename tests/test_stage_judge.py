@@ -102,7 +102,7 @@ def test_sample_asks_the_judge_only_what_the_rules_cannot_decide(tmp_path):
         }
         mistakes = _read(tmp_path / "run" / "mistakes.jsonl")
         assert [m["text"] for m in mistakes] == ["The answer is $5$."]
-        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        summary = json.loads((tmp_path / "run" / "sample_summary.json").read_text())
         assert summary["total"]["judged"] == 3 and summary["total"]["correct"] == 3
         assert summary["usage"]["by_endpoint"]["judge"]["requests"] == 3  # the judge's usage, from the client
         assert "judge: 3 requests" in result.output
@@ -244,7 +244,7 @@ def test_import_judges_only_the_undecided_paths(tmp_path):
         assert script.asked == {"judge-model": 2}
         paths = {p["question"]: (p["correct"], p["decided_by"]) for p in _read(tmp_path / "run" / "paths.jsonl")}
         assert paths == {TRIANGLE: (True, "judge"), LINE: (False, "judge"), COUNT: (False, "rule")}
-        assert json.loads((tmp_path / "run" / "summary.json").read_text())["usage"]["by_endpoint"]["judge"]["requests"] == 2
+        assert json.loads((tmp_path / "run" / "import_summary.json").read_text())["usage"]["by_endpoint"]["judge"]["requests"] == 2
         assert "judge judge: 2 requests" in result.output
         again = CliRunner().invoke(main, args, catch_exceptions=False)
         assert again.exit_code == 0 and script.asked == {"judge-model": 2}
@@ -272,7 +272,7 @@ def _evolve(tmp_path, judge: bool):
 
     seed = {"id": "c1", "problem_id": "p1", "dataset": "math", "question": LINE, "answer": "2x - y + 3 = 0", "correct": True}
     with ScriptedServer(responder) as server:
-        settings = EvolveSettings(per_seed=1, styles=("similar",), answers=3, min_agreement=0.6,
+        settings = EvolveSettings(per_seed=1, styles=("similar",), samples=3, min_agreement=0.6,
                                   judge=server.endpoint(model="judge-model", name="judge") if judge else None)
         client = LLMClient(cache_dir=tmp_path / ".cache", progress=False)
 

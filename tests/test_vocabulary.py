@@ -86,10 +86,10 @@ def test_recipe_keys_in_the_table_exist():
 
 
 SECTIONS = [  # settings model -> (its command, the recipe section holding its keys, fields kept elsewhere)
-    (SampleSettings, "sample", "generators[].", {"max_mistakes_per_question": "", "keep_unfinished": ""}),
-    (CorrectSettings, "correct", "corrector.", {}),
-    (CotSettings, "cot", "cot.", {}),
-    (EvolveSettings, "evolve", "evolve.", {}),
+    (SampleSettings, "sample", "generators[].", {"max_mistakes_per_question": "", "keep_unfinished": "", "judge": ""}),
+    (CorrectSettings, "correct", "corrector.", {"judge": ""}),
+    (CotSettings, "cot", "cot.", {"judge": ""}),
+    (EvolveSettings, "evolve", "evolve.", {"judge": ""}),
     (ClientSettings, "sample", "", {}),
 ]
 

@@ -28,10 +28,10 @@ COMMANDS = {
     "run": "run:run",
     "grade": "grade:grade",
     "serve": "serve:serve",
-    "recipes": "recipes:recipes",
-    "tasks-path": "tasks_path:tasks_path",
     "report": "report:report",
     "compare": "compare:compare",
+    "recipes": "recipes:recipes",
+    "tasks-path": "tasks_path:tasks_path",
 }
 
 

@@ -30,7 +30,9 @@ SPEC, an OpenAI-compatible endpoint:
   {SPEC_GRAMMAR}
   NAME labels records and summaries; without @URL: $OPENAI_BASE_URL, else the OpenAI API;
   the key is read from $OPENAI_API_KEY (or the variable named by key_env); price is USD per
-  1M prompt/completion tokens; `embedded` is the built-in SmolLM2-135M-Instruct."""
+  1M prompt/completion tokens; mode=batch (or completion+batch) goes through the OpenAI Batch
+  API; concurrency, timeout, rpm and tpm limit this endpoint alone; `embedded` is the built-in
+  SmolLM2-135M-Instruct."""
 
 INTERRUPTED = "interrupted: records written so far are kept; run the same command again to resume"
 
@@ -131,7 +133,7 @@ def client_options(func: Callable) -> Callable:
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-        click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD",
+        click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD", show_default="no limit",
                      help="Hard budget for this command: stop cleanly before the worst case of the next request "
                      "or batch would cross it (endpoints priced with ;price=). Run again with more to continue."),
         click.option("--estimate", is_flag=True,

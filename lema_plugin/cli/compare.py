@@ -14,7 +14,8 @@ from lema_plugin.cli.common import friendly_errors
 @click.option("--metric", type=click.Choice(["exact_match", "strict_match"]), default="exact_match", show_default=True,
               help="Per-question score to compare.")
 @click.option("--show", default=10, show_default=True, type=click.IntRange(0), help="Flipped questions to list each way.")
-@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="Also write the comparison as an HTML page here.")
+@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="Also write the comparison as an HTML page here.",
+              show_default="none")
 @friendly_errors
 def compare(a: Path, b: Path, metric: str, show: int, html: Path | None) -> None:
     """Compare two lm-eval --log_samples outputs of the same task(s), question by question.

@@ -128,8 +128,10 @@ def old_spellings(**targets: tuple[str, ...]) -> Callable:
                 kwargs[target] = value
             return func(*args, **kwargs)
 
+        declared = {p.name: p for p in getattr(func, "__click_params__", [])}
         for target, decls in targets.items():
-            wrapper = click.option(*decls, f"old__{target}", hidden=True, default=None)(wrapper)
+            kind = declared[target].type if target in declared else None  # the old name reads values as the new one
+            wrapper = click.option(*decls, f"old__{target}", hidden=True, default=None, type=kind)(wrapper)
         return wrapper
 
     return decorate

@@ -6,17 +6,20 @@ from pathlib import Path
 import click
 
 from lema_plugin.cli.common import friendly_errors
+from lema_plugin.cli.options import old_spellings
 
 
 @click.command("report")
+@old_spellings(html=("--out",))
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write (default: RUN_DIR/report.html).")
-@click.option("--compare", "compare_pair", nargs=2, type=click.Path(path_type=Path),
+@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="HTML page to write.",
+              show_default="RUN_DIR/report.html")
+@click.option("--compare", "compare_pair", nargs=2, type=click.Path(path_type=Path), show_default="none",
               help="Two lm-eval --log_samples outputs (files or folders) to compare in the report, A then B.")
 @click.option("--metric", type=click.Choice(["exact_match", "strict_match"]), default="exact_match", show_default=True,
               help="Score compared by --compare.")
 @friendly_errors
-def report(run_dir: Path, out: Path | None, compare_pair: tuple[Path, Path] | None, metric: str) -> None:
+def report(run_dir: Path, html: Path | None, compare_pair: tuple[Path, Path] | None, metric: str) -> None:
     """Write an HTML report of RUN_DIR: a `lema run` folder or the --out of any single stage.
 
     The page opens offline: the funnel from problems to exported corrections with the reasons
@@ -28,4 +31,4 @@ def report(run_dir: Path, out: Path | None, compare_pair: tuple[Path, Path] | No
     from lema_plugin.report.compare import compare
 
     comparisons = [compare(*compare_pair, metric=metric)] if compare_pair else []
-    click.echo(f"report: {build_report(run_dir, out, comparisons)}")
+    click.echo(f"report: {build_report(run_dir, html, comparisons)}")
