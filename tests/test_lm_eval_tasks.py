@@ -335,8 +335,9 @@ def test_train_split_samples_import_as_mistakes_in_two_commands(data_dir, shared
 
     monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
     imported = tmp_path / "imported"
-    result = CliRunner().invoke(main, ["import", str(samples_file), "--dataset", "gsm8k", "--out", str(imported)])
+    result = CliRunner().invoke(main, ["import", str(samples_file), "--out", str(imported)])  # no flags needed
     assert result.exit_code == 0, result.output
+    assert "test split" not in result.stderr  # training questions: no contamination warning
     paths = [json.loads(line) for line in (imported / "paths.jsonl").read_text().splitlines()]
     assert len(paths) == 2 and [p["correct"] for p in paths] == [bool(s["exact_match"]) for s in samples]
     mistakes = [json.loads(line) for line in (imported / "mistakes.jsonl").read_text().splitlines()]
