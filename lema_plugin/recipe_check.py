@@ -8,6 +8,7 @@ folder's cache are not subtracted: the counts describe the recipe, not one folde
 """
 from __future__ import annotations
 
+import types
 import typing
 
 import yaml
@@ -73,23 +74,6 @@ def check_text(recipe: Recipe, problems: int | None) -> str:
     return text
 
 
-def section_models() -> list[type[BaseModel]]:
-    """Every recipe section, top level first, for the schema in the README."""
-    found: list[type[BaseModel]] = []
-
-    def visit(model):
-        if model in found:
-            return
-        found.append(model)
-        for info in model.model_fields.values():
-            for arg in (info.annotation, *_args(info.annotation)):
-                if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    visit(arg)
-
-    visit(Recipe)
-    return found
-
-
 def _args(annotation) -> list:
     out = []
     for arg in typing.get_args(annotation):
@@ -127,7 +111,7 @@ def schema_markdown() -> str:
 def _unwrap(annotation):
     """`X` for `X | None`."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType")) and len(args) == 1:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return annotation
 
