@@ -216,7 +216,7 @@ def test_cli_checks_and_prints_the_confirmation_rate(tmp_path):
     assert "confirmation rate: 2/4 (50.0%)" in result.output
     assert "llama-2-7b" in result.output and "Level 2" in result.output
     assert bad.exit_code == 2
-    assert bad.output.strip().splitlines()[-1] == "Error: FirstErrorSettings: Value error, max_after (0.4) must be below min_before (0.2)"
+    assert bad.output.strip().splitlines()[-1] == "Error: FirstErrorSettings: max_after (0.4) must be below min_before (0.2)"
 
 
 @pytest.mark.slow

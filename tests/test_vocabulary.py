@@ -16,6 +16,7 @@ from lema_plugin.cli import COMMANDS, main
 from lema_plugin.correct.stage import CorrectSettings
 from lema_plugin.cot import CotSettings
 from lema_plugin.evolve import EvolveSettings
+from lema_plugin.first_error import FirstErrorSettings
 from lema_plugin.llm.endpoints import SPEC_GRAMMAR
 from lema_plugin.recipe import Recipe, load_recipe
 from lema_plugin.recipe_check import request_plan, schema_markdown, schema_rows
@@ -23,7 +24,8 @@ from lema_plugin.sample import SampleSettings
 from lema_plugin.settings import ClientSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-PIPELINE_ORDER = ["sample", "import", "correct", "cot", "evolve", "build", "run", "grade", "serve"]
+# the order, with `first-error` (added since) where it runs: after evolve, before build
+PIPELINE_ORDER = ["sample", "import", "correct", "cot", "evolve", "first-error", "build", "run", "grade", "serve"]
 
 
 def vocabulary_table() -> list[dict]:
@@ -90,6 +92,7 @@ SECTIONS = [  # settings model -> (its command, the recipe section holding its k
     (CorrectSettings, "correct", "corrector.", {"judge": ""}),
     (CotSettings, "cot", "cot.", {"judge": ""}),
     (EvolveSettings, "evolve", "evolve.", {"judge": ""}),
+    (FirstErrorSettings, "first-error", "first_error.", {}),
     (ClientSettings, "sample", "", {}),
 ]
 
