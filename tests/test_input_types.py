@@ -90,7 +90,7 @@ def test_a_stored_path_of_the_wrong_shape_is_set_aside_and_asked_again(tmp_path)
     assert sorted(p["id"] for p in stored) == sorted(p["id"] for p in paths)
     assert all(p["level"] == 2 for p in stored)
     assert json.loads((out / "paths.jsonl.damaged").read_text()) == poisoned
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "sample_summary.json").read_text())
     assert summary["generators"]["g"]["by_level"]["2"]["paths"] == 2
 
 

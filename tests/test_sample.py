@@ -324,17 +324,18 @@ def test_prompt_accepts_a_template_file_and_names_the_placeholders_it_needs(tmp_
 
     def reply(body, attempt):
         seen.append(prompt_text(body))
-        return "2 + 3 = 5. The answer is 5."
+        return "2 + 3 = 6. The answer is 6."  # a mistake, so the run has something to keep
 
     with ScriptedServer(reply) as server:
         args = ["sample", "--data-file", str(data), "--generator", f"g=m@{server.base_url}", "-k", "1", "-q"]
         result = CliRunner().invoke(main, [*args, "--prompt", str(own), "--out", str(tmp_path / "own")])
         assert result.exit_code == 0, result.output
-        assert seen == ["Think, then end with 'The answer is N.'\n\nWhat is 2 + 3?"]
+        assert "Think, then end with 'The answer is N.'\n\nWhat is 2 + 3?" in seen
+        asked = len(seen)
 
         for prompt, message in [("correct_gsm8k", "prompt 'correct_gsm8k' needs {steps}"),
                                 ("no-such", "no prompt template 'no-such': give a template file of your own with {question}")]:
             result = CliRunner().invoke(main, [*args, "--prompt", prompt, "--out", str(tmp_path / prompt)])
             assert result.exit_code == 2 and message in result.output
             assert "Error: steps" not in result.output
-        assert len(seen) == 1  # nothing was asked for the refused templates
+        assert len(seen) == asked  # nothing was asked for the refused templates
