@@ -297,7 +297,8 @@ def test_lm_eval_cli_runs_the_tasks_on_the_embedded_model(data_dir, tmp_path, mo
         # the doc's dataset its grading rules; these are test questions, so it warns.
         monkeypatch.setenv("LEMA_DATA_DIR", str(data_dir))
         imported = CliRunner().invoke(main, ["import", str(samples_file), "--out", str(tmp_path / f"{name}.imported")])
-        assert imported.exit_code == 0, imported.output
+        kept = (tmp_path / f"{name}.imported" / "mistakes.jsonl").read_text().splitlines()
+        assert imported.exit_code == (0 if kept else 4), imported.output  # 4: read, but no mistake to keep
         if dataset == "gsm8k":
             assert "3 of 3 questions are from the GSM8K/MATH test split" in imported.stderr
         paths = [json.loads(line) for line in (tmp_path / f"{name}.imported" / "paths.jsonl").read_text().splitlines()]
@@ -336,7 +337,8 @@ def test_train_split_samples_import_as_mistakes_in_two_commands(data_dir, shared
     monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
     imported = tmp_path / "imported"
     result = CliRunner().invoke(main, ["import", str(samples_file), "--out", str(imported)])  # no flags needed
-    assert result.exit_code == 0, result.output
+    kept = (imported / "mistakes.jsonl").read_text().splitlines()
+    assert result.exit_code == (0 if kept else 4), result.output  # 4: read, but no mistake to keep
     assert "test split" not in result.stderr  # training questions: no contamination warning
     paths = [json.loads(line) for line in (imported / "paths.jsonl").read_text().splitlines()]
     assert len(paths) == 2 and [p["correct"] for p in paths] == [bool(s["exact_match"]) for s in samples]
