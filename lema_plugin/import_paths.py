@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from .errors import ConfigError
 from .grading.judge import JudgeItem, JudgeQueue
 from .llm.types import Endpoint
-from .fields import GOLD_FIELDS, TEXT_FIELDS, first_field
+from .fields import GOLD_FIELDS, TEXT_FIELDS, first_field, get as _get
 
 from .problems import Problem, grader_dataset
 from .text import gold_from_value
@@ -195,15 +195,6 @@ def detect_format(record: dict) -> str:
 
 def _read_objects(path: Path) -> list[tuple[int, dict]]:
     return list(numbered_jsonl(path))
-
-
-def _get(record: dict, name: str):
-    value = record
-    for part in name.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def _need_text(path: Path, line: int, record: dict, name: str) -> str:
