@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from .errors import RequestsFailed
+from .errors import ConfigError, RequestsFailed
 from .llm import probe
 from .llm.batch import BatchPending, run_batches
 from .llm.client import cache_key, request_body
@@ -39,6 +39,13 @@ from .llm.types import Completion, Endpoint, Request
 
 FIRST_FAILURES = 10  # a stage whose first this-many requests all fail stops
 _announced: set[tuple] = set()
+
+
+def one_endpoint(endpoints, role: str) -> Endpoint:
+    """The single endpoint of a stage that asks one model (`role` names it in the error)."""
+    if len(endpoints) != 1:
+        raise ConfigError(f"{role} takes one endpoint, not {len(endpoints)}")
+    return endpoints[0]
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from typing import Iterable, Sequence
 from pydantic import Field
 
 from . import manifest
-from .asking import Ask, ask_missing
-from .errors import ConfigError
+from .asking import Ask, ask_missing, one_endpoint
 from .grading.judge import JudgeItem, JudgeQueue
 from .llm.types import Endpoint
 from .problems import Problem, grader_dataset
@@ -217,9 +216,7 @@ async def sample_cot(
     """The CoT stage with a model: rejection-sample rationales from the one endpoint in
     `endpoints`; write `cot_samples.jsonl` (every graded sample), `cot.jsonl` and
     `cot_summary.json` under `out_dir`."""
-    if len(endpoints) != 1:
-        raise ConfigError(f"CoT sampling takes one model endpoint, not {len(endpoints)}")
-    endpoint = endpoints[0]
+    endpoint = one_endpoint(endpoints, "CoT sampling")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     before = usage_snapshot(client)

@@ -289,3 +289,14 @@ def test_the_wheel_holds_the_tasks_and_configs(tmp_path):
     configs = {p.relative_to(root).as_posix() for p in (root / "axolotl_configs").glob("*.yml")}
     assert tasks and configs
     assert {f"lema_plugin/{name}" for name in tasks | configs} <= names
+
+
+def test_a_one_model_stage_refuses_two_endpoints_as_a_user_error():
+    from lema_plugin.asking import one_endpoint
+    from lema_plugin.errors import LemaError
+    from lema_plugin.llm.endpoints import make_endpoint
+
+    a, b = make_endpoint("a", ["http://127.0.0.1:9/v1"]), make_endpoint("b", ["http://127.0.0.1:9/v1"])
+    assert one_endpoint([a], "CoT sampling") is a
+    with pytest.raises(LemaError, match="CoT sampling takes one endpoint, not 2"):
+        one_endpoint([a, b], "CoT sampling")

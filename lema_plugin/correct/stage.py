@@ -17,8 +17,7 @@ from typing import Literal, Sequence
 from pydantic import Field
 
 from lema_plugin import manifest
-from lema_plugin.asking import Ask, ask_missing
-from lema_plugin.errors import ConfigError
+from lema_plugin.asking import Ask, ask_missing, one_endpoint
 from lema_plugin.llm.types import Completion, Endpoint
 from lema_plugin.problems import parse_level
 from lema_plugin.records import RecordError, check_fields, make_id, numbered_jsonl
@@ -204,9 +203,7 @@ async def correct_mistakes(
     `mistakes` are path records (see `load_mistakes`); `client` is the shared `LLMClient`.
     Returns the summary (also written to `correct_summary.json`).
     """
-    if len(endpoints) != 1:
-        raise ConfigError(f"the correction stage takes one corrector endpoint, not {len(endpoints)}")
-    corrector = endpoints[0]
+    corrector = one_endpoint(endpoints, "the correction stage")
     settings = settings or CorrectSettings()
     before = usage_snapshot(client)
     out_dir = Path(out_dir)

@@ -31,9 +31,8 @@ from typing import Literal, Sequence
 from pydantic import Field
 
 from lema_plugin import manifest
-from lema_plugin.asking import Ask, ask_missing
+from lema_plugin.asking import Ask, ask_missing, one_endpoint
 from lema_plugin.cot import finish_rationale
-from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Endpoint
 from lema_plugin.problems import Problem
 from lema_plugin.records import make_id
@@ -267,9 +266,7 @@ async def evolve_questions(
     """The evolution stage: write `problems.jsonl`, `evolve_dropped.jsonl` and
     `evolve_summary.json` in `out_dir` (see `read_inputs` for what `inputs` holds; the one
     endpoint in `endpoints` writes and answers the new questions)."""
-    if len(endpoints) != 1:
-        raise ConfigError(f"evolution takes one model endpoint, not {len(endpoints)}")
-    endpoint = endpoints[0]
+    endpoint = one_endpoint(endpoints, "evolution")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     before = usage_snapshot(client)

@@ -22,8 +22,7 @@ from typing import Sequence
 
 from pydantic import Field, model_validator
 
-from lema_plugin.asking import Ask, ask_missing
-from lema_plugin.errors import ConfigError
+from lema_plugin.asking import Ask, ask_missing, one_endpoint
 from lema_plugin.export.steps import StepCorrection
 from lema_plugin.llm.types import Endpoint
 from lema_plugin.records import make_id
@@ -118,9 +117,7 @@ async def check_first_errors(
     `corrections` come from `lema_plugin.export.steps.load_step_corrections` (its skip counts go
     in `skipped`, so the summary says which corrections could not be checked and why).
     """
-    if len(endpoints) != 1:
-        raise ConfigError(f"the first-error check takes one generator endpoint, not {len(endpoints)}")
-    generator = endpoints[0]
+    generator = one_endpoint(endpoints, "the first-error check")
     settings = settings or FirstErrorSettings()
     out_dir = Path(out_dir)
     before = usage_snapshot(client)
