@@ -219,6 +219,36 @@ def test_cli_checks_and_prints_the_confirmation_rate(tmp_path):
     assert bad.output.strip().splitlines()[-1] == "Error: FirstErrorSettings: max_after (0.4) must be below min_before (0.2)"
 
 
+def test_cli_exit_status_says_when_requests_failed_or_nothing_was_checked(tmp_path):
+    """5 while some continuations finally failed (a rerun asks only for those), 0 once all are in,
+    and 4 when no correction in the file could be checked at all."""
+    corrections = write_corrections(tmp_path)
+    records = fixture_corrections()
+    healthy = Generator(records)
+    down = {"on": True}
+
+    def flaky(body, attempt):
+        if down["on"] and records[3]["question"] in prompt_text(body):  # asked last: not a dead endpoint
+            return Reply(status=500)
+        return healthy(body, attempt)
+
+    with ScriptedServer(flaky) as server:
+        args = ["first-error", "--corrections", str(corrections), "--generator", f"gen=gen@{server.base_url}",
+                "--out", str(tmp_path / "check"), "--max-retries", "0"]
+        failed = CliRunner().invoke(main, args)
+        down["on"] = False
+        done = CliRunner().invoke(main, args)
+        single = tmp_path / "single.jsonl"
+        single.write_text(json.dumps({**records[0], "id": "one-step", "steps": ["The answer is 3."],
+                                      "incorrect_step": 1}) + "\n")
+        empty = CliRunner().invoke(main, [*args[:2], str(single), *args[3:6], str(tmp_path / "none"), *args[7:]])
+    assert failed.exit_code == 5, failed.output
+    assert "finally failed" in failed.output
+    assert done.exit_code == 0, done.output
+    assert empty.exit_code == 4, empty.output
+    assert "no checked corrections produced" in empty.output
+
+
 @pytest.mark.slow
 def test_real_check_with_the_embedded_model(tmp_path, embedded_endpoint):
     """SmolLM2-135M as the generator: this checks files, verdicts and accounting, not quality.

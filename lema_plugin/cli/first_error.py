@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import SPEC_EPILOG, client_options, friendly_errors, make_client, out_option, print_outcome, run_async
+from lema_plugin.cli.common import (SPEC_EPILOG, check_outcome, client_options, friendly_errors, make_client, out_option,
+                                    print_outcome, run_async)
 from lema_plugin.cli.options import settings_options
 from lema_plugin.first_error import FirstErrorSettings
 
@@ -44,3 +45,5 @@ def first_error(corrections_path, generator, out_dir, settings, limit, client_se
         summary = run_async(
             check_first_errors(corrections, endpoints, client, out_dir, settings, skipped=loaded.skipped), client)
     print_outcome(client, summary)
+    if client.estimate is None:
+        check_outcome(summary.checked, "checked corrections", failed=summary.failed_requests)
