@@ -37,6 +37,30 @@ def embedded_endpoint():
         yield endpoint
 
 
+# The environment axolotl runs under in the tests: offline, no telemetry, no wandb.
+AXOLOTL_ENV = {
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+@pytest.fixture(scope="module")
+def axolotl_env():
+    """Set AXOLOTL_ENV for a module's tests (and the processes they start); restored after it."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in AXOLOTL_ENV.items():
+            patch.setenv(key, value)
+        yield
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> str:
+    """The embedded model as a plain transformers folder (converted once into the cache)."""
+    from lema_plugin.llm.embedded import ensure_model
+
+    return str(ensure_model(progress=False))
+
+
 _HOLD_STORE = """
 import sys, time
 from lema_plugin.store import RunStore

@@ -16,7 +16,7 @@ import yaml
 
 from lema_plugin.export import build_dataset
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("axolotl_env")]
 
 REPO = Path(__file__).resolve().parent.parent
 # The SFT configs; the Step-DPO and PRM ones are checked in test_axolotl_steps.py.
@@ -30,29 +30,6 @@ FORMATS = ("chat_template", "input_output", "alpaca")
 # What a config is validated against: an 80 GB Hopper card for the GPU configs, this CPU for the smoke one.
 GPU = {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_90"}
 CPU = {"bf16": False, "fp8": False, "tf32": False, "n_gpu": 1, "compute_capability": None}
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-    "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false",
-}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def offline():
-    saved = {k: os.environ.get(k) for k in OFFLINE}
-    os.environ.update(OFFLINE)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def model_dir() -> str:
-    from lema_plugin.llm.embedded import ensure_model
-
-    return str(ensure_model(progress=False))
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +120,7 @@ def test_axolotl_preprocess_never_reuses_the_tokens_of_an_earlier_build(model_di
     from lema_plugin.export import build_dataset
 
     axolotl = Path(sys.executable).parent / "axolotl"
-    env = {**os.environ, **OFFLINE, "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     out, prepared = tmp_path / "data", []
     for seed, corrections in ((0, FIXTURES / "corrections.jsonl"), (0, None)):
         info = build_dataset(out, FIXTURES / "cot.jsonl", corrections, mix="lema" if corrections else "cot-only",
@@ -209,7 +186,7 @@ def test_cpu_smoke_training_runs_and_saves_the_adapter(model_dir, tmp_path, shar
     assert train == f"axolotl train {tmp_path / 'data' / 'axolotl.yml'} --launcher python"
     axolotl = Path(sys.executable).parent / "axolotl"
     command = [str(axolotl), *train.split()[1:]]
-    env = {**os.environ, **OFFLINE, "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]

@@ -16,17 +16,13 @@ import yaml
 
 from lema_plugin.export import build_step_dataset
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("axolotl_env")]
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 DPO = REPO / "axolotl_configs" / "qwen2.5-1.5b-instruct-gsm8k-step-dpo.yml"
 PRM = REPO / "axolotl_configs" / "qwen2.5-1.5b-instruct-gsm8k-prm.yml"
 GPU = {"bf16": True, "fp8": False, "tf32": True, "n_gpu": 1, "compute_capability": "sm_90"}
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-    "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false",
-}
 # What turns a GPU config into a CPU smoke run of the embedded model (the configs' headers say so).
 CPU_SMOKE = {
     "bf16": False, "tf32": False, "attn_implementation": "sdpa", "gradient_checkpointing": False,
@@ -35,25 +31,6 @@ CPU_SMOKE = {
     "sequence_len": 1024, "logging_steps": 1, "save_strategy": "no", "dataset_num_proc": 1,
     "dataloader_num_workers": 0,
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def offline():
-    saved = {k: os.environ.get(k) for k in OFFLINE}
-    os.environ.update(OFFLINE)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def model_dir() -> str:
-    from lema_plugin.llm.embedded import ensure_model
-
-    return str(ensure_model(progress=False))
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +130,7 @@ def test_axolotl_tokenizes_the_labels_one_per_step(built, model_dir, tmp_path):
 
 def _train(config: Path, tmp_path: Path) -> str:
     command = [str(Path(sys.executable).parent / "axolotl"), "train", str(config), "--launcher", "python"]
-    env = {**os.environ, **OFFLINE, "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
