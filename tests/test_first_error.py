@@ -141,7 +141,8 @@ def test_failed_continuations_leave_the_check_incomplete_and_are_asked_again(tmp
     down = {"on": True}
 
     def flaky(body, attempt):
-        if down["on"] and records[0]["question"] in prompt_text(body):
+        # the correction asked last: a stage whose first requests all fail stops as a dead endpoint
+        if down["on"] and records[3]["question"] in prompt_text(body):
             return Reply(status=500)
         return healthy(body, attempt)
 
@@ -155,7 +156,7 @@ def test_failed_continuations_leave_the_check_incomplete_and_are_asked_again(tmp
         down["on"] = False
         server.reset_counts()
         summary = run_check(server, tmp_path / "check", corrections)
-        assert server.request_count == 16  # only the clips continuations, nothing paid twice
+        assert server.request_count == 16  # only the cube continuations, nothing paid twice
     assert summary.checked == 4 and summary.reasons["incomplete"] == 0
 
 
