@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from lema_plugin.llm import LLMClient, Request  # noqa: E402
-from lema_plugin.llm.testserver import ScriptedServer, echo_responder  # noqa: E402
+from lema_testing.scripted_server import ScriptedServer, echo_responder  # noqa: E402
 
 
 def serve(latency: float, pipe) -> None:

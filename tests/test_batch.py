@@ -16,7 +16,7 @@ from lema_plugin.llm.batch import MAX_TRIES, BatchPending, Ledger
 from lema_plugin.llm.costs import Budget, BudgetStop, Estimate, prompt_token_bound, worst_case
 from lema_plugin.llm.endpoints import parse_endpoint
 from lema_plugin.llm.pacing import Pacer, reset_seconds
-from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
+from lema_testing.scripted_server import Reply, ScriptedServer, prompt_text
 from lema_plugin.correct.prompt import build_request
 from lema_plugin.records import make_id
 

@@ -20,7 +20,7 @@ from lema_plugin.correct import CorrectSettings
 from lema_plugin.cot import CotSettings
 from lema_plugin.evolve import EvolveSettings
 from lema_plugin.llm import LLMClient
-from lema_plugin.llm.testserver import ScriptedServer
+from lema_testing.scripted_server import ScriptedServer
 from lema_plugin.recipe import Recipe
 from lema_plugin.sample import SampleSettings
 from lema_plugin.settings import ClientSettings

@@ -23,7 +23,7 @@ from lema_plugin.correct import (
 )
 from lema_plugin.grading import answers_match, extract_answer, last_boxed
 from lema_plugin.llm import LLMClient
-from lema_plugin.llm.testserver import Reply, ScriptedServer, count_tokens, prompt_text
+from lema_testing.scripted_server import Reply, ScriptedServer, count_tokens, prompt_text
 from lema_plugin.prompts import load_prompt, render
 from lema_plugin.records import RecordError, make_id
 

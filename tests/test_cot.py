@@ -21,7 +21,7 @@ from lema_plugin.cot import (
 )
 from lema_plugin.grading import answers_match, extract_strict
 from lema_plugin.llm import LLMClient
-from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
+from lema_testing.scripted_server import Reply, ScriptedServer, prompt_text
 from lema_plugin.problems import read_problems_file
 
 

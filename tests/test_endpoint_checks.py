@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from lema_plugin import asking
 from lema_plugin.cli import main
 from lema_plugin.errors import EXIT_ERROR, EXIT_FAILED
-from lema_plugin.llm.testserver import Reply, ScriptedServer
+from lema_testing.scripted_server import Reply, ScriptedServer
 
 from test_reliability import DEAD_URL, problem_file, sample_args
 

@@ -7,7 +7,7 @@ import pytest
 
 from lema_plugin.llm import endpoints
 from lema_plugin.llm.endpoints import open_endpoints, parse_endpoint
-from lema_plugin.llm.testserver import ScriptedServer
+from lema_testing.scripted_server import ScriptedServer
 from lema_plugin.llm.types import Endpoint
 
 OPENAI = ("https://api.openai.com/v1",)

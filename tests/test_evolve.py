@@ -24,7 +24,7 @@ from lema_plugin.evolve import (
 )
 from lema_plugin.grading import answers_match
 from lema_plugin.llm import Endpoint, LLMClient
-from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
+from lema_testing.scripted_server import Reply, ScriptedServer, prompt_text
 from lema_plugin.problems import load_problems, read_problems_file
 
 

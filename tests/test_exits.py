@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from lema_plugin.cli import main
 from lema_plugin.errors import EXIT_EMPTY, EXIT_FAILED
-from lema_plugin.llm.testserver import Reply, ScriptedServer
+from lema_testing.scripted_server import Reply, ScriptedServer
 
 from test_reliability import problem_file, sample_args
 

@@ -14,7 +14,7 @@ from lema_plugin.export import build_step_dataset
 from lema_plugin.export.steps import confirmed_ids, load_step_corrections
 from lema_plugin.first_error import CHECKS, CONTINUATIONS, SUMMARY, FirstErrorSettings, check_first_errors
 from lema_plugin.llm import LLMClient
-from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
+from lema_testing.scripted_server import Reply, ScriptedServer, prompt_text
 from lema_plugin.prompts import render
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -11,7 +11,7 @@ from lema_plugin.cli import main
 from lema_plugin.grading import grade
 from lema_plugin.grading.judge import JudgeItem, judge_graded, parse_verdict
 from lema_plugin.llm import LLMClient
-from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
+from lema_testing.scripted_server import Reply, ScriptedServer, prompt_text
 
 RECORDS = [
     # settled by the rules

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
-from lema_plugin.llm.testserver import ScriptedServer
+from lema_testing.scripted_server import ScriptedServer
 
 from test_reliability import DEAD_URL, one_line_error, sample_args
 

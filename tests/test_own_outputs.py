@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
-from lema_plugin.llm.testserver import ScriptedServer
+from lema_testing.scripted_server import ScriptedServer
 from lema_plugin.problems import load_problems
 
 from test_pipeline import make_responder, write_recipe

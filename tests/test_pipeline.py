@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
-from lema_plugin.llm.testserver import ScriptedServer, count_tokens, prompt_text
+from lema_testing.scripted_server import ScriptedServer, count_tokens, prompt_text
 from lema_plugin.problems import load_problems
 
 LIMIT = 3

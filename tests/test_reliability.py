@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
-from lema_plugin.llm.testserver import Reply, ScriptedServer
+from lema_testing.scripted_server import Reply, ScriptedServer
 
 DEAD_URL = "http://127.0.0.1:9/v1"  # nothing listens: a test that reaches it has paid too early
 DEEP = "[" * 100000 + "]" * 100000

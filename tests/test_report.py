@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
-from lema_plugin.llm.testserver import ScriptedServer, prompt_text
+from lema_testing.scripted_server import ScriptedServer, prompt_text
 from lema_plugin.problems import load_problems
 from lema_plugin.report.figures import compute, totals
 from lema_plugin.report.gather import read_run

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from lema_plugin.cli import main
 from lema_plugin.errors import EXIT_ERROR
-from lema_plugin.llm.testserver import ScriptedServer
+from lema_testing.scripted_server import ScriptedServer
 
 from test_reliability import problem_file, sample_args
 

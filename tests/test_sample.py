@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from lema_plugin.cli import main
 from lema_plugin.grading import is_correct
 from lema_plugin.llm import LLMClient
-from lema_plugin.llm.testserver import Reply, ScriptedServer
+from lema_testing.scripted_server import Reply, ScriptedServer
 from lema_plugin.problems import Problem, read_problems_file
 from lema_plugin.records import make_id
 from lema_plugin.sample import SampleSettings, sample_paths, solve_request
@@ -314,7 +314,7 @@ def test_math_summary_per_level(tmp_path):
 def test_prompt_accepts_a_template_file_and_names_the_placeholders_it_needs(tmp_path):
     """`--prompt` takes a user's own template; a template for another command is refused up front."""
     from lema_plugin.cli import main
-    from lema_plugin.llm.testserver import prompt_text
+    from lema_testing.scripted_server import prompt_text
 
     data = tmp_path / "p.jsonl"
     data.write_text(json.dumps({"question": "What is 2 + 3?", "answer": "#### 5"}) + "\n")

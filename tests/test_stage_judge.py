@@ -14,7 +14,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
-from lema_plugin.llm.testserver import Reply, ScriptedServer, prompt_text
+from lema_testing.scripted_server import Reply, ScriptedServer, prompt_text
 
 # MATH problems whose gold answers the rules settle for some replies and not for others
 TRIANGLE = "What kind of triangle has angles of 45, 45 and 90 degrees?"

@@ -187,7 +187,7 @@ def test_check_prints_the_resolved_recipe_as_commented_yaml(tmp_path, shared_dat
 
 def test_check_counts_match_what_a_run_sends(tmp_path, shared_data, monkeypatch):
     """The plan's exact figures are what the server receives; its bounds are never exceeded."""
-    from lema_plugin.llm.testserver import ScriptedServer
+    from lema_testing.scripted_server import ScriptedServer
     from lema_plugin.problems import load_problems
 
     from test_pipeline import make_responder, write_recipe

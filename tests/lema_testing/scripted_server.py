@@ -44,7 +44,7 @@ from typing import Callable, Union
 
 from aiohttp import web
 
-from .types import Endpoint
+from lema_plugin.llm.types import Endpoint
 
 HANG_SECONDS = 3600.0  # "forever" for a hung request; cut short when the server stops
 
