@@ -18,52 +18,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shlex
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, NothingProduced, RequestsFailed, ToolError
+from .errors import ConfigError, NothingProduced, RequestsFailed
 from .recipe import Recipe
-from .shipped import configs_path, tasks_path
+from .run_summary import RunReport
+from .shipped import tasks_path
+from .export.recipe_mixes import base_config, build_mixes
 from .store import write_atomic, write_jsonl_atomic
+from .train_eval import axolotl_config, evaluate, next_commands, train
 from .summaries import usage_since, usage_snapshot
 
 LM_EVAL_TASKS = tasks_path()
-
-
-@dataclass
-class RunReport:
-    """What the run produced, stage by stage, for the closing table and `run_summary.json`."""
-
-    out: str
-    rows: list[tuple[str, str]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    next_commands: list[str] = field(default_factory=list)
-    tokens: dict[str, int] = field(default_factory=dict)  # per data stage, as the client counted them
-    costs: dict[str, float] = field(default_factory=dict)  # USD per data stage, from the endpoints' prices
-    usage: dict = field(default_factory=dict)  # the client's totals over the whole run
-    html: str | None = None  # the HTML report, written last
-    by_endpoint: dict = field(default_factory=dict)  # the client's counts per endpoint over the run
-    estimate: object = None  # the cost preview (`lema run --estimate`), when that is all that ran
-
-    def add(self, label: str, value: object) -> None:
-        self.rows.append((label, str(value)))
-
-    def table(self) -> str:
-        rows = list(self.rows)
-        if self.timings:
-            rows.append(("time", ", ".join(f"{stage} {seconds:.0f}s" for stage, seconds in self.timings.items())))
-        width = max(len(label) for label, _ in rows) if rows else 0
-        return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
-
-    def to_dict(self) -> dict:
-        return {"out": self.out, "rows": dict(self.rows), "timings": self.timings, "tokens": self.tokens,
-                "costs": self.costs, "usage": self.usage, "by_endpoint": self.by_endpoint,
-                "next_commands": self.next_commands}
 
 
 def _pct(part: int, whole: int) -> str:
@@ -94,8 +61,8 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estima
     from .problems import load_problems
 
     if recipe.train:  # fail before any request, not after the paid stages
-        _axolotl_config(recipe)
-    _base_config(recipe)
+        axolotl_config(recipe)
+    base_config(recipe)
     if recipe.eval and not LM_EVAL_TASKS.is_dir():
         raise ConfigError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: reinstall lema-plugin")
     out = Path(out or recipe.out)
@@ -133,15 +100,15 @@ def run_recipe(recipe: Recipe, out: str | Path | None = None, echo=print, estima
 
     corrections = _merge_corrections(out, recipe.evolve.enabled)
     with _Timer(report, "build", echo):
-        _build(recipe, out, corrections, report)
+        build_mixes(recipe, out, corrections, report)
     if recipe.train:
         with _Timer(report, "train", echo):
-            _train(recipe, out, report, echo)
+            train(recipe, out, report, echo)
     if recipe.eval:
         with _Timer(report, "eval", echo):
-            _eval(recipe, out, report, echo)
+            evaluate(recipe, out, report, echo)
     report.timings["total"] = round(time.monotonic() - started, 1)
-    report.next_commands = _next_commands(recipe, out)
+    report.next_commands = next_commands(recipe, out)
     write_atomic(out / "run_summary.json", json.dumps(report.to_dict(), indent=2) + "\n")
     from .report import build_report
 
@@ -341,175 +308,3 @@ def _merge_corrections(out: Path, evolved: bool) -> Path:
     return merged
 
 
-def _base_config(recipe: Recipe) -> str | None:
-    """The base of each mix's ready axolotl config, checked against the export format up front."""
-    from .export.axolotl_config import find_base_config, load_base_config
-
-    name = recipe.export.axolotl_config or (recipe.train.config if recipe.train else None)
-    if name:
-        load_base_config(find_base_config(name), recipe.export.format)
-    return name
-
-
-def _config_overrides(recipe: Recipe) -> dict:
-    """What the recipe changes in the base config (the demo's local model and step count)."""
-    overrides = {}
-    if recipe.train and recipe.train.base_model:
-        overrides["base_model"] = base_model_path(recipe.train.base_model)
-    if recipe.train and recipe.train.max_steps:
-        overrides["max_steps"] = recipe.train.max_steps
-    return overrides
-
-
-def _build(recipe: Recipe, out: Path, corrections: Path, report: RunReport) -> None:
-    from .export.build import build_dataset
-    from .export.step_kinds import STEP_KINDS, build_step_dataset
-
-    base, overrides = _base_config(recipe), _config_overrides(recipe)
-    for mix in recipe.export.mixes:
-        if mix in STEP_KINDS:
-            checks = out / "first-error" / "checks.jsonl" if recipe.first_error.confirmed_only else None
-            info = build_step_dataset(out / "data" / mix, mix, out / "cot" / "cot.jsonl", corrections,
-                                      val_fraction=recipe.export.val_fraction, seed=recipe.export.seed,
-                                      checks_path=checks)
-            report.add(f"examples {mix}", _count_line(info))
-            continue
-        info = build_dataset(
-            out / "data" / mix,
-            out / "cot" / "cot.jsonl",
-            corrections,
-            mix=mix,
-            fmt=recipe.export.format,
-            val_fraction=recipe.export.val_fraction,
-            seed=recipe.export.seed,
-            bos_token=recipe.export.bos_token,
-            eos_token=recipe.export.eos_token,
-            axolotl_config=base,
-            config_overrides=overrides,
-        )
-        report.add(f"examples {mix}", _count_line(info))
-        if info.get("token_budget", {}).get("over"):
-            budget = info["token_budget"]
-            report.add(f"over budget {mix}", f"{budget['over']} rows over {budget['budget']} tokens "
-                                             f"(axolotl will {budget['axolotl_excess_length_strategy']} them)")
-
-
-def _count_line(info: dict) -> str:
-    train = info.get("counts", {}).get("train", info.get("train", {}))
-    if isinstance(train, dict):
-        total = train.get("total", sum(v for v in train.get("by_kind", {}).values()))
-        kinds = ", ".join(f"{k} {v}" for k, v in train.get("by_kind", {}).items())
-        return f"{total} train ({kinds})" if kinds else f"{total} train"
-    return str(train)
-
-
-def base_model_path(name: str | None) -> str | None:
-    """`embedded` means the cached folder of the converted SmolLM2 model."""
-    if name == "embedded":
-        from .llm.embedded import ensure_model
-
-        return str(ensure_model())
-    return name
-
-
-def _tool(name: str) -> str:
-    """A console script of this environment (axolotl, lm_eval) even when PATH lacks the venv."""
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
-
-
-def _axolotl_config(recipe: Recipe) -> Path:
-    """The recipe's axolotl config: a path, or a shipped one (`axolotl_configs/NAME.yml`)."""
-    source = Path(recipe.train.config)
-    if not source.is_absolute() and not source.exists() and source.parts[:1] == ("axolotl_configs",):
-        source = configs_path().joinpath(*source.parts[1:])
-    if not source.exists():
-        raise ConfigError(f"train.config {recipe.train.config}: no such axolotl config")
-    return source
-
-
-def train_config(recipe: Recipe, out: Path) -> Path:
-    """The LeMa mix's ready axolotl config (written by the build): the one the train step runs and
-    the one the run summary tells the user to run, so both train the same thing."""
-    return out / "data" / "lema" / "axolotl.yml"
-
-
-def trained_adapter(out: Path) -> Path:
-    """Where the ready config of the LeMa mix puts the adapter (its `output_dir`)."""
-    return out / "data" / "lema" / "adapter"
-
-
-def _run_logged(command: list[str], log: Path, echo) -> None:
-    """Run a tool (axolotl, lm_eval) with its output shown live on stderr and kept in `log`."""
-    echo("$ " + shlex.join(command))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")}
-    with open(log, "wb") as handle:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        try:
-            # raw chunks, not lines, so progress bars that redraw with \r show as they move
-            while chunk := os.read(process.stdout.fileno(), 65536):
-                handle.write(chunk)
-                sys.stderr.write(chunk.decode("utf-8", errors="replace"))
-                sys.stderr.flush()
-        finally:
-            process.wait()
-    if process.returncode != 0:
-        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
-        raise ToolError(f"{command[0]} failed (exit {process.returncode}); log: {log}\n{tail}")
-
-
-def _train(recipe: Recipe, out: Path, report: RunReport, echo) -> None:
-    adapter = trained_adapter(out)
-    if (adapter / "adapter_config.json").exists():
-        report.add("adapter", f"{adapter} (already trained)")
-        return
-    config = train_config(recipe, out)
-    _run_logged([_tool("axolotl"), "train", str(config), "--launcher", "python"], out / "train" / "train.log", echo)
-    report.add("adapter", str(adapter))
-
-
-def eval_command(recipe: Recipe, out: Path) -> list[str]:
-    """The lm_eval command line for the recipe's tasks on the trained adapter (or the base model)."""
-    model = base_model_path(recipe.train.base_model) if recipe.train and recipe.train.base_model else None
-    model_args = f"pretrained={model}"
-    adapter = trained_adapter(out)
-    if (adapter / "adapter_config.json").exists():
-        model_args += f",peft={adapter}"
-    command = [
-        _tool("lm_eval"), "run", "--model", "hf", "--model_args", model_args,
-        "--include_path", str(LM_EVAL_TASKS), "--tasks", ",".join(recipe.eval.tasks),
-        "--gen_kwargs", f"max_gen_toks={recipe.eval.max_gen_toks}",
-        "--output_path", str(out / "eval"), "--log_samples", "--batch_size", str(recipe.eval.batch_size),
-    ]
-    if recipe.eval.limit:
-        command += ["--limit", str(recipe.eval.limit)]
-    if recipe.export.format == "chat_template":  # evaluate the way the model was trained
-        command += ["--apply_chat_template"]
-    if os.environ.get("LEMA_DATA_DIR"):  # the tasks read local files only when told to
-        command += ["--metadata", json.dumps({"data_dir": os.environ["LEMA_DATA_DIR"]})]
-    return command
-
-
-def _eval(recipe: Recipe, out: Path, report: RunReport, echo) -> None:
-    _run_logged(eval_command(recipe, out), out / "eval" / "eval.log", echo)
-    for result in sorted((out / "eval").rglob("results_*.json"))[-1:]:
-        scores = json.loads(result.read_text(encoding="utf-8"))["results"]
-        for task, metrics in scores.items():
-            shown = {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in ("exact_match", "strict_match")}
-            if "strict_match" in shown:
-                report.add(f"eval {task}", f"strict_match {shown['strict_match']:.3f} (paper-comparable), "
-                                           f"exact_match {shown.get('exact_match', 0):.3f} (flexible)")
-
-
-def _next_commands(recipe: Recipe, out: Path) -> list[str]:
-    """Each mix's train and eval commands, as its ready config's header has them."""
-    lines = []
-    for mix in recipe.export.mixes:
-        info = json.loads((out / "data" / mix / "dataset_info.json").read_text(encoding="utf-8"))
-        if "next_commands" in info:
-            lines += [f"# {mix}", *info["next_commands"]]
-    if not lines:
-        lines = [f"# no axolotl config named (export.axolotl_config or train.config); build one with "
-                 f"`lema build --axolotl-config NAME` from {out / 'data'}"]
-    return lines

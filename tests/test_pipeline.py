@@ -106,7 +106,9 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems, monkeyp
         assert server.request_count == first_requests  # everything came from the store and the cache
 
     # the train and eval steps get this run's data, model and folders (running them is make demo's job)
-    from lema_plugin.pipeline import RunReport, _build, eval_command, train_config
+    from lema_plugin.export.recipe_mixes import build_mixes
+    from lema_plugin.run_summary import RunReport
+    from lema_plugin.train_eval import eval_command, train_config
     from lema_plugin.recipe import load_recipe
 
     full = type(load_recipe(str(recipe))).model_validate({
@@ -114,7 +116,7 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems, monkeyp
         "train": {"config": "axolotl_configs/smollm2-135m-cpu-smoke.yml", "base_model": "/models/small", "max_steps": 2},
         "eval": {"tasks": ["lema_gsm8k"], "limit": 5},
     })
-    _build(full, out, out / "data" / "corrections.jsonl", RunReport(str(out)))
+    build_mixes(full, out, out / "data" / "corrections.jsonl", RunReport(str(out)))
     config = yaml.safe_load(train_config(full, out).read_text())
     info = json.loads((out / "data/lema/dataset_info.json").read_text())
     assert config["datasets"] == info["axolotl"]["datasets"]

@@ -147,6 +147,12 @@ def ensure_model(progress: bool = True) -> Path:
     return _build_once(model_dir(), convert, "the embedded model (once; about a minute)", progress)
 
 
+def base_model_path(name: str | None) -> str | None:
+    """A model name as training and evaluation take it: `embedded` is the cached folder of the
+    converted SmolLM2 model (converted on first use); any other name is returned as it is."""
+    return str(ensure_model()) if name == "embedded" else name
+
+
 def serving_dir() -> Path:
     """Where the copy of the model in the serving dtype lives (it may not exist yet)."""
     return cache_dir() / "models" / DTYPE / MODEL_DIR_NAME
