@@ -27,18 +27,28 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from .errors import ConfigError, RequestsFailed
 from .llm import probe
 from .llm.batch import BatchPending, run_batches
 from .llm.client import cache_key, request_body
 from .llm.costs import BudgetStop
-from .llm.types import Completion, Endpoint, Request
+from .llm.types import Ask, Completion, Endpoint
 
 FIRST_FAILURES = 10  # a stage whose first this-many requests all fail stops
 _announced: set[tuple] = set()
+
+
+def loop(client) -> Callable:
+    """The request loop around `client` for requests no run store keeps (the judge of `lema
+    grade`): `await ask(asks, on_reply, desc=..., role=..., done=...)`, nothing counted as done."""
+
+    async def ask(asks: Iterable[Ask], on_reply, desc: str | None = None, role: str = "model",
+                  done: Callable[[str], bool] | None = None) -> int:
+        return await ask_missing(client, asks, done or (lambda _: False), on_reply, desc=desc, role=role)
+
+    return ask
 
 
 def one_endpoint(endpoints, role: str) -> Endpoint:
@@ -46,17 +56,6 @@ def one_endpoint(endpoints, role: str) -> Endpoint:
     if len(endpoints) != 1:
         raise ConfigError(f"{role} takes one endpoint, not {len(endpoints)}")
     return endpoints[0]
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One request a stage wants answered: its record id, where to ask, what to ask, and
-    whatever the stage needs to turn the answer into a record (`owner`)."""
-
-    id: str
-    endpoint: Endpoint
-    request: Request
-    owner: Any = None
 
 
 async def ask_missing(

@@ -3,11 +3,12 @@
 Records in a run folder are keyed by content hashes that include the sampling settings, so a
 rerun with another temperature would not overwrite anything: it would quietly add paths sampled
 at a second temperature next to the first, and every count after it would mix the two. The
-manifest prevents that. Each stage saves its resolved settings and endpoints here when it starts,
-split in two:
+manifest prevents that. Each stage saves its resolved settings and endpoints here when it stores
+its first record, split in two:
 
-- `fixed`: what decides the records (model, mode, prompt, temperature, top_p, max_tokens, seed);
-  a rerun that changes one of them is refused with one line naming what changed;
+- `fixed`: what decides the records (the endpoint's model and mode, and the settings fields
+  marked decisive: `settings.decisive`); a rerun that changes one of them is refused, before any
+  request, with one line naming what changed;
 - `settings`: everything else (how many samples, attempts, caps), free to change: asking for
   more samples or attempts adds to the same records.
 
@@ -47,27 +48,38 @@ def read(out_dir: str | Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def remember(out_dir: str | Path, stage: str, fixed: dict[str, dict], settings: dict, files: list[str]) -> None:
-    """Save what `stage` runs with, after checking it against what made the folder.
+def check(out_dir: str | Path, stage: str, fixed: dict[str, dict]) -> None:
+    """Refuse, before any request, a run whose decisive values differ from what made the folder.
 
     `fixed` maps a part (a generator label, "corrector") to the values that decide its records;
-    a part seen before must have the same values. `settings` maps parts to the rest of what they
-    run with (saved, never compared); `files` names the stage's outputs (moved by `--fresh`).
-    Raises ConfigError naming the first change."""
-    out_dir = make_folder(out_dir)
+    a part seen before must have the same values. Raises ConfigError naming the first change."""
     fixed = json.loads(json.dumps(fixed, default=str))  # compared as saved: tuples become lists
+    before = (read(out_dir).get(stage) or {}).get("fixed") or {}
+    for part, values in fixed.items():
+        for name, value in values.items():
+            if part in before and name in before[part] and before[part][name] != value:
+                raise ConfigError(
+                    f"{out_dir}: {part} was run here with {name} {before[part][name]!r}, now {value!r}; "
+                    f"records of both would mix. Add --fresh to start this folder over (its outputs move to "
+                    f"{REPLACED}<time>/), or use a new --out")
+
+
+def remember(out_dir: str | Path, stage: str, fixed: dict[str, dict], settings: dict, files: list[str]) -> None:
+    """Save what `stage` runs with (after the same check as `check`). A stage calls it when it
+    stores its first record: a folder that holds no record has nothing to protect, so a run that
+    stopped before storing anything (a failed endpoint check, a preview) leaves no settings
+    behind to refuse the fixed rerun.
+
+    `settings` maps parts to the rest of what they run with (saved, never compared); `files`
+    names the stage's outputs (moved by `--fresh`)."""
+    out_dir = make_folder(out_dir)
     key = runlock.acquire(out_dir)
     try:
+        check(out_dir, stage, fixed)
+        fixed = json.loads(json.dumps(fixed, default=str))
         data = read(out_dir)
         entry = data.get(stage) or {}
         before = entry.get("fixed") or {}
-        for part, values in fixed.items():
-            for name, value in values.items():
-                if part in before and name in before[part] and before[part][name] != value:
-                    raise ConfigError(
-                        f"{out_dir}: {part} was run here with {name} {before[part][name]!r}, now {value!r}; "
-                        f"records of both would mix. Add --fresh to start this folder over (its outputs move to "
-                        f"{REPLACED}<time>/), or use a new --out")
         data[stage] = {"fixed": {**before, **fixed}, "settings": {**(entry.get("settings") or {}), **settings},
                        "files": sorted(set(entry.get("files") or []) | set(files))}
         write_atomic(out_dir / MANIFEST, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

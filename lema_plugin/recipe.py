@@ -9,239 +9,28 @@ request and a fix never needs a second run to find the next one. Keys are the sp
 an endpoint and the settings models' field names for a stage; `renamed` keeps the last release's
 spellings working, with a warning.
 
-A stage's keys take their defaults, bounds and help from that stage's settings model
-(`settings.same_as`), so a recipe, the CLI and a library caller agree on every default; endpoints
-are built field by field (`EndpointSpec.endpoint`), never through the spec mini-language.
+The model is built from the registered stages: one section per stage (`recipe_sections`), whose
+keys take their defaults, bounds and help from that stage's settings model (`settings.same_as`),
+so a recipe, the CLI and a library caller agree on every default, and a stage a plugin registers
+gets its section too; endpoints are built field by field (`EndpointSpec.endpoint`), never through
+the spec mini-language.
 """
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal
 
 import difflib
-import logging
 import os
 import re
 
 import yaml
 
-from .correct.stage import CorrectSettings
-from .cot import CotSettings
 from .errors import LemaError
-from .evolve.stage import EvolveSettings
-from .first_error.stage import FirstErrorSettings
-from .llm.endpoints import make_endpoint
-from .llm.types import Endpoint
-from .sample import SampleSettings
-from .settings import ClientSettings, same_as
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-log = logging.getLogger(__name__)
-
-
-def _shared(section: BaseModel, model: type[BaseModel]) -> dict:
-    """The values of `section`'s keys that are also `model`'s fields (same names by design)."""
-    return {name: getattr(section, name) for name in model.model_fields if name in type(section).model_fields}
-
-
-class Strict(BaseModel):
-    """Unknown keys refused. `renamed` maps a key's old spelling to its name now: the old one still
-    works for one release, with a warning, so a recipe written for the last release still runs."""
-
-    model_config = ConfigDict(extra="forbid")
-    renamed: ClassVar[dict[str, str]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_spellings(cls, data):
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for old, new in cls.renamed.items():
-            if old not in data:
-                continue
-            if new in data:
-                raise ValueError(f"'{old}' is the old name of '{new}': give only '{new}'")
-            log.warning("recipe key '%s' is now '%s' (the old name goes in the next release)", old, new)
-            data[new] = data.pop(old)
-        return data
-
-
-class EndpointSpec(Strict):
-    """Where a model is served; the keys are the endpoint spec's (`lema sample --help`).
-    `model: embedded` is the built-in SmolLM2-135M-Instruct."""
-
-    renamed: ClassVar[dict[str, str]] = {"api_key_env": "key_env"}
-
-    name: str | None = Field(None, description="Label in records and summaries.", json_schema_extra={"default_text": "the model"})
-    model: str = Field("embedded", description="Model name the server knows; `embedded` = the built-in SmolLM2-135M-Instruct.")
-    base_url: str | list[str] | None = Field(
-        None, description="Server URL, or a list (requests are spread over them).",
-        json_schema_extra={"default_text": "$OPENAI_BASE_URL, else the OpenAI API"})
-    mode: Literal["chat", "completion"] = Field("chat", description="chat: /chat/completions; completion: /completions (base models).")
-    key_env: str | None = Field(None, description="Environment variable holding the API key.",
-                                json_schema_extra={"default_text": "OPENAI_API_KEY"})
-    price: str | None = Field(None, description="USD per 1M tokens, IN/OUT (prompt/completion), for the cost figures.",
-                              json_schema_extra={"default_text": "no cost figures"})
-    concurrency: int | None = Field(None, ge=1, description="This endpoint's requests in flight, at most.",
-                                    json_schema_extra={"default_text": "the run's concurrency"})
-    timeout: float | None = Field(None, gt=0, description="Seconds per request for this endpoint.",
-                                  json_schema_extra={"default_text": "the run's timeout"})
-    batch: bool = Field(False, description="Send through the OpenAI Batch API (half price, answers within 24 h).")
-    rpm: int | None = Field(None, ge=1, description="Requests per minute sent online, at most.",
-                            json_schema_extra={"default_text": "no limit"})
-    tpm: int | None = Field(None, ge=1, description="Tokens per minute sent online, at most.",
-                            json_schema_extra={"default_text": "no limit"})
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_price_keys(cls, data):
-        """`price_prompt` + `price_completion` (last release) are `price: IN/OUT` now."""
-        if isinstance(data, dict) and ({"price_prompt", "price_completion"} & data.keys()):
-            if "price" in data:
-                raise ValueError("'price_prompt'/'price_completion' are the old names of 'price': give only 'price'")
-            data = dict(data)
-            log.warning("recipe keys 'price_prompt'/'price_completion' are now 'price: IN/OUT' (the old names go in the next release)")
-            data["price"] = [data.pop("price_prompt", 0.0), data.pop("price_completion", 0.0)]
-        return data
-
-    @field_validator("price", mode="before")
-    @classmethod
-    def _price_pair(cls, value):
-        if value is None:
-            return None
-        parts = value.split("/") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-        try:
-            pair = [float(p) for p in parts]
-        except (TypeError, ValueError):
-            raise ValueError("expected 'IN/OUT', USD per 1M prompt and completion tokens, e.g. 2.5/10") from None
-        if len(pair) != 2 or min(pair) < 0:
-            raise ValueError("expected 'IN/OUT', two prices of at least 0, e.g. 2.5/10")
-        return f"{pair[0]:g}/{pair[1]:g}"
-
-    def endpoint(self) -> Endpoint:
-        """The endpoint, built field by field: a recipe value is never read as spec syntax."""
-        urls = [self.base_url] if isinstance(self.base_url, str) else (self.base_url or [])
-        price_prompt, price_completion = (float(p) for p in self.price.split("/")) if self.price else (None, None)
-        return make_endpoint(
-            self.model, urls, name=self.name, mode=self.mode, api_key_env=self.key_env,
-            price_prompt=price_prompt, price_completion=price_completion,
-            max_concurrency=self.concurrency, timeout=self.timeout, batch=self.batch, rpm=self.rpm, tpm=self.tpm,
-            where=f"endpoint {self.name or self.model!r}",
-        )
-
-
-class Generator(EndpointSpec):
-    """A generator endpoint and how it is sampled (defaults: `SampleSettings`)."""
-
-    samples: int = same_as(SampleSettings, "samples")
-    temperature: float = same_as(SampleSettings, "temperature")
-    top_p: float = same_as(SampleSettings, "top_p")
-    max_tokens: int = same_as(SampleSettings, "max_tokens")
-    prompt: str = same_as(SampleSettings, "prompt")
-    seed: int | None = same_as(SampleSettings, "seed")
-
-    @field_validator("prompt")
-    @classmethod
-    def _usable_prompt(cls, name: str) -> str:
-        from .prompts import check_template
-
-        return check_template(name, ("question",))
-
-    def settings(self, max_mistakes_per_question: int | None, keep_unfinished: bool = False,
-                 judge: Endpoint | None = None) -> SampleSettings:
-        return SampleSettings(**_shared(self, SampleSettings), max_mistakes_per_question=max_mistakes_per_question,
-                              keep_unfinished=keep_unfinished, judge=judge)
-
-
-class Corrector(EndpointSpec):
-    """The corrector endpoint and how it is asked (defaults: `CorrectSettings`)."""
-
-    renamed: ClassVar[dict[str, str]] = {**EndpointSpec.renamed, "attempts": "samples", "prompt": "style"}
-
-    style: Literal["fewshot", "zeroshot"] = same_as(CorrectSettings, "style")
-    samples: int = same_as(CorrectSettings, "samples")
-    keep: int = same_as(CorrectSettings, "keep")
-    temperature: float | None = same_as(CorrectSettings, "temperature")
-    top_p: float = same_as(CorrectSettings, "top_p")
-    max_tokens: int = same_as(CorrectSettings, "max_tokens")
-
-    def settings(self, judge: Endpoint | None = None) -> CorrectSettings:
-        return CorrectSettings(**_shared(self, CorrectSettings), judge=judge)
-
-
-class Cot(Strict):
-    """Where CoT targets come from; with `source: model`, how it is sampled (defaults: `CotSettings`)."""
-
-    source: Literal["gold", "model", "none"] = Field(
-        "gold", description="gold: the dataset's rationales; model: rejection-sample `model`; none: no CoT.")
-    model: EndpointSpec | None = Field(None, description="The strong model for `source: model` (endpoint keys).",
-                                       json_schema_extra={"default_text": "none"})
-    samples: int = same_as(CotSettings, "samples")
-    keep: int = same_as(CotSettings, "keep")
-    temperature: float = same_as(CotSettings, "temperature")
-    max_tokens: int = same_as(CotSettings, "max_tokens")
-
-    @model_validator(mode="after")
-    def _model_needs_endpoint(self):
-        if self.source == "model" and self.model is None:
-            raise ValueError("source 'model' needs a 'model' endpoint")
-        return self
-
-    def settings(self, judge: Endpoint | None = None) -> CotSettings:
-        return CotSettings(**_shared(self, CotSettings), judge=judge)
-
-
-class Evolve(Strict):
-    """Optional evolution (defaults: `EvolveSettings`)."""
-
-    renamed: ClassVar[dict[str, str]] = {"answers": "samples"}
-
-    enabled: bool = Field(False, description="Grow the question set from the corrected questions.")
-    model: EndpointSpec | None = Field(None, description="The strong model (endpoint keys).",
-                                       json_schema_extra={"default_text": "the corrector"})
-    per_seed: int = same_as(EvolveSettings, "per_seed")
-    styles: tuple[Literal["similar", "harder"], ...] = same_as(EvolveSettings, "styles")
-    samples: int = same_as(EvolveSettings, "samples")
-    min_agreement: float = same_as(EvolveSettings, "min_agreement")
-    generate_temperature: float = same_as(EvolveSettings, "generate_temperature")
-    temperature: float = same_as(EvolveSettings, "temperature")
-    generate_max_tokens: int = same_as(EvolveSettings, "generate_max_tokens")
-    max_tokens: int = same_as(EvolveSettings, "max_tokens")
-    ngram: int = same_as(EvolveSettings, "ngram")
-    max_overlap: float = same_as(EvolveSettings, "max_overlap")
-
-    def settings(self, judge: Endpoint | None = None) -> EvolveSettings:
-        return EvolveSettings(**_shared(self, EvolveSettings), judge=judge)
-
-
-class FirstError(Strict):
-    """Optional: check each correction's named first error by sampled continuations (defaults:
-    `FirstErrorSettings`); `confirmed_only` builds the step-level kinds from confirmed ones."""
-
-    enabled: bool = Field(False, description="Check each correction's named first wrong step.")
-    generator: EndpointSpec | None = Field(None, description="The model that samples the continuations (endpoint keys).",
-                                           json_schema_extra={"default_text": "the first generator"})
-    samples: int = same_as(FirstErrorSettings, "samples")
-    temperature: float = same_as(FirstErrorSettings, "temperature")
-    top_p: float = same_as(FirstErrorSettings, "top_p")
-    max_tokens: int = same_as(FirstErrorSettings, "max_tokens")
-    min_before: float = same_as(FirstErrorSettings, "min_before")
-    max_after: float = same_as(FirstErrorSettings, "max_after")
-    confirmed_only: bool = Field(False, description="Build the step-level kinds from confirmed corrections only.")
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        self.settings()  # thresholds that cannot both hold are refused before any request
-        if self.confirmed_only and not self.enabled:
-            raise ValueError("confirmed_only needs the check: set enabled: true")
-        return self
-
-    def settings(self) -> FirstErrorSettings:
-        return FirstErrorSettings(samples=self.samples, temperature=self.temperature, top_p=self.top_p,
-                                  max_tokens=self.max_tokens, min_before=self.min_before, max_after=self.max_after)
-
+from .recipe_base import EndpointSpec, Strict
+from .settings import ClientSettings, ProblemSource, same_as
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 class Export(Strict):
     """The training sets written for axolotl (`lema build`)."""
@@ -280,34 +69,58 @@ class Eval(Strict):
     batch_size: int = Field(8, ge=1, description="lm_eval --batch_size.")
 
 
-class Recipe(Strict):
-    """A whole LeMa experiment."""
+def _recipe_model(version: int) -> type[BaseModel]:
+    """The recipe model of the stages registered now (see the module docstring)."""
+    from .recipe_sections import section_model
+    from .stage import stages
 
-    dataset: Literal["gsm8k", "math", "math500"] = Field("gsm8k", description="Which problems.")
-    split: str = Field("train", description="Dataset split (mistakes are collected on training questions).")
-    data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file.",
-                                  json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
-    limit: int | None = Field(None, ge=1, description="Use only the first N problems.", json_schema_extra={"default_text": "all"})
-    out: str = Field("runs/lema", description="Run folder; every stage writes under it and resumes from it.")
-    concurrency: int = same_as(ClientSettings, "concurrency")
-    timeout: float = same_as(ClientSettings, "timeout")
-    max_retries: int = same_as(ClientSettings, "max_retries")
-    max_cost: float | None = Field(None, ge=0, description="USD this run may spend at most (lema run --max-cost).",
-                                   json_schema_extra={"default_text": "no limit"})
-    max_mistakes_per_question: int | None = same_as(SampleSettings, "max_mistakes_per_question")
-    keep_unfinished: bool = same_as(SampleSettings, "keep_unfinished")
-    generators: list[Generator] = Field(..., min_length=1, description="The models whose mistakes are collected.")
-    corrector: Corrector = Field(Corrector(), description="The model that corrects the mistakes.")
-    cot: Cot = Field(Cot(), description="Where the CoT examples come from.")
-    evolve: Evolve = Field(Evolve(), description="Correction-centric evolution of the question set.")
-    judge: EndpointSpec | None = Field(
+    pipeline_stages = [s for s in stages() if s.in_pipeline]
+    fields: dict = {name: (info.annotation, same_as(ProblemSource, name)) for name, info in ProblemSource.model_fields.items()}
+    fields["out"] = (str, Field("runs/lema", description="Run folder; every stage writes under it and resumes from it."))
+    fields.update({name: (info.annotation, same_as(ClientSettings, name)) for name, info in ClientSettings.model_fields.items()})
+    fields["max_cost"] = (float | None, Field(None, ge=0, description="USD this run may spend at most (lema run --max-cost).",
+                                              json_schema_extra={"default_text": "no limit"}))
+    for stage in pipeline_stages:
+        for name in stage.recipe_hoisted:
+            fields[name] = (stage.settings.model_fields[name].annotation, same_as(stage.settings, name))
+    for stage in pipeline_stages:
+        section = section_model(stage)
+        meaning = stage.recipe_help or stage.one_line()
+        if stage.recipe_many:
+            fields[stage.key] = (list[section], Field(..., min_length=1, description=meaning))
+        else:
+            fields[stage.key] = (section, Field(section(), description=meaning,
+                                                json_schema_extra={"default_text": "see below"}))
+    fields["judge"] = (EndpointSpec | None, Field(
         None, description="An LLM judge for the answers the rules cannot decide, in every stage that grades.",
-        json_schema_extra={"default_text": "off"})
-    first_error: FirstError = Field(FirstError(), description="Check each correction's named first wrong step.")
-    export: Export = Field(Export(), description="The axolotl training sets.")
-    train: Train | None = Field(None, description="Fine-tune with axolotl after the data is built.",
-                                json_schema_extra={"default_text": "off"})
-    eval: Eval | None = Field(None, description="Score the result with lm-eval.", json_schema_extra={"default_text": "off"})
+        json_schema_extra={"default_text": "off"}))
+    fields["export"] = (Export, Field(Export(), description="The axolotl training sets."))
+    fields["train"] = (Train | None, Field(None, description="Fine-tune with axolotl after the data is built.",
+                                           json_schema_extra={"default_text": "off"}))
+    fields["eval"] = (Eval | None, Field(None, description="Score the result with lm-eval.",
+                                         json_schema_extra={"default_text": "off"}))
+    model = create_model("Recipe", __base__=Strict, **fields)
+    model.__doc__ = "A whole LeMa experiment."
+    return model
+
+
+_models: dict[int, type[BaseModel]] = {}
+
+
+def recipe_model() -> type[BaseModel]:
+    """The recipe model: one section per registered stage, rebuilt when a stage is registered."""
+    from .stage import version
+
+    current = version()
+    if current not in _models:
+        _models[current] = _recipe_model(current)
+    return _models[current]
+
+
+def __getattr__(name: str):
+    if name == "Recipe":  # the model of the stages registered now
+        return recipe_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RecipeError(LemaError, ValueError):
@@ -372,7 +185,7 @@ def expand_env(value, key: str = "", missing: list[str] | None = None):
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     """The recipe section (a pydantic model) that the error location `loc` points into."""
-    model: type[BaseModel] | None = Recipe
+    model: type[BaseModel] | None = recipe_model()
     for part in loc:
         if model is None:
             return None
@@ -433,7 +246,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_recipe(name_or_path: str) -> Recipe:
+def load_recipe(name_or_path: str):
     """Read and validate a recipe; raise RecipeError naming the file and the bad keys."""
     source = resolve_recipe_path(name_or_path)
     label = str(name_or_path)
@@ -458,7 +271,7 @@ def load_recipe(name_or_path: str) -> Recipe:
         names = ", ".join(dict.fromkeys(name for _, name in missing))
         problems.append(f"environment variable(s) not set: {names} (for {', '.join(key for key, _ in missing)})")
     try:
-        recipe = Recipe.model_validate(data)
+        recipe = recipe_model().model_validate(data)
     except ValidationError as exc:
         problems += [_problem(error) for error in exc.errors()
                      if error["type"] == "extra_forbidden"

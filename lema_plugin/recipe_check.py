@@ -14,7 +14,7 @@ import typing
 import yaml
 from pydantic import BaseModel
 
-from .recipe import Recipe
+from .recipe import recipe_model
 
 
 def commented_yaml(recipe: BaseModel, indent: int = 0) -> str:
@@ -46,27 +46,29 @@ def _scalar(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
 
 
-def request_plan(recipe: Recipe, problems: int) -> list[tuple[str, int, bool]]:
-    """(stage, requests, exact) for a run over `problems` questions; `exact` is False for an upper bound."""
-    paths = sum(g.samples for g in recipe.generators)
-    per_question = min(paths, recipe.max_mistakes_per_question) if recipe.max_mistakes_per_question is not None else paths
-    corrections = problems * per_question * recipe.corrector.samples
-    plan = [("sample", problems * paths, True), ("correct", corrections, False)]
-    if recipe.evolve.enabled:
-        new = problems * recipe.evolve.per_seed
-        plan.append(("evolve", new * (1 + recipe.evolve.samples) + new * paths
-                     + new * per_question * recipe.corrector.samples, False))
-    plan.append(("cot", problems * recipe.cot.samples if recipe.cot.source == "model" else 0, True))
-    return [(stage, count, exact or count == 0) for stage, count, exact in plan]
+def request_plan(recipe: BaseModel, problems: int | list) -> list[tuple[str, int, bool]]:
+    """(stage, requests, exact) for a run over `problems` (the problems, or how many: the first N
+    the recipe loads); `exact` is False for an upper bound. The same plan `--estimate` prices."""
+    from .pipeline import request_plan as plan
+
+    if isinstance(problems, int):
+        problems = _load_problems(recipe)[:problems]
+    return plan(recipe, problems)
 
 
-def check_text(recipe: Recipe, problems: int | None) -> str:
+def _load_problems(recipe: BaseModel) -> list:
+    from .settings import ProblemSource
+
+    return ProblemSource(**{name: getattr(recipe, name) for name in ProblemSource.model_fields}).load()
+
+
+def check_text(recipe: BaseModel, problems: list | None) -> str:
     """The whole `--check` output: the commented recipe, then the request plan as comments."""
     text = commented_yaml(recipe) + "\n\n"
     if problems is None:
         text += "# requests: unknown (the problems could not be loaded here; set `limit` or LEMA_DATA_DIR)\n"
         return text
-    text += f"# requests each stage will send for {problems} problems (at most: depends on what is graded wrong):\n"
+    text += f"# requests each stage will send for {len(problems)} problems (at most: depends on what is graded wrong):\n"
     for stage, count, exact in request_plan(recipe, problems):
         text += f"#   {stage:<8} {'' if exact else 'at most '}{count:,}\n"
     if recipe.train or recipe.eval:
@@ -96,7 +98,7 @@ def schema_rows() -> list[tuple[str, str, str, str]]:
             else:
                 rows.append((key, _type_name(info.annotation), _default(info), info.description or ""))
 
-    visit(Recipe, "")
+    visit(recipe_model(), "")
     return rows
 
 

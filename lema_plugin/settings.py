@@ -1,12 +1,20 @@
 """Settings models: one pydantic model per stage, the only place its defaults live.
 
 A stage takes its settings as one frozen model. The click options of its command are generated
-from the model's fields (`lema_plugin.cli.options`), and a recipe composes the same fields
-(`same_as`), so the CLI, a recipe and a library caller can never disagree on a default.
+from the model's fields (`lema_plugin.cli.options`), and a recipe section is built from the same
+fields (`same_as`), so the CLI, a recipe and a library caller can never disagree on a default.
+
+A field that decides what a record *is* (a temperature, a prompt, a token limit: change it and the
+same request gets another answer) is marked once, with `decisive(...)` in place of `Field(...)`.
+The mark is the one source of three things: the values a run folder remembers and a rerun may not
+change (`Settings.decisive_values`, kept by `manifest`), the record ids (a stage hashes the same
+values into them), and the options' help ("a new value needs --fresh"). Renaming a marked field
+carries the mark along, so nothing keyed by hand can silently drop it.
 """
 from __future__ import annotations
 
 import copy
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -28,6 +36,20 @@ class SettingsError(ConfigError):
         super().__init__(f"{model}: {describe(exc)}")
 
 
+DECIDES = "decides"  # the schema extra that marks a decisive field
+
+
+def decisive(default=..., **kwargs) -> FieldInfo:
+    """`Field(...)` for a setting that decides the records (see the module docstring)."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[DECIDES] = True
+    return Field(default, json_schema_extra=extra, **kwargs)
+
+
+def is_decisive(info: FieldInfo) -> bool:
+    return isinstance(info.json_schema_extra, dict) and bool(info.json_schema_extra.get(DECIDES))
+
+
 class Settings(BaseModel):
     """Frozen, unknown names refused; a bad value is a `ConfigError` naming the field."""
 
@@ -39,6 +61,14 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise SettingsError(type(self).__name__, exc) from None
 
+    @classmethod
+    def decisive_fields(cls) -> list[str]:
+        return [name for name, info in cls.model_fields.items() if is_decisive(info)]
+
+    def decisive_values(self) -> dict:
+        """The marked fields and their values: what a run folder keeps fixed and ids hash."""
+        return {name: getattr(self, name) for name in self.decisive_fields()}
+
 
 def same_as(model: type[BaseModel], name: str, **changes) -> FieldInfo:
     """A copy of `model`'s field `name` (default, bounds, description) for use in another model,
@@ -47,6 +77,21 @@ def same_as(model: type[BaseModel], name: str, **changes) -> FieldInfo:
     for key, value in changes.items():
         setattr(info, key, value)
     return info
+
+
+class ProblemSource(Settings):
+    """Which problems a stage reads: the same four options for every command and a recipe."""
+
+    dataset: Literal["gsm8k", "math", "math500"] = Field("gsm8k", description="Which problems.")
+    split: str = Field("train", description="Dataset split (mistakes are collected on training questions).")
+    data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file.",
+                                  json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
+    limit: int | None = Field(None, ge=1, description="Use only the first N problems.", json_schema_extra={"default_text": "all"})
+
+    def load(self):
+        from .problems import load_problems
+
+        return load_problems(self.dataset, self.split, self.data_file, self.limit)
 
 
 class ClientSettings(Settings):

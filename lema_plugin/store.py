@@ -29,7 +29,7 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from . import runlock
 from .records import RecordError, parse_line, repair_text, wrong_field
@@ -67,10 +67,20 @@ def dumps_line(record: dict) -> str:
 class RunStore:
     """Append-only JSONL records keyed by their `id`."""
 
-    def __init__(self, path: str | Path, fields: dict[str, tuple[type, ...]] | None = None):
+    def __init__(self, path: str | Path, fields: dict[str, tuple[type, ...]] | None = None,
+                 read_only: bool = False, before_append: Callable[[], None] | None = None):
+        """`read_only` (a cost preview) reads what is stored and writes nothing: no folder, no
+        lock, no file, no damaged lines moved. `before_append` is called once, before the first
+        record this store writes (a run folder remembers its settings only once it holds a record)."""
         self.path = Path(path)
         self.fields = fields or {}
+        self.read_only = read_only
+        self._before_append = before_append
         self._records: dict[str, dict] = {}
+        self._handle = None
+        if read_only:
+            self._load(move_damaged=False)
+            return
         self._lock = runlock.acquire(make_folder(self.path.parent))
         try:
             self._load()
@@ -79,7 +89,7 @@ class RunStore:
             runlock.release(self._lock)
             raise
 
-    def _load(self) -> None:
+    def _load(self, move_damaged: bool = True) -> None:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -98,11 +108,14 @@ class RunStore:
                     raise RecordError(self.path, lineno, wrong[1], field=wrong[0])
             except RecordError as exc:
                 damaged.append(line)
-                log.warning("%s; line set aside in %s%s", exc, self.path.name, DAMAGED_SUFFIX)
+                if move_damaged:
+                    log.warning("%s; line set aside in %s%s", exc, self.path.name, DAMAGED_SUFFIX)
                 continue
             if record is not None:
                 good.append(line)
                 self._records[record["id"]] = record
+        if not move_damaged:
+            return
         if damaged:
             with open(self.path.with_name(self.path.name + DAMAGED_SUFFIX), "ab") as handle:
                 handle.write(b"".join(damaged))
@@ -136,13 +149,18 @@ class RunStore:
         wrong = wrong_field(record, self.fields)
         if wrong is not None:  # a stage built a record it could not read back: a bug, not input
             raise TypeError(f"{self.path}: record {record_id}: field {wrong[0]!r}: {wrong[1]}")
+        if self.read_only:
+            raise TypeError(f"{self.path}: a read-only store (a cost preview) was asked to write")
+        if self._before_append is not None:
+            hook, self._before_append = self._before_append, None
+            hook()
         self._handle.write(dumps_line(record))
         self._handle.flush()
         self._records[record_id] = record
         return True
 
     def close(self) -> None:
-        if not self._handle.closed:
+        if self._handle is not None and not self._handle.closed:
             try:
                 self._handle.flush()
                 os.fsync(self._handle.fileno())

@@ -45,3 +45,11 @@ def usage_since(client, before: dict) -> dict:
     costs = [d["cost"] for d in per_label.values() if "cost" in d]
     total["cost"] = round(sum(costs), 6) if costs else None
     return {"total": total, "by_endpoint": per_label}
+
+
+def top_reasons(summary, limit: int = 3) -> str:
+    """"; top reasons: 4x HTTP 500: ..." from a summary's `failure_reasons` (empty when none)."""
+    reasons = getattr(summary, "failure_reasons", None) or []
+    if not reasons:
+        return ""
+    return "; top reasons: " + "; ".join(f"{count}x {reason}" for reason, count in reasons[:limit])

@@ -204,7 +204,7 @@ def sample_args(data, server, out):
 
 
 def test_a_bug_in_a_stage_keeps_its_traceback(tmp_path, monkeypatch):
-    import lema_plugin.sample as stage
+    import lema_plugin.sample.paths as stage
 
     def broken(*args, **kwargs):  # a stand-in for a programming error inside the stage
         raise KeyError("steps")

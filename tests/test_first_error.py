@@ -195,7 +195,7 @@ def test_build_restricted_to_confirmed_corrections(tmp_path):
 
 def test_thresholds_must_leave_room_between_them():
     from lema_plugin.errors import LemaError
-    from lema_plugin.first_error.stage import FirstErrorSettings as Settings
+    from lema_plugin.first_error import FirstErrorSettings as Settings
 
     with pytest.raises(LemaError, match="max_after"):
         Settings(min_before=0.3, max_after=0.5)

@@ -245,7 +245,7 @@ def test_import_judges_only_the_undecided_paths(tmp_path):
         paths = {p["question"]: (p["correct"], p["decided_by"]) for p in _read(tmp_path / "run" / "paths.jsonl")}
         assert paths == {TRIANGLE: (True, "judge"), LINE: (False, "judge"), COUNT: (False, "rule")}
         assert json.loads((tmp_path / "run" / "import_summary.json").read_text())["usage"]["by_endpoint"]["judge"]["requests"] == 2
-        assert "judge judge: 2 requests" in result.output
+        assert "\njudge: 2 requests" in result.output
         again = CliRunner().invoke(main, args, catch_exceptions=False)
         assert again.exit_code == 0 and script.asked == {"judge-model": 2}
 

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from lema_plugin.cli import COMMANDS, main
-from lema_plugin.correct.stage import CorrectSettings
+from lema_plugin.correct import CorrectSettings
 from lema_plugin.cot import CotSettings
 from lema_plugin.evolve import EvolveSettings
 from lema_plugin.first_error import FirstErrorSettings

@@ -16,14 +16,9 @@ import click
 
 from lema_plugin.llm.endpoints import SPEC_GRAMMAR
 
-# command name -> "module:attribute" (module relative to lema_plugin.cli), in pipeline order
-COMMANDS = {
-    "sample": "sample:sample",
-    "import": "import_paths:import_paths",
-    "correct": "correct:correct",
-    "cot": "cot:cot",
-    "evolve": "evolve:evolve",
-    "first-error": "first_error:first_error",
+# The commands that are not stages: name -> "module:attribute" (module relative to lema_plugin.cli).
+# Every registered stage (`lema_plugin.stage`) is a command too, listed first in registry order.
+TOOLS = {
     "build": "build:build",
     "run": "run:run",
     "grade": "grade:grade",
@@ -33,6 +28,19 @@ COMMANDS = {
     "recipes": "recipes:recipes",
     "tasks-path": "tasks_path:tasks_path",
 }
+
+
+def command_names() -> list[str]:
+    """Every command, in pipeline order: the registered stages, then the tools."""
+    from lema_plugin import stage
+
+    return [s.name for s in stage.stages()] + [name for name in TOOLS if name not in {s.name for s in stage.stages()}]
+
+
+def __getattr__(name: str):
+    if name == "COMMANDS":  # the names of every command, the stages' included
+        return command_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _verbose(ctx: click.Context, param, value: bool) -> None:
@@ -57,10 +65,16 @@ class LazyGroup(click.Group):
     pipeline order with their full first help line."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        return command_names()
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
+        from lema_plugin import stage
+
+        if name in {s.name for s in stage.stages()}:
+            from .stage_command import stage_command
+
+            return _everywhere(stage_command(stage.get(name)))
+        target = TOOLS.get(name)
         if target is None:
             return None
         module_name, attr = target.split(":")

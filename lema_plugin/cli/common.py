@@ -67,12 +67,16 @@ def friendly_errors(func: Callable) -> Callable:
     return wrapper
 
 
-def check_outcome(produced: int, what: str, failed: int = 0) -> None:
-    """After a command printed its summary: exit 5 when `failed` requests finally failed, 4 when
-    it produced no `what`, so `lema sample ... && lema correct ...` stops on an empty result."""
+def check_outcome(produced: int, what: str, failed: int = 0, judge_pending: int = 0, reasons: str = "") -> None:
+    """After a command printed its summary: exit 5 when `failed` requests finally failed (or
+    replies still wait for a judge whose requests failed), 4 when it produced no `what`, so
+    `lema sample ... && lema correct ...` stops on an empty result."""
     if failed:
-        raise RequestsFailed(f"{failed} request{'s' if failed != 1 else ''} finally failed (their reasons are in "
-                             "the summary above); run the same command again to retry only those")
+        raise RequestsFailed(f"{failed} request{'s' if failed != 1 else ''} finally failed{reasons or ' (reasons in the records)'}; "
+                             "run the same command again to retry only those")
+    if judge_pending:
+        raise RequestsFailed(f"{judge_pending} repl{'ies' if judge_pending != 1 else 'y'} still wait for the judge "
+                             "(its requests failed); they are not stored: run the same command again to ask it again")
     if not produced:
         raise NothingProduced(f"no {what} produced")
 
@@ -100,13 +104,20 @@ def out_option(func: Callable) -> Callable:
     )(func)
 
 
-def fresh_option(func: Callable) -> Callable:
-    """--fresh: start the run folder over (its outputs move aside; the response cache stays)."""
-    return click.option(
-        "--fresh", is_flag=True,
-        help="Start OUT over: move its outputs to OUT/replaced-<time>/ first (the response cache stays). "
-        "Needed to rerun into a folder with other sampling settings.",
-    )(func)
+def fresh_option(func: Callable | None = None, decisive: tuple[str, ...] = ()) -> Callable:
+    """--fresh: start the run folder over (its outputs move aside; the response cache stays).
+    `decisive` names the options whose values decide the records (`settings.decisive`): a rerun
+    into the same folder with another value of one of them needs --fresh, and the help says so."""
+    which = f" ({', '.join(decisive)})" if decisive else ""
+
+    def decorate(func: Callable) -> Callable:
+        return click.option(
+            "--fresh", is_flag=True,
+            help="Start OUT over: move its outputs to OUT/replaced-<time>/ first (the response cache stays). "
+            f"Needed to rerun into a folder with other sampling settings{which}.",
+        )(func)
+
+    return decorate(func) if func is not None else decorate
 
 
 def start_fresh(out_dir: Path, fresh: bool, everything: bool = False) -> None:
@@ -146,16 +157,13 @@ def client_options(func: Callable) -> Callable:
 
 def make_client(out_dir: Path, client_settings, cache_dir: Path | None = None, no_cache: bool = False, quiet: bool = False,
                 max_cost: float | None = None, estimate: bool = False):
-    """The one LLM client, with its cache and its Batch API ledger in the run folder."""
-    from lema_plugin.llm import LLMClient
-    from lema_plugin.llm.costs import Budget, Estimate
+    """The one LLM client (`llm.factory.make_client`), quiet when `lema -q` or `-q` asked."""
+    from lema_plugin.llm.factory import make_client as factory
 
     ctx = click.get_current_context(silent=True)
     quiet = quiet or bool(ctx and ctx.find_root().meta.get("lema.quiet"))  # `lema -q CMD` as well as `lema CMD -q`
-    cache = False if no_cache else (cache_dir or Path(out_dir) / ".cache")
-    return LLMClient(cache_dir=cache, progress=not quiet and not estimate, batch_dir=Path(out_dir) / ".batches",
-                     budget=Budget(max_cost) if max_cost is not None else None,
-                     estimate=Estimate() if estimate else None, **client_settings.model_dump())
+    return factory(out_dir, client_settings, cache_dir=cache_dir, no_cache=no_cache, progress=not quiet,
+                   max_cost=max_cost, estimate=estimate)
 
 
 @contextlib.contextmanager
@@ -179,6 +187,8 @@ def print_outcome(client, summary) -> None:
         click.echo(client.estimate.table())
         return
     click.echo("\n".join(summary.lines()))
+    for warning in getattr(summary, "warnings", lambda: [])():
+        click.echo(warning, err=True)
     lines = client.usage_lines()
     if lines:
         click.echo("\nthis run:\n" + "\n".join(lines))

@@ -46,7 +46,7 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, quiet:
     if check:
         from lema_plugin.recipe_check import check_text
 
-        click.echo(check_text(config, _problem_count(config)), nl=False)
+        click.echo(check_text(config, _problems(config)), nl=False)
         return
     if not estimate:
         start_fresh(Path(out or config.out), fresh, everything=True)
@@ -66,11 +66,11 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, quiet:
     click.echo(f"Report: {report.html}")
 
 
-def _problem_count(config) -> int | None:
-    """How many problems the recipe will use, or None when they cannot be loaded here."""
-    from lema_plugin.problems import load_problems
+def _problems(config) -> list | None:
+    """The problems the recipe will use, or None when they cannot be loaded here."""
+    from lema_plugin.recipe_check import _load_problems
 
     try:
-        return len(load_problems(config.dataset, config.split, config.data_file, config.limit))
+        return _load_problems(config)
     except Exception:  # offline without the data: the plan is shown without counts
         return None

@@ -1,38 +1,25 @@
-"""The correction stage: mistakes in, verified corrections and counted rejections out.
+"""The correction stage's records: mistakes read and checked, one reply judged into a record.
 
-Attempts are sampled in rounds: round i asks for attempt i of every mistake that has fewer than
-`keep` verified corrections among all of its attempts stored so far. The rule depends only on
-records already written, so an interrupted run, run again, asks for what an uninterrupted run
-would have asked for, and nothing it already has; and a rerun never asks again for an early
-attempt that failed once a later one was verified, so `keep` is never exceeded. Every judged reply goes, the moment it arrives, to
-`corrections.jsonl` (verified) or `rejected.jsonl` (with a reason); a request that failed is
-recorded too and asked again on the next run.
+`load_mistakes` reads what the stage corrects (every field checked before anything is paid
+for); `judge` turns one corrector reply into a verified correction or a rejection with its
+reason; `drop_failures` takes the failed requests that will be asked again out of
+`rejected.jsonl`. The stage itself (rounds of attempts, the store, the summary) is `spec`.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Sequence
 
-from pydantic import Field
-
-from lema_plugin import manifest
-from lema_plugin.asking import Ask, ask_missing, one_endpoint
+from lema_plugin.grading import Graded
 from lema_plugin.llm.types import Completion, Endpoint
 from lema_plugin.problems import parse_level
-from lema_plugin.records import RecordError, check_fields, make_id, numbered_jsonl
+from lema_plugin.records import RecordError, check_fields, numbered_jsonl
 from lema_plugin.steps import split_steps
-from lema_plugin.grading import Graded
-from lema_plugin.grading.judge import JudgeItem, JudgeQueue
-from lema_plugin.problems import grader_dataset
-from lema_plugin.settings import JudgeSettings
 from lema_plugin.store import RunStore, write_jsonl_atomic
-from lema_plugin.summaries import usage_since, usage_snapshot, write_summary
 
 from .parse import UnparseableReply, parse_correction
-from .prompt import build_request, reply_text, template_name
-from .summary import CorrectSummary, summarize
-from .verify import grade_solution, verify
+from .prompt import reply_text, template_name
+from .verify import verify
 
 CORRECTIONS = "corrections.jsonl"
 REJECTED = "rejected.jsonl"
@@ -64,34 +51,17 @@ def corrector_spec(spec: str | None = None, environ=os.environ) -> str:
     return EMBEDDED_CORRECTOR
 
 
-class CorrectSettings(JudgeSettings):
-    """How the corrector is asked."""
-
-    samples: int = Field(1, ge=1, description="Corrector replies sampled per mistake, at most.")
-    keep: int = Field(1, ge=1, description="Stop sampling a mistake once this many corrections are verified.")
-    temperature: float | None = Field(
-        None, ge=0, description="Sampling temperature.", json_schema_extra={"default_text": "0 for one sample, 0.7 for several"})
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
-    max_tokens: int = Field(1024, ge=1, description="Longest corrector reply.")
-    style: Literal["fewshot", "zeroshot"] = Field(
-        "fewshot", description="Few-shot corrector prompt (any model), or zero-shot (strong chat models, fewer tokens).")
-
-    @property
-    def sampling_temperature(self) -> float:
-        """Greedy for one attempt; several attempts of the same question need variety."""
-        if self.temperature is not None:
-            return self.temperature
-        return 0.0 if self.samples == 1 else 0.7
-
-
-def load_mistakes(path: str | Path, limit: int | None = None) -> list[dict]:
-    """Wrong paths from `mistakes.jsonl` (or `paths.jsonl`: its correct and failed paths are skipped).
+def load_mistakes(path, limit: int | None = None) -> list[dict]:
+    """Wrong paths from `mistakes.jsonl` (or `paths.jsonl`: its correct and failed paths are
+    skipped), or from a list of such records (a plan made before sampling).
 
     A record without `steps` gets them from its `text`; duplicate ids are read once. Every field
     is checked for type first: a bad one is named by file, line and field before anything is paid.
     """
     mistakes: dict[str, dict] = {}
-    for number, record in numbered_jsonl(path):
+    lines = enumerate(path, 1) if isinstance(path, list) else numbered_jsonl(path)
+    path = "<planned mistakes>" if isinstance(path, list) else path
+    for number, record in lines:
         for name in ("id", "question", "answer", "dataset"):
             if record.get(name) is None or (isinstance(record[name], str) and not record[name].strip()):
                 raise RecordError(path, number, "missing or empty", field=name)
@@ -117,26 +87,12 @@ def load_mistakes(path: str | Path, limit: int | None = None) -> list[dict]:
     return list(mistakes.values())
 
 
-def attempt_id(mistake: dict, corrector: Endpoint, settings: CorrectSettings, attempt: int) -> str:
-    """Everything that decides the corrector's reply, so a changed setting is new work."""
-    return make_id(
-        "correction",
-        mistake["id"],
-        corrector.model,
-        template_name(mistake["dataset"], settings.style),
-        settings.sampling_temperature,
-        settings.top_p,
-        settings.max_tokens,
-        attempt,
-    )
-
-
-def judge(mistake: dict, corrector: Endpoint, settings: CorrectSettings, attempt: int, completion: Completion,
+def judge(mistake: dict, corrector: Endpoint, settings, attempt: int, completion: Completion, record_id: str,
           graded: Graded | None = None) -> dict:
     """Turn one corrector reply into a correction record (`correct` true) or a rejected one;
     `graded` is the corrected solution's grade when a judge settled it (else the rules grade)."""
     record = {
-        "id": attempt_id(mistake, corrector, settings, attempt),
+        "id": record_id,
         "path_id": mistake["id"],
         "problem_id": mistake.get("problem_id"),
         "dataset": mistake["dataset"],
@@ -179,7 +135,7 @@ def judge(mistake: dict, corrector: Endpoint, settings: CorrectSettings, attempt
     return record
 
 
-def _drop_failures(path: Path, retry_ids: set[str]) -> None:
+def drop_failures(path: Path, retry_ids: set[str]) -> None:
     """Take failed requests that will be asked again out of `rejected.jsonl`."""
     if not path.exists():
         return
@@ -188,73 +144,3 @@ def _drop_failures(path: Path, retry_ids: set[str]) -> None:
     kept = [r for r in records if not (r.get("reason") == "request_failed" and r["id"] in retry_ids)]
     if len(kept) < len(records):
         write_jsonl_atomic(path, kept)
-
-
-async def correct_mistakes(
-    mistakes: list[dict],
-    endpoints: Sequence[Endpoint],
-    client,
-    out_dir: str | Path,
-    settings: CorrectSettings | None = None,
-) -> CorrectSummary:
-    """The correction stage: ask the corrector (the one endpoint in `endpoints`) to correct each
-    mistake; write corrections.jsonl and rejected.jsonl in `out_dir`.
-
-    `mistakes` are path records (see `load_mistakes`); `client` is the shared `LLMClient`.
-    Returns the summary (also written to `correct_summary.json`).
-    """
-    corrector = one_endpoint(endpoints, "the correction stage")
-    settings = settings or CorrectSettings()
-    before = usage_snapshot(client)
-    out_dir = Path(out_dir)
-    ids = {m["id"]: [attempt_id(m, corrector, settings, i) for i in range(settings.samples)] for m in mistakes}
-    _drop_failures(out_dir / REJECTED, {i for attempt_ids in ids.values() for i in attempt_ids})
-
-    requests = 0
-    judging = JudgeQueue(settings.judge, client, desc="judge corrections")
-    with RunStore(out_dir / CORRECTIONS, STORED_FIELDS) as kept, RunStore(out_dir / REJECTED, STORED_FIELDS) as rejected:
-        manifest.remember(
-            out_dir, "correct",
-            {"corrector": {"model": corrector.model, "mode": corrector.mode, "style": settings.style,
-                           "temperature": settings.sampling_temperature, "top_p": settings.top_p,
-                           "max_tokens": settings.max_tokens}},
-            {"corrector": {**manifest.endpoint_info(corrector), **settings.model_dump()}},
-            [CORRECTIONS, REJECTED, SUMMARY],
-        )
-
-        def keep(record: dict) -> None:
-            (kept if record["correct"] else rejected).append(record)
-
-        def store(ask, completion) -> None:
-            mistake, attempt = ask.owner
-            record = judge(mistake, corrector, settings, attempt, completion)
-            if record.get("reason") != "wrong_answer" or judging.judge is None:
-                keep(record)
-                return
-            # a wrong answer the rules may not have settled: the judge may (after this round)
-            solution = record["corrected_solution"]
-            graded = grade_solution(solution, mistake["answer"], mistake["dataset"])
-            item = JudgeItem.of(solution, mistake["answer"], grader_dataset(mistake["dataset"]), mistake["question"])
-            judging.put(graded, item, lambda settled: keep(judge(mistake, corrector, settings, attempt, completion, settled)))
-
-        for attempt in range(settings.samples):
-            asks = [
-                Ask(ids[m["id"]][attempt], corrector,
-                    build_request(m, corrector, settings.style, attempt, settings.sampling_temperature, settings.top_p, settings.max_tokens),
-                    (m, attempt))
-                for m in mistakes
-                if sum(i in kept for i in ids[m["id"]]) < settings.keep
-            ]
-            desc = f"correct {attempt + 1}/{settings.samples}" if settings.samples > 1 else "correct"
-            requests += await ask_missing(client, asks, lambda i: i in kept or i in rejected, store, desc=desc,
-                                          role="corrector")
-            await judging.settle()  # before the next round, which counts what this one verified
-
-        mine = {i for attempt_ids in ids.values() for i in attempt_ids}
-        records = [r for store_ in (kept, rejected) for r in store_ if r["id"] in mine]
-
-    summary = summarize(mistakes, records, corrector)
-    summary.requests = requests
-    summary.usage = usage_since(client, before)
-    write_summary(out_dir / SUMMARY, summary)
-    return summary

@@ -36,9 +36,8 @@ class CorrectSummary:
     by_model: dict[str, Rate] = field(default_factory=dict)
     by_level: dict[str, Rate] = field(default_factory=dict)  # MATH only
     by_subject: dict[str, Rate] = field(default_factory=dict)  # MATH only
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # the stored replies' tokens (this run's and earlier runs')
     completion_tokens: int = 0
-    cost: float | None = None  # USD, when the corrector endpoint has a price
     requests: int = 0  # requests this run sent (not answered from the store)
     usage: dict = field(default_factory=dict)  # the client's counts over this run (summaries.usage_since)
 
@@ -46,10 +45,33 @@ class CorrectSummary:
     def success_rate(self) -> float | None:
         return self.corrected_mistakes / self.mistakes if self.mistakes else None
 
+    @property
+    def cost(self) -> float | None:
+        """USD this run paid, as the client counted it (batch answers at the batch price)."""
+        return (self.usage.get("total") or {}).get("cost")
+
+    @property
+    def produced(self) -> int:
+        return self.verified
+
+    @property
+    def failed(self) -> int:
+        return self.rejected.get("request_failed", 0)
+
+    def headline(self) -> list[tuple[str, str]]:
+        """The run summary's rows (and a note when the corrector verified nothing)."""
+        rows = [("corrections verified", f"{self.verified} of {self.attempts} replies"),
+                ("correction success", f"{self.corrected_mistakes}/{self.mistakes} ({_pct(self.success_rate)})")]
+        if self.mistakes and not self.verified:
+            rows.append(("note", f"no correction from {self.corrector} reached the right answer; "
+                                 "a GPT-4-class corrector is what makes LeMa data"))
+        return rows
+
     def to_dict(self) -> dict:
         data = asdict(self)
         for this_run_only in ("requests", "usage"):  # the file describes the records, resumed or not
             data.pop(this_run_only)
+        data["cost"] = self.cost
         data["success_rate"] = self.success_rate
         for group in ("by_model", "by_level", "by_subject"):
             for key, rate in getattr(self, group).items():
@@ -90,8 +112,6 @@ def summarize(mistakes: list[dict], records: list[dict], corrector: Endpoint) ->
         usage = record.get("usage") or {}
         summary.prompt_tokens += usage.get("prompt_tokens", 0)
         summary.completion_tokens += usage.get("completion_tokens", 0)
-    if corrector.price_prompt is not None and corrector.price_completion is not None:
-        summary.cost = (summary.prompt_tokens * corrector.price_prompt + summary.completion_tokens * corrector.price_completion) / 1e6
 
     groups: dict[str, dict[str, Rate]] = {"model": {}, "level": {}, "subject": {}}
     for mistake in mistakes:

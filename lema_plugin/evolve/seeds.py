@@ -101,7 +101,7 @@ class EvolveInputs:
 
 
 def read_inputs(
-    corrections_path: str | Path,
+    corrections_path: "str | Path | list[dict]",
     *,
     weight_by_level: bool = False,
     rejected_path: str | Path | None = None,
@@ -114,9 +114,11 @@ def read_inputs(
     Seeds come from `corrections_path`; with `weight_by_level`, success rates per level from it
     and `rejected_path` (default: rejected.jsonl next to it). The contamination check loads the
     test splits of the seeds' datasets (and `test_files`). Problems are ValueError/RecordError.
+    `corrections_path` may also be a list of correction records (a plan made before correcting).
     """
-    corrections_path = Path(corrections_path)
+    planned = isinstance(corrections_path, list)
     corrections = list(_checked_corrections(corrections_path))
+    corrections_path = Path("<planned corrections>" if planned else corrections_path)
     seeds = load_seeds(corrections)
     if not seeds:
         raise ConfigError(f"{corrections_path}: no verified corrections, so no seeds")
@@ -137,10 +139,12 @@ def read_inputs(
     return inputs
 
 
-def _checked_corrections(path: Path) -> Iterable[dict]:
-    """The records of a corrections file, each field checked for type (one line naming file, line
-    and field otherwise), the level read as a number."""
-    for line, record in numbered_jsonl(path):
+def _checked_corrections(path) -> Iterable[dict]:
+    """The records of a corrections file (or list), each field checked for type (one line naming
+    file, line and field otherwise), the level read as a number."""
+    lines = enumerate(path, 1) if isinstance(path, list) else numbered_jsonl(path)
+    path = "<planned corrections>" if isinstance(path, list) else Path(path)
+    for line, record in lines:
         for name in ("problem_id", "question", "answer", "dataset"):
             if record.get(name) is None or (isinstance(record[name], str) and not record[name].strip()):
                 raise RecordError(path, line, "missing or empty", field=name)

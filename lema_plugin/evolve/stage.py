@@ -21,63 +21,51 @@ the useful ones; so they seed new questions of the same kind. The pipeline, in o
 
 Generations and answers go to run stores (`evolve_questions.jsonl`, `evolve_answers.jsonl`) as
 they arrive, so an interrupted run resumes without asking again. Every dropped question is listed
-with its reason in `evolve_dropped.jsonl`.
+with its reason in `evolve_dropped.jsonl`. `Evolution` does each step for one run of the stage
+(`spec.EvolveStage`), asking through the stage's request loop and judge.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal, Sequence
-
-from pydantic import Field
-
-from lema_plugin import manifest
-from lema_plugin.asking import Ask, ask_missing, one_endpoint
-from lema_plugin.cot import finish_rationale
-from lema_plugin.llm.types import Endpoint
+from lema_plugin.cot.rationales import finish_rationale
+from lema_plugin.llm.types import Ask, Endpoint
 from lema_plugin.problems import Problem
 from lema_plugin.records import make_id
-from lema_plugin.settings import JudgeSettings
 from lema_plugin.solving import solve_request
-from lema_plugin.store import RunStore, write_jsonl_atomic
-from lema_plugin.summaries import usage_since, usage_snapshot, write_summary
 
 from .dedupe import NearDuplicateIndex
-from .prompt import STYLES, generation_request
+from .prompt import generation_request
 from .reply import majority, parse_new_question
-from .seeds import EvolveInputs, Seed, questions_per_seed
+from .seeds import Seed
 from .summary import EvolveSummary
 
 PROBLEMS = "problems.jsonl"
+QUESTIONS = "evolve_questions.jsonl"
+ANSWERS = "evolve_answers.jsonl"
+DROPPED = "evolve_dropped.jsonl"
+SUMMARY = "evolve_summary.json"
 
 
-class EvolveSettings(JudgeSettings):
-    """How new questions are written, filtered and answered."""
-
-    per_seed: int = Field(2, ge=1, description="New questions asked per seed; the styles are taken in turn.")
-    styles: tuple[Literal["similar", "harder"], ...] = Field(
-        STYLES, min_length=1,
-        description="Question styles, taken in turn: similar (same skill and difficulty), harder (one more step or condition).")
-    samples: int = Field(5, ge=1, description="Answers sampled per new question.")
-    min_agreement: float = Field(0.6, gt=0, le=1, description="Share of the answers that must agree (and more than "
-                                 "any other answer) to keep a question.")
-    generate_temperature: float = Field(1.0, ge=0, description="Sampling temperature for writing new questions "
-                                        "(high: varied questions).")
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature for the answers (above 0, so the "
-                                      "vote means something).")
-    generate_max_tokens: int = Field(512, ge=1, description="Per new question.")
-    max_tokens: int = Field(1024, ge=1, description="Per answer.")
-    ngram: int = Field(6, ge=1, description="Word n-gram size for near-duplicate and contamination checks.")
-    max_overlap: float = Field(0.5, gt=0, le=1, description="Share of shared n-grams (of the shorter text) that "
-                               "makes two questions near-duplicates.")
+def question_id(seed: Seed, style: str, index: int, decisive: dict) -> str:
+    return make_id("evolve-question", seed.problem_id, style, index, decisive)
 
 
-class _Evolution:
+def answer_id(question: str, index: int, decisive: dict) -> str:
+    return make_id("evolve-answer", question, decisive, index)
+
+
+def answer_request(question_id: str, question: str, dataset: str, endpoint: Endpoint, config, index: int):
+    """The `solve` request for answer `index` of a new question."""
+    new = Problem(question_id, dataset, question, answer="", solution="")
+    return solve_request(new, endpoint, index, temperature=config.temperature, max_tokens=config.max_tokens)
+
+
+class Evolution:
     """One run of the stage: the model, the settings, the two run stores and the counts."""
 
-    def __init__(self, endpoint: Endpoint, config: EvolveSettings, client, questions: RunStore, answers: RunStore,
-                 summary: EvolveSummary):
-        self.endpoint, self.config, self.client = endpoint, config, client
-        self.questions, self.answers, self.summary = questions, answers, summary
+    def __init__(self, endpoint: Endpoint, config, run, summary: EvolveSummary):
+        self.endpoint, self.config, self.run = endpoint, config, run
+        self.questions, self.answers, self.summary = run.store(QUESTIONS), run.store(ANSWERS), summary
+        self.decisive = run.stage.decisive(endpoint, config)
 
     def plan(self, seeds: list[Seed], counts: dict[str, int]) -> list[tuple[str, Seed, str, int]]:
         """(question id, seed, style, index) for every new question wanted, in a fixed order."""
@@ -85,8 +73,7 @@ class _Evolution:
         for seed in seeds:
             for index in range(counts[seed.problem_id]):
                 style = self.config.styles[index % len(self.config.styles)]  # similar, harder, similar, ...
-                qid = make_id("evolve-question", seed.problem_id, style, index, self.endpoint.model,
-                              self.config.generate_temperature, self.config.generate_max_tokens)
+                qid = question_id(seed, style, index, self.decisive)
                 plan.append((qid, seed, style, index))
         return plan
 
@@ -100,10 +87,9 @@ class _Evolution:
             else:
                 self.summary.failed += 1
 
-        return await ask_missing(self.client, asks, store.__contains__, keep,
-                                 desc=f"evolve: {what} ({self.endpoint.label})", role="evolver")
+        return await self.run.ask(asks, keep, desc=f"evolve: {what} ({self.endpoint.label})", done=store.__contains__)
 
-    async def generate(self, plan) -> None:
+    def generation_asks(self, plan) -> list[Ask]:
         def record(qid, seed, style, index):
             return lambda completion: {
                 "id": qid, "seed_id": seed.problem_id, "style": style, "sample_index": index,
@@ -111,10 +97,12 @@ class _Evolution:
                 "question": parse_new_question(completion.text), "finish_reason": completion.finish_reason,
             }
 
-        asks = [Ask(qid, self.endpoint, generation_request(seed, style, self.endpoint, self.config, index),
+        return [Ask(qid, self.endpoint, generation_request(seed, style, self.endpoint, self.config, index),
                     record(qid, seed, style, index))
                 for qid, seed, style, index in plan]
-        self.summary.asked = await self._ask(asks, self.questions, "new questions")
+
+    async def generate(self, plan) -> None:
+        self.summary.asked = await self._ask(self.generation_asks(plan), self.questions, "new questions")
         self.summary.new_requests += self.summary.asked
 
     def filter(self, plan, seeds: list[Seed], contamination: NearDuplicateIndex | None, dropped: list):
@@ -149,11 +137,10 @@ class _Evolution:
             candidates.append((record, seed))
         return candidates
 
-    def answer_id(self, question_id: str, index: int) -> str:
-        return make_id("evolve-answer", question_id, self.endpoint.model, self.config.temperature,
-                       self.config.max_tokens, index)
+    def answer_id(self, question: str, index: int) -> str:
+        return answer_id(question, index, self.decisive)
 
-    async def answer(self, candidates) -> None:
+    def answer_asks(self, candidates) -> list[Ask]:
         """K answers per surviving question with the `solve` prompt (what `lema sample` asks)."""
         from lema_plugin.grading import extract_answer
 
@@ -166,13 +153,15 @@ class _Evolution:
 
         asks = []
         for candidate, seed in candidates:
-            new = Problem(candidate["id"], seed.dataset, candidate["question"], answer="", solution="")
             for index in range(self.config.samples):
                 aid = self.answer_id(candidate["id"], index)
-                request = solve_request(new, self.endpoint, index, temperature=self.config.temperature,
-                                        max_tokens=self.config.max_tokens)
+                request = answer_request(candidate["id"], candidate["question"], seed.dataset, self.endpoint, self.config,
+                                         index)
                 asks.append(Ask(aid, self.endpoint, request, record(aid, candidate["id"], seed, index)))
-        self.summary.new_requests += await self._ask(asks, self.answers, "answers")
+        return asks
+
+    async def answer(self, candidates) -> None:
+        self.summary.new_requests += await self._ask(self.answer_asks(candidates), self.answers, "answers")
 
     async def vote(self, candidates, dropped: list) -> list[Problem]:
         """Keep the questions whose answers agree clearly; the majority answer becomes the gold.
@@ -230,14 +219,15 @@ class _Evolution:
         return problems
 
     async def _judged_votes(self, tallies) -> list[int]:
-        """Per tally, how many answers outside the rules' majority the judge finds equal to it."""
+        """Per tally, how many answers outside the rules' majority the judge finds equal to it
+        (asked through the stage's judge queue: an answer whose judge request failed adds no
+        vote this run and is asked again on the next)."""
         from lema_plugin.grading import grade
-        from lema_plugin.grading.judge import JudgeItem, judge_graded
+        from lema_plugin.grading.judge import JudgeItem
 
         added = [0] * len(tallies)
         if self.config.judge is None:
             return added
-        asked = []  # (tally index, grade, item)
         for index, (record, seed, got, predictions, answer, votes, clear) in enumerate(tallies):
             if answer is None:
                 continue
@@ -245,59 +235,13 @@ class _Evolution:
                 if reply.get("finish_reason") == "length":
                     continue
                 graded = grade(reply["text"], answer, seed.dataset)
-                if not graded.settled:
-                    asked.append((index, graded, JudgeItem(reply["text"], answer, record["question"])))
-        if asked:
-            results = await judge_graded([(graded, item) for _, graded, item in asked], self.config.judge, self.client,
-                                         desc="judge answers")
-            for (index, _, _), result in zip(asked, results):
-                added[index] += result.correct and result.decided_by == "judge"
+                if graded.settled:
+                    continue
+
+                def vote(result, index=index) -> None:
+                    added[index] += result.correct and result.decided_by == "judge"
+
+                self.run.judge.put(graded, JudgeItem(reply["text"], answer, record["question"]), vote)
+        await self.run.settle()
         self.summary.judge_votes = sum(added)
         return added
-
-
-async def evolve_questions(
-    inputs: EvolveInputs,
-    endpoints: Sequence[Endpoint],
-    client,
-    out_dir: str | Path,
-    settings: EvolveSettings = EvolveSettings(),
-) -> EvolveSummary:
-    """The evolution stage: write `problems.jsonl`, `evolve_dropped.jsonl` and
-    `evolve_summary.json` in `out_dir` (see `read_inputs` for what `inputs` holds; the one
-    endpoint in `endpoints` writes and answers the new questions)."""
-    endpoint = one_endpoint(endpoints, "evolution")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    before = usage_snapshot(client)
-    seeds = inputs.seeds
-    summary = EvolveSummary(seeds=len(seeds))
-    counts = questions_per_seed(seeds, settings.per_seed, inputs.level_success_rates)
-    contamination = None
-    if inputs.contamination_questions is not None:
-        contamination = NearDuplicateIndex(settings.ngram, settings.max_overlap)
-        for key, question in inputs.contamination_questions:
-            contamination.add(question, key)
-        summary.test_questions = len(contamination)
-    dropped: list[dict] = []
-    with RunStore(out_dir / "evolve_questions.jsonl") as questions, RunStore(out_dir / "evolve_answers.jsonl") as answers:
-        manifest.remember(
-            out_dir, "evolve",
-            {"evolver": {"model": endpoint.model, "mode": endpoint.mode,
-                         **settings.model_dump(include={"generate_temperature", "answer_temperature",
-                                                        "generate_max_tokens", "answer_max_tokens"})}},
-            {"evolver": {**manifest.endpoint_info(endpoint), **settings.model_dump()}},
-            ["evolve_questions.jsonl", "evolve_answers.jsonl", PROBLEMS, "evolve_dropped.jsonl", "evolve_summary.json"],
-        )
-        run = _Evolution(endpoint, settings, client, questions, answers, summary)
-        plan = run.plan(seeds, counts)
-        await run.generate(plan)
-        candidates = run.filter(plan, seeds, contamination, dropped)
-        await run.answer(candidates)
-        problems = await run.vote(candidates, dropped)
-    write_jsonl_atomic(out_dir / PROBLEMS, [p.to_dict() for p in problems])
-    write_jsonl_atomic(out_dir / "evolve_dropped.jsonl", dropped)
-    summary.usage = usage_since(client, before)
-    summary.usage_lines = list(client.usage_lines())
-    write_summary(out_dir / "evolve_summary.json", summary)
-    return summary

@@ -32,6 +32,13 @@ class EvolveSummary:
     def to_dict(self) -> dict:
         return {k: dict(v) if isinstance(v, Counter) else v for k, v in vars(self).items()}
 
+    @property
+    def produced(self) -> int:
+        return self.kept
+
+    def headline(self) -> list[tuple[str, str]]:
+        return [("evolved questions", str(self.kept))]
+
     def lines(self) -> list[str]:
         agreement = ", ".join(f"{votes} votes: {n}" for votes, n in sorted(self.agreement.items(), reverse=True))
         styles = ", ".join(f"{style}: {n}" for style, n in sorted(self.kept_by_style.items()))

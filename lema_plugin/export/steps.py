@@ -128,14 +128,16 @@ def step_correction(record: dict, path: Path, line: int) -> StepCorrection | str
     )
 
 
-def load_step_corrections(path: str | Path, confirmed: set[str] | None = None) -> Loaded:
-    """Read corrections.jsonl; with `confirmed`, keep only the correction ids in it."""
-    path = Path(path)
+def load_step_corrections(path, confirmed: set[str] | None = None) -> Loaded:
+    """Read corrections.jsonl (or a list of correction records: a plan made before correcting);
+    with `confirmed`, keep only the correction ids in it."""
+    lines = enumerate(path, 1) if isinstance(path, list) else numbered_jsonl(path)
+    path = Path("<planned corrections>" if isinstance(path, list) else path)
     kept: list[StepCorrection] = []
     skipped = dict.fromkeys(CORRECTION_SKIPS, 0)
     seen: set[str] = set()
     problems: set[str] = set()
-    for line, record in numbered_jsonl(path):
+    for line, record in lines:
         _require(record, CORRECTION_FIELDS, path, line)
         if record.get("correct") is False:
             skipped["not_verified"] += 1

@@ -5,9 +5,11 @@ before the named step, and from the steps including it. If the first prefix stil
 right answer often and the second rarely does, the claim is "confirmed". Step-DPO pairs and PRM
 labels can then be restricted to confirmed corrections (`lema build --confirmed`).
 """
-from .stage import CHECKS, CONTINUATIONS, SUMMARY, FirstErrorSettings, check_first_errors
+from .spec import FIRST_ERROR, FirstErrorSettings, FirstErrorStage, check_first_errors
+from .stage import CHECKS, CONTINUATIONS, SUMMARY
 from .summary import FirstErrorSummary
 
 __all__ = [
-    "CHECKS", "CONTINUATIONS", "SUMMARY", "FirstErrorSettings", "FirstErrorSummary", "check_first_errors",
+    "CHECKS", "CONTINUATIONS", "FIRST_ERROR", "SUMMARY", "FirstErrorSettings", "FirstErrorStage", "FirstErrorSummary",
+    "check_first_errors",
 ]

@@ -45,6 +45,19 @@ class FirstErrorSummary:
     def confirmation_rate(self) -> float | None:
         return self.confirmed / self.checked if self.checked else None
 
+    @property
+    def produced(self) -> int:
+        return self.checked
+
+    @property
+    def failed(self) -> int:
+        return self.failed_requests
+
+    def headline(self) -> list[tuple[str, str]]:
+        incomplete = self.reasons.get("incomplete", 0)
+        return [("first error confirmed", f"{self.confirmed}/{self.checked} ({_pct(self.confirmation_rate)})"
+                 + (f", {incomplete} incomplete" if incomplete else ""))]
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["confirmation_rate"] = self.confirmation_rate

@@ -6,14 +6,11 @@ not finish) can be settled by asking a judge model whether the final answer mean
 the reference answer. Only those items are sent, through the one client, so replies are
 cached (a re-run pays for nothing it already has), failures are retried and usage is counted.
 
-A stage that grades calls `await grade_with_judge(items, dataset, judge, client)` with
-(text, gold, question) triples: it grades them all by the rules and, when `judge` is an endpoint,
-settles the undecided ones with it. `judge_graded` is the second half alone, for grades already
-in hand: settled items come back untouched, unsettled ones with the judge's verdict and
-`decided_by="judge"`. A reply the judge did not end with a verdict, or a request that failed,
-leaves the rule verdict (not correct) in place and the item unsettled. A stage that stores each
-record as its reply arrives holds the undecided ones in a `JudgeQueue` until the judge has
-settled them.
+Judge requests go through the one request loop like every other request (ids, cache, endpoint
+check and start line, first-failures stop, budget, estimate, batch mode). A stage that stores
+each record as its reply arrives holds the undecided ones in a `JudgeQueue` until the judge has
+settled them; what the judge could not settle stays pending and is never stored as a verdict.
+`judge_graded` and `grade_with_judge` serve callers that only report grades (`lema grade`).
 """
 from __future__ import annotations
 
@@ -22,7 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..llm.types import Endpoint, Request
+from ..llm.types import Ask, Endpoint, Request
+from ..records import make_id
 from ..prompts import render
 from . import Graded, gold_answer, grade
 
@@ -62,21 +60,38 @@ def parse_verdict(reply: str) -> bool | None:
     return found[-1].lower() in ("correct", "right")
 
 
-async def judge_graded(
-    items: Sequence[tuple[Graded, JudgeItem]], endpoint: Endpoint, client, desc: str = "judge"
-) -> list[Graded]:
-    """Settle the unsettled grades of `items` with the judge at `endpoint` (an `LLMClient`).
+def judge_id(endpoint: Endpoint, item: JudgeItem) -> str:
+    """The id of one judge question: the judge model and what it is shown."""
+    return make_id("judge", endpoint.model, endpoint.mode, item.question, item.gold, item.solution)
 
-    Returns one `Graded` per item, in order. Only unsettled items cost a request.
-    """
+
+def _asker(ask_or_client):
+    """The request loop to judge through: a stage's `run.ask`, or the one loop around a bare
+    client (`asking.loop`), so a judge request gets what every request gets (cache, endpoint
+    check, start line, first-failures stop, budget, estimate, batch mode)."""
+    if hasattr(ask_or_client, "stream"):
+        from ..asking import loop
+
+        return loop(ask_or_client)
+    return ask_or_client
+
+
+async def judge_graded(
+    items: Sequence[tuple[Graded, JudgeItem]], endpoint: Endpoint, ask, desc: str = "judge"
+) -> list[Graded]:
+    """Settle the unsettled grades of `items` with the judge at `endpoint`; `ask` is the request
+    loop (`run.ask`) or an `LLMClient`.
+
+    Returns one `Graded` per item, in order. Only unsettled items cost a request; an item whose
+    request failed, or whose reply holds no verdict, keeps its rule grade (unsettled)."""
     results = [graded for graded, _ in items]
-    asked = [index for index, (graded, _) in enumerate(items) if not graded.settled]
-    jobs = [(endpoint, judge_request(items[index][1])) for index in asked]
-    async for position, completion in client.stream(jobs, desc=desc):
-        verdict = parse_verdict(completion.text) if completion.ok else None
-        if verdict is not None:
-            index = asked[position]
-            results[index] = dataclasses.replace(results[index], correct=verdict, decided_by="judge", settled=True)
+    queue = JudgeQueue(endpoint, ask, desc)
+    for index, (graded, item) in enumerate(items):
+        def done(settled: Graded, index=index) -> None:
+            results[index] = settled
+
+        queue.put(graded, item, done)
+    await queue.settle()
     return results
 
 
@@ -84,7 +99,7 @@ async def grade_with_judge(
     items: Sequence[tuple[object, object, str | None]], dataset: str, judge: Endpoint | None = None, client=None
 ) -> list[Graded]:
     """Grade (text, gold, question) triples by the rules; with a `judge` endpoint (and the
-    `LLMClient` to reach it), let the judge settle what the rules could not."""
+    request loop or `LLMClient` to reach it), let the judge settle what the rules could not."""
     graded = [grade(text, gold, dataset) for text, gold, _ in items]
     if judge is None or all(item.settled for item in graded):
         return graded
@@ -101,12 +116,20 @@ class JudgeQueue:
     A stage grades each reply by the rules as it arrives and hands the grade to `put` with a
     `done(graded)` callback that stores its record. A settled grade (or any grade, with no judge)
     goes to `done` at once; an unsettled one waits until `settle()` asks the judge about every
-    waiting item in one stream. A run interrupted before `settle` loses no paid work: the
-    replies and verdicts are in the client's response cache, so the next run gets them free.
+    waiting item, through the stage's request loop (`ask`), with role "judge".
+
+    What the judge could not settle is never passed off as a verdict: an item whose judge request
+    failed, or was not sent (the budget, pending batches, a stop after the first failures), is
+    not handed to `done` at all; it stays pending (`pending` counts them) and the stage's next run
+    grades its cached reply and asks the judge again. Only a reply that came back without a verdict
+    leaves the rule grade in place (unsettled, `decided_by` as the rules said): asking again would
+    get the same cached reply.
     """
 
-    def __init__(self, judge: Endpoint | None, client, desc: str = "judge"):
-        self.judge, self.client, self.desc = judge, client, desc
+    def __init__(self, judge: Endpoint | None, ask=None, desc: str = "judge"):
+        self.judge, self.desc = judge, desc
+        self.ask = _asker(ask) if ask is not None else None
+        self.pending = 0  # items left unsettled this run because their judge request failed or was not sent
         self._waiting: list[tuple[Graded, JudgeItem, Callable[[Graded], None]]] = []
 
     def put(self, graded: Graded, item: JudgeItem, done: Callable[[Graded], None]) -> None:
@@ -115,11 +138,35 @@ class JudgeQueue:
         else:
             self._waiting.append((graded, item, done))
 
+    def plan(self, items: Sequence[JudgeItem]) -> list[Ask]:
+        """The judge requests for `items` (what `--estimate` counts as a bound)."""
+        return [Ask(judge_id(self.judge, item), self.judge, judge_request(item)) for item in items]
+
     async def settle(self) -> int:
-        """Ask the judge about every waiting item, hand each on; returns how many were asked."""
+        """Ask the judge about every waiting item and hand each settled one on; returns how
+        many were asked. Raises what the loop raises (budget, pending batches) after handing on
+        every answer that arrived."""
         waiting, self._waiting = self._waiting, []
-        if waiting:
-            results = await judge_graded([(graded, item) for graded, item, _ in waiting], self.judge, self.client, self.desc)
-            for result, (_, _, done) in zip(results, waiting):
-                done(result)
-        return len(waiting)
+        if not waiting:
+            return 0
+        asks = [Ask(judge_id(self.judge, item), self.judge, judge_request(item), (graded, item, done))
+                for graded, item, done in waiting]
+        answered = 0
+
+        def on_reply(ask: Ask, completion) -> None:
+            nonlocal answered
+            graded, _, done = ask.owner
+            if not completion.ok:
+                return  # stays pending: counted below, asked again on the next run
+            answered += 1
+            verdict = parse_verdict(completion.text)
+            if verdict is None:
+                done(graded)
+            else:
+                done(dataclasses.replace(graded, correct=verdict, decided_by="judge", settled=True))
+
+        try:
+            await self.ask(asks, on_reply, desc=self.desc, role="judge", done=lambda _: False)
+        finally:
+            self.pending += len(asks) - answered
+        return len(asks)

@@ -1,7 +1,7 @@
 """Plain data types shared by the client, the embedded server and every stage.
 
-An `Endpoint` says where a model lives; a `Request` says what to ask it; a `Completion` is what
-came back (or why nothing did). Keeping them free of behaviour lets stages build requests and
+An `Endpoint` says where a model lives; a `Request` says what to ask it; an `Ask` is a request a
+stage wants answered under a record id; a `Completion` is what came back (or why nothing did). Keeping them free of behaviour lets stages build requests and
 store completions without importing the client.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,14 @@ class Completion:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request a stage wants answered: the id its record is stored under, where to ask,
+    what to ask, and whatever the stage needs to turn the answer into a record (`owner`)."""
+
+    id: str
+    endpoint: Endpoint
+    request: Request
+    owner: Any = None

@@ -1,11 +1,8 @@
-"""Collect mistakes: sample reasoning paths from generator LLMs, grade them, keep the wrong ones.
+"""Path records: one graded reasoning path each, and the run folder derived from them.
 
-LeMa's first stage. For every problem and every generator, K paths are sampled with the `solve`
-prompt, graded by the one grader, split into numbered steps, and appended to `paths.jsonl` the
-moment they arrive (a run store: an interrupted run, started again, asks only for what is
-missing; the response cache in `OUT/.cache` covers answers that arrived but were not yet stored).
-
-When the requests are done, the run folder is finalized from the store alone:
+`lema sample` stores a path record per reply, `lema import` per line it reads; both finalize the
+folder here, from the store alone, so imported paths are graded and filtered exactly like sampled
+ones:
 
 - `paths.jsonl` is rewritten in a fixed order (problem, generator, sample index), so a resumed run
   and an uninterrupted one give the same file;
@@ -15,13 +12,9 @@ When the requests are done, the run folder is finalized from the store alone:
 - `sample_summary.json`: per generator accuracy, mistakes kept, unextractable and truncated shares and
   tokens (and, for MATH, accuracy per level).
 
-With a judge (`SampleSettings.judge`), a path the rules cannot grade waits until the requests are
-done, is judged, and is then stored; every path records `decided_by` (rule, symbolic or judge).
-
-Failed requests are recorded too (kind "failed", with the error) but never count as done: a
-re-run asks again, and once a path succeeds its failure records are dropped on finalize.
-`lema import` reuses `path_record` and `finalize_run`, so imported paths are graded and
-filtered exactly like sampled ones.
+Every path records `decided_by` (rule, symbolic or judge). Failed requests are recorded too
+(kind "failed", with the error) but never count as done: a re-run asks again, and once a path
+succeeds its failure records are dropped on finalize.
 """
 from __future__ import annotations
 
@@ -29,25 +22,16 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
-from pydantic import Field, field_validator
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import ConfigError
-from .asking import Ask, ask_missing
-from .grading import Graded, grade
-from .grading.judge import JudgeItem, JudgeQueue
-from . import manifest
-from .llm.types import Completion, Endpoint
-from .problems import Problem, grader_dataset
-from .prompts import check_template, load_prompt
-from .records import make_id
-from .steps import split_steps
-from .settings import JudgeSettings
-from .solving import solve_request
-from .store import RunStore, write_jsonl_atomic
-from .text import dedupe_key
-from .summaries import usage_since, usage_snapshot, write_summary as write_summary_file
+from ..grading import Graded, grade
+from ..problems import Problem, grader_dataset
+from ..records import make_id
+from ..steps import split_steps
+from ..store import RunStore, write_jsonl_atomic
+from ..summaries import write_summary as write_summary_file
+from ..text import dedupe_key
 
 PATHS_FILE = "paths.jsonl"
 MISTAKES_FILE = "mistakes.jsonl"
@@ -58,29 +42,6 @@ _OPTIONAL_TEXT = (str, type(None))
 PATH_FIELDS = {"id": (str,), "problem_id": (str,), "dataset": (str,), "question": (str,), "answer": (str,),
                "model": (str,), "sample_index": (int,), "text": (str,), "kind": (str,), "correct": (bool,),
                "prediction": _OPTIONAL_TEXT, "level": (int, type(None)), "subject": _OPTIONAL_TEXT}
-
-
-class SampleSettings(JudgeSettings):
-    """How paths are sampled and which of them become mistakes."""
-
-    samples: int = Field(4, ge=1, description="Paths sampled per question and generator.")
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature.")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
-    max_tokens: int = Field(512, ge=1, description="Token limit per path (paths that hit it are 'truncated').")
-    prompt: str = Field("solve", description="Prompt template: a shipped one by name (lema_plugin/prompts/NAME.txt) "
-                        "or your own .txt file with a {question} placeholder; the user message in chat mode, the "
-                        "prompt in completion mode.")
-    seed: int | None = Field(None, description="Base seed for servers that honour it (sample k uses seed+k).",
-                             json_schema_extra={"default_text": "none, the server's own"})
-    max_mistakes_per_question: int | None = Field(
-        None, ge=0, description="Keep at most N distinct mistakes per question, taking generators in turn.",
-        json_schema_extra={"default_text": "all"})
-    keep_unfinished: bool = Field(False, description="Also keep paths with no extractable answer and truncated paths as mistakes.")
-
-    @field_validator("prompt")
-    @classmethod
-    def _known_prompt(cls, name: str) -> str:
-        return check_template(name, ("question",))  # fail early: unknown, or the wrong placeholders
 
 
 @dataclass
@@ -97,13 +58,14 @@ class SampleSummary:
     usage: dict = field(default_factory=dict)  # the client's counts over this stage (see summaries.usage_since)
     usage_lines: list[str] = field(default_factory=list)
     test_questions: int = 0  # `lema import`: questions found in the dataset's test split (contamination)
+    test_split: str = ""  # ... of which dataset
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def table(self) -> str:
         """A text table for the terminal: one row per generator, then per MATH level."""
-        from .tables import format_table
+        from ..tables import format_table
 
         headers = ["generator", "paths", "accuracy", "mistakes", "dupes", "unextr.", "trunc.", "failed", "tokens in", "tokens out"]
 
@@ -134,26 +96,25 @@ class SampleSummary:
         """The table, the client's usage lines and how many requests this run sent."""
         return [self.table(), *self.usage_lines, f"{self.requests} new requests in {self.elapsed_s:.1f} s"]
 
+    def warnings(self) -> list[str]:
+        """What the user must know about the data (shown on stderr)."""
+        if not self.test_questions:
+            return []
+        return [f"warning: {self.test_questions} of {self.questions} questions are from the {self.test_split} test "
+                "split: training on their mistakes contaminates any test-set score (collect mistakes on the train split)"]
 
-# -- requests ------------------------------------------------------------------------------
+    @property
+    def produced(self) -> int:
+        return self.total["mistakes"]
 
+    @property
+    def failed(self) -> int:
+        return self.total["failed"]
 
-def sampling_key(endpoint: Endpoint, settings: SampleSettings) -> dict:
-    """Everything besides the problem and the index that decides what a path is."""
-    return {
-        "model": endpoint.model,
-        "mode": endpoint.mode,
-        "prompt": settings.prompt,
-        "template": make_id(load_prompt(settings.prompt)),
-        "temperature": settings.temperature,
-        "top_p": settings.top_p,
-        "max_tokens": settings.max_tokens,
-        "seed": settings.seed,
-    }
-
-
-def path_id(problem: Problem, endpoint: Endpoint, settings: SampleSettings, sample_index: int) -> str:
-    return make_id(problem.id, endpoint.label, sampling_key(endpoint, settings), sample_index)
+    def headline(self) -> list[tuple[str, str]]:
+        """The run summary's rows."""
+        t = self.total
+        return [("paths", f"{t['paths']} (accuracy {t['accuracy']}, {t['failed']} failed)"), ("mistakes kept", str(t["mistakes"]))]
 
 
 # -- grading one path ----------------------------------------------------------------------
@@ -235,91 +196,6 @@ def failed_record(problem: Problem, model: str, sample_index: int, sample_id: st
         **problem.tags(),
     }
     return record
-
-
-# -- the stage -----------------------------------------------------------------------------
-
-
-async def sample_paths(
-    problems: Sequence[Problem],
-    endpoints: Sequence[Endpoint],
-    client,
-    out_dir: str | Path,
-    settings: SampleSettings = SampleSettings(),
-) -> SampleSummary:
-    """The sample stage: sample, grade and store paths for every (problem, generator, index)
-    not done yet; then finalize the run folder and return its summary. `client` is an `LLMClient`."""
-    if not endpoints:
-        raise ConfigError("no generator endpoints given")
-    labels = [e.label for e in endpoints]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"generator names must differ (got {', '.join(labels)}); name them NAME=MODEL")
-    started = time.monotonic()
-    before = usage_snapshot(client)
-    out_dir = Path(out_dir)
-    problems = list({p.id: p for p in problems}.values())  # a question listed twice is sampled once
-
-    asks = [
-        Ask(
-            path_id(problem, endpoint, settings, k),
-            endpoint,
-            solve_request(problem, endpoint, k, prompt=settings.prompt, temperature=settings.temperature,
-                          top_p=settings.top_p, max_tokens=settings.max_tokens, seed=settings.seed),
-            (problem, k),
-        )
-        for problem in problems
-        for endpoint in endpoints
-        for k in range(settings.samples)
-    ]
-    judging = JudgeQueue(settings.judge, client, desc="judge paths")
-    with RunStore(out_dir / PATHS_FILE, PATH_FIELDS) as store:
-        manifest.remember(
-            out_dir, "sample", {f"generator {e.label}": sampling_key(e, settings) for e in endpoints},
-            {f"generator {e.label}": {**manifest.endpoint_info(e), **settings.model_dump()} for e in endpoints},
-            [PATHS_FILE, MISTAKES_FILE, SUMMARY_FILE],
-        )
-        requests = await ask_missing(
-            client, asks, store.__contains__, lambda ask, reply: _store_reply(ask, reply, store, judging), desc="sampling paths",
-            role="generator",
-        )
-        await judging.settle()
-
-    summary = finalize_run(
-        out_dir,
-        problem_order=[p.id for p in problems],
-        model_order=labels,
-        max_mistakes_per_question=settings.max_mistakes_per_question,
-        keep_unfinished=settings.keep_unfinished,
-    )
-    summary.elapsed_s = round(time.monotonic() - started, 3)
-    summary.requests = requests
-    summary.usage = usage_since(client, before)
-    summary.usage_lines = list(client.usage_lines()) if hasattr(client, "usage_lines") else []
-    write_summary(out_dir, summary)
-    return summary
-
-
-def _store_reply(ask: Ask, completion: Completion, store: RunStore, judging: JudgeQueue) -> None:
-    """Store one reply's path record; one the rules cannot grade waits for the judge first.
-    A truncated path that states no answer is not judged: it never reached one."""
-    problem, k = ask.owner
-    endpoint, pid = ask.endpoint, ask.id
-    if not completion.ok:
-        store.append(failed_record(problem, endpoint.label, k, pid, completion.error or "request failed"))
-        return
-    text = completion.text or ""
-
-    def done(graded: Graded) -> None:
-        store.append(path_record(
-            problem, endpoint.label, k, text, completion.finish_reason, pid, graded,
-            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-        ))
-
-    graded = path_grade(problem, text)
-    if completion.finish_reason == "length" and graded.extracted is None:
-        done(graded)
-    else:
-        judging.put(graded, JudgeItem.of(text, problem.answer, problem.dataset, problem.question), done)
 
 
 # -- finalizing a run folder ---------------------------------------------------------------

@@ -21,50 +21,22 @@ Questions found in the dataset's test split are counted (`test_questions`): trai
 mistakes would leak the test set into the fine-tune.
 
 Paths go to ``OUT/paths.jsonl`` through the run store, then the folder is finalized exactly as
-after `lema sample` (mistakes, de-duplication, caps), with the figures in `import_summary.json`.
+after `lema sample` (mistakes, de-duplication, caps), with the figures in `import_summary.json`
+(the stage: `spec`).
 """
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from .errors import ConfigError
-from .grading.judge import JudgeItem, JudgeQueue
-from .llm.types import Endpoint
-from .fields import GOLD_FIELDS, TEXT_FIELDS, first_field, get as _get
-
-from .problems import Problem, grader_dataset
-from .text import gold_from_value
-from .records import RecordError, make_id, numbered_jsonl
-from .sample import PATHS_FILE, SampleSummary, finalize_run, path_grade, path_record, write_summary
-from .store import RunStore
-from .summaries import usage_since, usage_snapshot
+from ..fields import GOLD_FIELDS, TEXT_FIELDS, first_field, get as _get
+from ..problems import Problem, grader_dataset
+from ..records import RecordError, make_id, numbered_jsonl
+from ..text import gold_from_value
 
 FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """How to read a file. Field names may be dotted ("doc.question")."""
-
-    dataset: str | None = None  # grading rules; default: each line's own `dataset` field, else gsm8k
-    format: str = "auto"
-    model: str | None = None  # label for every path (default: per format, see the module doc)
-    question_field: str | None = None  # default: "question" (or "problem" for MATH records)
-    text_field: str | None = None  # jsonl format only; default: the first of fields.TEXT_FIELDS present
-    gold_field: str | None = None  # default: the first of fields.GOLD_FIELDS present, else known problems
-    model_field: str | None = None  # jsonl format only: a per-line model label
-    max_mistakes_per_question: int | None = None
-    keep_unfinished: bool = False
-
-    def __post_init__(self):
-        if self.format not in FORMATS:
-            raise ConfigError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
-        if self.dataset not in (None, "gsm8k", "math", "math500"):
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose gsm8k, math or math500")
 
 
 @dataclass
@@ -82,80 +54,25 @@ class RawPath:
     dataset: str | None = None  # the line's own `dataset` field, if any
 
 
-def import_paths(
-    sources: Sequence[str | Path],
-    out_dir: str | Path,
-    options: ImportOptions = ImportOptions(),
-    problems: "Sequence[Problem] | Callable[[], Sequence[Problem]] | None" = None,
-    judge: Endpoint | None = None,
-    client=None,
-    test_questions: "Callable[[], Iterable[str]] | None" = None,
-) -> SampleSummary:
-    """Read, match, grade and store the paths of `sources`; finalize `out_dir`; return its summary.
-
-    `problems` (or a function that loads them, called only when a line carries no gold answer)
-    are the known problems. With a `judge` endpoint (and the `LLMClient` to reach it, closed when
-    done), the paths the rules cannot grade are judged once the files are read, then stored.
-    `test_questions` (a loader too) are the test split's questions: the summary's
-    `test_questions` counts the imported questions found there.
-    """
-    index = _Known(problems)
-    test_index = _Known(test_questions)
-    out_dir = Path(out_dir)
-    problem_order: list[str] = []
-    model_order: list[str] = []
-    questions: dict[str, str] = {}  # problem id -> question as read
-    judging = JudgeQueue(judge, client, desc="judge paths")
-    before = usage_snapshot(client)
-    with RunStore(out_dir / PATHS_FILE) as store:
-        for source in sources:
-            source = Path(source)
-            if not source.exists():
-                raise RecordError(source, None, "file not found")
-            counts: dict[tuple[str, str], int] = {}
-            for raw in read_raw_paths(source, options):
-                problem = _problem_for(raw, source, options, index)
-                questions.setdefault(problem.id, _question_key(raw.question))
-                key = (problem.id, raw.model)
-                sample_index = counts.get(key, 0)
-                counts[key] = sample_index + 1
-                if problem.id not in problem_order:
-                    problem_order.append(problem.id)
-                if raw.model not in model_order:
-                    model_order.append(raw.model)
-                record_id = make_id(problem.id, raw.model, "import", source.name, sample_index)
-                if record_id in store:
-                    continue
-
-                def done(graded, problem=problem, raw=raw, sample_index=sample_index, record_id=record_id, source=source):
-                    store.append(path_record(problem, raw.model, sample_index, raw.text, None, record_id, graded,
-                                             source=source.name, **(raw.extra or {})))
-
-                judging.put(path_grade(problem, raw.text), JudgeItem.of(raw.text, problem.answer, problem.dataset, problem.question), done)
-        if judge is not None:
-            asyncio.run(_settle(judging, client))
-    summary = finalize_run(
-        out_dir,
-        problem_order=problem_order,
-        model_order=model_order,
-        max_mistakes_per_question=options.max_mistakes_per_question,
-        keep_unfinished=options.keep_unfinished,
-    )
-    summary.usage = usage_since(client, before)  # the judge's, when there is one
-    if test_questions is not None and questions:
-        summary.test_questions = sum(key in test_index.keys() for key in questions.values())
-    write_summary(out_dir, summary, "import_summary.json")
-    return summary
+def matched_paths(sources: Sequence[str | Path], options, known: "Known") -> Iterator[tuple]:
+    """(problem, raw path, sample index, record id, source) for every solution text in
+    `sources`, matched to its problem (its own gold answer, else a known problem by question).
+    The id depends on the problem, the model, the file's name and the index, so a rerun of the
+    same import finds every path it stored."""
+    for source in sources:
+        source = Path(source)
+        if not source.exists():
+            raise RecordError(source, None, "file not found")
+        counts: dict[tuple[str, str], int] = {}
+        for raw in read_raw_paths(source, options):
+            problem = _problem_for(raw, source, options, known)
+            key = (problem.id, raw.model)
+            sample_index = counts.get(key, 0)
+            counts[key] = sample_index + 1
+            yield problem, raw, sample_index, make_id(problem.id, raw.model, "import", source.name, sample_index), source
 
 
-async def _settle(judging: JudgeQueue, client) -> None:
-    try:
-        await judging.settle()
-    finally:
-        await client.aclose()
-
-
-class _Known:
+class Known:
     """Questions (or problems) by their text, loaded on first use."""
 
     def __init__(self, source):
@@ -174,7 +91,7 @@ class _Known:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def read_raw_paths(path: Path, options: ImportOptions) -> Iterator[RawPath]:
+def read_raw_paths(path: Path, options) -> Iterator[RawPath]:
     """Yield the solution texts of one file, whatever its format."""
     records = _read_objects(path)
     fmt = options.format
@@ -204,13 +121,13 @@ def _need_text(path: Path, line: int, record: dict, name: str) -> str:
     return value
 
 
-def _question_field(record: dict, options: ImportOptions) -> str:
+def _question_field(record: dict, options) -> str:
     if options.question_field:
         return options.question_field
     return "problem" if "problem" in record and "question" not in record else "question"
 
 
-def _gold(record: dict, options: ImportOptions, skip: tuple[str, ...] = ()):
+def _gold(record: dict, options, skip: tuple[str, ...] = ()):
     """The gold answer a line carries: `gold_field`, else the first of `fields.GOLD_FIELDS`."""
     if options.gold_field is not None:
         return _get(record, options.gold_field)
@@ -229,8 +146,8 @@ def _skip_for_text(record: dict) -> tuple[str, ...]:
     return ("solution",) if any(record.get(name) for name in TEXT_FIELDS if name != "solution") else ()
 
 
-def _read_lm_eval(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
-    model = options.model or path.resolve().parent.name or path.stem
+def _read_lm_eval(path: Path, records, options) -> Iterator[RawPath]:
+    model = options.model_name or path.resolve().parent.name or path.stem
     seen_docs: set = set()
     for line, record in records:
         if "doc" not in record or "resps" not in record:
@@ -261,7 +178,7 @@ def _read_lm_eval(path: Path, records, options: ImportOptions) -> Iterator[RawPa
                           _dataset(doc) or _dataset(record))
 
 
-def _read_generic(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
+def _read_generic(path: Path, records, options) -> Iterator[RawPath]:
     for line, record in records:
         question = _need_text(path, line, record, _question_field(record, options))
         text_field = first_field(record, TEXT_FIELDS, options.text_field, skip=_skip_for_text(record))
@@ -272,8 +189,8 @@ def _read_generic(path: Path, records, options: ImportOptions) -> Iterator[RawPa
             raise RecordError(path, line, "missing, or not text / a list of texts", field=text_field or TEXT_FIELDS[0])
         if options.model_field:
             model = _need_text(path, line, record, options.model_field)
-        elif options.model:
-            model = options.model
+        elif options.model_name:
+            model = options.model_name
         else:  # a path record names its model; a correction or CoT record its writer
             model = next((record[name] for name in ("model", "corrector", "source_model")
                           if isinstance(record.get(name), str) and record[name]), path.stem)
@@ -282,7 +199,7 @@ def _read_generic(path: Path, records, options: ImportOptions) -> Iterator[RawPa
                           record.get("type") or record.get("subject"), dataset=_dataset(record))
 
 
-def _read_gsm8k_solutions(path: Path, records, options: ImportOptions) -> Iterator[RawPath]:
+def _read_gsm8k_solutions(path: Path, records, options) -> Iterator[RawPath]:
     for line, record in records:
         question = _need_text(path, line, record, options.question_field or "question")
         found = False
@@ -290,7 +207,7 @@ def _read_gsm8k_solutions(path: Path, records, options: ImportOptions) -> Iterat
             if not (isinstance(value, dict) and "solution" in value):
                 continue
             found = True
-            if options.model and key != options.model:
+            if options.model_name and key != options.model_name:
                 continue
             text = value["solution"]
             if not isinstance(text, str):
@@ -308,7 +225,7 @@ def _question_key(question: str) -> str:
     return " ".join(question.split())
 
 
-def _problem_for(raw: RawPath, source: Path, options: ImportOptions, index: "_Known") -> Problem:
+def _problem_for(raw: RawPath, source: Path, options, index: "Known") -> Problem:
     dataset = grader_dataset(options.dataset or raw.dataset or "gsm8k")
     if options.gold_field is not None or raw.gold not in (None, ""):
         gold = gold_from_value(raw.gold, dataset)
