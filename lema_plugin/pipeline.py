@@ -172,9 +172,10 @@ def request_plan(recipe, problems: list, out: Path | None = None) -> list[tuple[
             total += len(asks)
             if getattr(settings, "judge", None) is not None:
                 judge += sum(step.stage.judge_item(ask) is not None for ask in asks)
-        entry = counts.setdefault(step.stage.name, [0, True])
+        top = step.folder.parent == Path(out or recipe.out)  # a feedback chain counts under the stage that feeds it
+        entry = counts.setdefault(step.stage.name if top else step.folder.parent.name, [0, True])
         entry[0] += total
-        entry[1] = entry[1] and step.stage.input.problems and items is problems
+        entry[1] = entry[1] and top and step.stage.input.problems and items is problems
         return _project(step, items)
 
     asyncio.run(walk(plan, problems, count, Path(out or recipe.out) / ".check" / "corrections.jsonl"))
@@ -198,8 +199,9 @@ async def _preview(plan: list[Step], problems: list, client, out: Path) -> None:
         product = step.folder / step.stage.product_file if step.stage.product_file else None
         if client.estimate.total().requests == before and product is not None and product.exists():
             return _read_product(step.stage, product)
-        if step.stage.projection:
-            client.estimate.notes.append(f"{step.stage.name}: {step.stage.projection}.")
+        note = f"{step.stage.name}: {step.stage.projection}."
+        if step.stage.projection and note not in client.estimate.notes:
+            client.estimate.notes.append(note)
         return _project(step, items)
 
     await walk(plan, problems, price, out / ".estimate" / "corrections.jsonl")

@@ -69,8 +69,10 @@ def check_text(recipe: BaseModel, problems: list | None) -> str:
         text += "# requests: unknown (the problems could not be loaded here; set `limit` or LEMA_DATA_DIR)\n"
         return text
     text += f"# requests each stage will send for {len(problems)} problems (at most: depends on what is graded wrong):\n"
-    for stage, count, exact in request_plan(recipe, problems):
-        text += f"#   {stage:<8} {'' if exact else 'at most '}{count:,}\n"
+    rows = request_plan(recipe, problems)
+    width = max([8, *(len(stage) for stage, _, _ in rows)])
+    for stage, count, exact in rows:
+        text += f"#   {stage:<{width}} {'' if exact else 'at most '}{count:,}\n"
     if recipe.train or recipe.eval:
         text += "#   train and eval run locally (axolotl, lm_eval) and send none\n"
     return text

@@ -62,8 +62,9 @@ def _check(self):
     except SettingsError as exc:
         raise ValueError("; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
                                    f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors)) from None
+    on = not self.stage.optional or getattr(self, "enabled", False)
     for role in self.stage.roles:
-        if role.recipe_key is not None and role.recipe_default is None and role.is_needed(settings) \
+        if on and role.recipe_key is not None and role.recipe_default is None and role.is_needed(settings) \
                 and getattr(self, role.recipe_key) is None:
             raise ValueError(role.needed_text or f"needs a '{role.recipe_key}' endpoint")
     self.stage.check_section(self)

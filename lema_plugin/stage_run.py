@@ -179,10 +179,10 @@ def preview(run: StageRun) -> None:
     items = [item for item in (run.stage.judge_item(ask) for ask in asks) if item is not None]
     for item in items:
         run.client.estimate.add(judge, judge_request(JudgeItem("x" * SOLUTION_TAIL_CHARS, item.gold, item.question)))
-    if items:
-        run.client.estimate.notes.append(
-            f"judge {judge.label}: counted as if each of the {len(items):,} {run.stage.name} replies needed it "
-            "(at most; the rules settle almost all)")
+    note = (f"judge {judge.label}: counted as if every reply of a stage that grades needed it (at most; the rules "
+            "settle almost all)")
+    if items and note not in run.client.estimate.notes:
+        run.client.estimate.notes.append(note)
 
 
 def role_specs(stage: Stage, given: Mapping[str, Sequence[str]], settings) -> list[tuple[Role, list[str]]]:

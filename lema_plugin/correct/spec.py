@@ -153,7 +153,7 @@ class CorrectStage(Stage):
                     "id": f"projected-{mistake['id']}-{k}", "path_id": mistake["id"],
                     "problem_id": mistake.get("problem_id") or mistake["id"], "dataset": mistake["dataset"],
                     "question": mistake["question"], "answer": str(mistake["answer"]), "steps": steps,
-                    "incorrect_step": step, "explanation": "", "corrector": "projected",
+                    "incorrect_step": step, "explanation": "(projected)", "corrector": "projected",
                     "corrected_solution": f"Step {step}: The answer is {mistake['answer']}.",
                     "source_model": mistake.get("model") or "projected", "correct": True, "attempt": k,
                     **{key: mistake[key] for key in ("level", "subject") if mistake.get(key) is not None},

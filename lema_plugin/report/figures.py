@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from lema_plugin import stage as registry
+
 from .gather import ORIGINAL, RunData
 
 FUNNEL = ("problems", "paths", "mistakes", "correction replies", "parsed", "verified", "exported")
@@ -49,7 +51,8 @@ class Figures:
     first_step: dict[str, Counter]  # "verified" / "rejected" -> {named step: replies}
     by_level: dict[str, Rate]  # MATH level -> mistakes with a verified correction
     by_subject: dict[str, Rate]
-    tokens: dict[str, dict[str, float]]  # stage -> prompt/completion tokens (+ cost)
+    tokens: dict[str, dict[str, float]]  # stage -> prompt/completion tokens (+ cost), as the client counted them
+    stages_funnel: list = field(default_factory=list)  # one `stage.Funnel` per registered stage that wrote here
     problems: int = 0  # distinct questions over all generators and stages
     cot: int = 0  # CoT examples
     items: dict = field(default_factory=dict)  # the viewer's data (see `viewer_data`)
@@ -57,11 +60,6 @@ class Figures:
 
 def _generator(record: dict) -> str:
     return str(record.get("model") or record.get("source_model") or "unknown")
-
-
-def _tokens(record: dict) -> tuple[int, int]:
-    usage = record.get("usage") if isinstance(record.get("usage"), dict) else record
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
 
 
 def _level(record: dict) -> str | None:
@@ -78,7 +76,6 @@ def compute(data: RunData) -> Figures:
     problems: dict[tuple[str, str], set] = defaultdict(set)
     accuracy: dict[str, Rate] = defaultdict(Rate)
     per_question: dict[str, Counter] = defaultdict(Counter)
-    tokens: dict[str, dict[str, float]] = defaultdict(lambda: {"prompt": 0, "completion": 0})
     datasets = Counter()
 
     for path in data.paths.values():
@@ -92,9 +89,6 @@ def compute(data: RunData) -> Figures:
             accuracy[key[1]].hits += kind == "correct"
         if path["id"] not in data.mistakes:
             dropped[key][kind] += 1
-        prompt, completion = _tokens(path)
-        tokens[_stage_label("sample", path["_stage"])]["prompt"] += prompt
-        tokens[_stage_label("sample", path["_stage"])]["completion"] += completion
 
     # mistakes: those in mistakes.jsonl, or (a `lema correct` folder alone) the paths the replies name
     mistakes = dict(data.mistakes)
@@ -115,9 +109,6 @@ def compute(data: RunData) -> Figures:
     for reply in data.replies.values():
         mistake = mistakes[str(reply.get("path_id"))]
         key = (mistake["_stage"], _generator(mistake))
-        prompt, completion = _tokens(reply)
-        tokens[_stage_label("correct", mistake["_stage"])]["prompt"] += prompt
-        tokens[_stage_label("correct", mistake["_stage"])]["completion"] += completion
         reason = reply.get("reason")
         if reason == "request_failed":
             dropped[key]["request_failed"] += 1
@@ -142,8 +133,7 @@ def compute(data: RunData) -> Figures:
 
     for key, ids in problems.items():
         funnel[key]["problems"] = len(ids - {None})
-    for stage, cost in data.costs.items():
-        tokens.setdefault(stage, {"prompt": 0, "completion": 0})["cost"] = cost
+    tokens, stages_funnel = _stage_figures(data)
 
     by_level: dict[str, Rate] = defaultdict(Rate)
     by_subject: dict[str, Rate] = defaultdict(Rate)
@@ -167,11 +157,33 @@ def compute(data: RunData) -> Figures:
         first_step=first_step,
         by_level=dict(sorted(by_level.items())),
         by_subject=dict(sorted(by_subject.items())),
-        tokens={k: v for k, v in tokens.items() if v["prompt"] or v["completion"] or v.get("cost")},
+        tokens=tokens,
+        stages_funnel=stages_funnel,
         items=viewer_data(data, mistakes),
         problems=len(set().union(*problems.values()) - {None}) if problems else 0,
         cot=data.cot,
     )
+
+
+def _stage_figures(data: RunData) -> tuple[dict, list]:
+    """Per registered stage that wrote a summary here: its tokens and dollars as the client
+    counted them (the one ledger; never added up from records) and its funnel row."""
+    tokens: dict[str, dict[str, float]] = {}
+    rows = []
+    order = {stage.name: index for index, stage in enumerate(registry.stages())}
+    for (origin, name), summary in sorted(data.stage_summaries.items(),
+                                          key=lambda kv: (kv[0][0] != ORIGINAL, order.get(kv[0][1], len(order)))):
+        stage = registry.get(name)
+        label = _stage_label(name, origin)
+        total = ((summary.get("usage") or {}).get("total") or {})
+        if total.get("prompt_tokens") or total.get("completion_tokens") or total.get("cost"):
+            tokens[label] = {"prompt": total.get("prompt_tokens") or 0, "completion": total.get("completion_tokens") or 0}
+            if total.get("cost") is not None:
+                tokens[label]["cost"] = total["cost"]
+        row = stage.funnel(summary)
+        row.stage = label
+        rows.append(row)
+    return tokens, rows
 
 
 def _stage_label(stage: str, origin: str) -> str:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lema_plugin import stage as registry
 from lema_plugin.errors import LemaError
 from lema_plugin.records import RecordError, numbered_jsonl
 
@@ -35,7 +36,7 @@ class RunData:
     exported: dict[str, set[str]] = field(default_factory=dict)  # mix -> example ids (train + val)
     export_counts: dict[str, dict] = field(default_factory=dict)  # mix -> dataset_info counts
     evals: list[dict] = field(default_factory=list)  # one row per (results file, task)
-    costs: dict[str, float] = field(default_factory=dict)  # stage -> USD, where a summary knows it
+    stage_summaries: dict[tuple[str, str], dict] = field(default_factory=dict)  # (origin, stage) -> its summary file
     run_summary: dict | None = None
     found: list[str] = field(default_factory=list)  # files read, relative to root
 
@@ -96,6 +97,7 @@ def read_run(root: str | Path) -> RunData:
     if not root.is_dir():
         raise NoRunData(f"{root}: no such folder")
     data = RunData(root=root)
+    summaries = {s.summary_file: s.name for s in registry.stages()}
     files: list[Path] = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
@@ -122,17 +124,15 @@ def read_run(root: str | Path) -> RunData:
             data.exported.setdefault(path.parent.name, set())
         elif name.startswith("results_") and name.endswith(".json"):
             data.evals += _eval_rows(path, relative)
-        elif name == "correct_summary.json":
-            cost = _read_json(path).get("cost")
-            if isinstance(cost, (int, float)):
-                key = "correct" if stage == ORIGINAL else "correct (evolved)"
-                data.costs[key] = data.costs.get(key, 0.0) + cost
+        elif name in summaries:
+            data.stage_summaries[(stage, summaries[name])] = _read_json(path)
         elif name == "run_summary.json" and path.parent == root:
             data.run_summary = _read_json(path)
         else:
             continue
         data.found.append(str(relative))
-    if not (data.paths or data.mistakes or data.replies or data.cot or data.exported or data.evals):
+    if not (data.paths or data.mistakes or data.replies or data.cot or data.exported or data.evals
+            or data.stage_summaries):
         raise NoRunData(f"{root}: no LeMa records found (paths.jsonl, mistakes.jsonl, corrections.jsonl, "
                         "rejected.jsonl, cot.jsonl, an export or lm-eval results)")
     return data

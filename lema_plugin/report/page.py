@@ -56,9 +56,21 @@ def _pct(part: int, whole: int) -> str:
     return f"{part:,}/{whole:,} ({100 * part / whole:.1f}%)" if whole else "-"
 
 
+def _stages_table(figures: Figures) -> str:
+    """One row per stage that wrote this folder, in pipeline order: its steps from what went in to
+    what came out, and why records fell out (every registered stage, a plugin's included)."""
+    if not figures.stages_funnel:
+        return ""
+    rows = [[row.stage, " \u2192 ".join(f"{label} {count:,}" for label, count in row.steps),
+             ", ".join(f"{REASON_LABELS.get(reason, reason.replace('_', ' '))} {count:,}" for reason, count in row.dropped.items())]
+            for row in figures.stages_funnel]
+    return "<h4>By stage</h4>" + _table(["stage", "in \u2192 out", "dropped"], rows, 3)
+
+
 def _funnel_section(figures: Figures, svgs: dict[str, str]) -> str:
     if not figures.funnel:
-        return ""
+        stages = _stages_table(figures)
+        return f"<section id='funnel'><h2>Funnel</h2>{stages}</section>" if stages else ""
     steps = [s for s in FUNNEL if s in figures.stages]
     rows = [[stage, generator, *(counts[s] for s in steps)] for (stage, generator), counts in figures.funnel.items()]
     if len(figures.funnel) > 1:
@@ -68,7 +80,7 @@ def _funnel_section(figures: Figures, svgs: dict[str, str]) -> str:
         for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
             drops.append([stage, generator, REASON_LABELS.get(reason, reason), reason, count])
     html = ["<section id='funnel'><h2>Funnel</h2>", f"<div class='plots'>{_plot(svgs, 'funnel')}</div>",
-            _table(["questions", "generator", *steps], rows, 2)]
+            _table(["questions", "generator", *steps], rows, 2), _stages_table(figures)]
     if drops:
         html += ["<h4>Dropped, and why</h4>", _table(["questions", "generator", "reason", "code", "records"], drops, 4)]
     html.append("<p class='note'>Paths and replies are counted per record: a question has several paths, a mistake "
@@ -118,8 +130,9 @@ def _tokens_section(figures: Figures, svgs: dict[str, str], run_summary: dict | 
     return ("<section id='tokens'><h2>Tokens and cost</h2>"
             f"<div class='plots'>{_plot(svgs, 'tokens')}</div>"
             + _table(["stage", "prompt tokens", "completion tokens", "cost"], rows)
-            + "<p class='note'>Tokens as recorded with each path and correction reply (cached answers keep the "
-              "tokens they first cost). Cost shows where the endpoint had a price (`;price=IN/OUT`).</p></section>")
+            + "<p class='note'>Tokens and dollars as the client counted them in the last run of each stage (answers "
+              "from the cache cost nothing). Cost shows where the endpoint had a price (`;price=IN/OUT`; batch "
+              "answers at the batch price).</p></section>")
 
 
 def _eval_section(evals: list[dict]) -> str:
