@@ -30,7 +30,7 @@ from .grading.judge import JudgeItem, JudgeQueue, SOLUTION_TAIL_CHARS, judge_req
 from .llm.types import Ask, Endpoint
 from .stage import Role, Stage
 from .store import RunStore
-from .summaries import usage_since, usage_snapshot, write_summary
+from .summaries import USAGE_FILE, record_usage, usage_since, usage_snapshot, write_summary
 
 
 class StageRun:
@@ -79,7 +79,7 @@ class StageRun:
         saved = {self.part(role, e): {**endpoint_info(e), **self.settings.model_dump()}
                  for role, group in self.endpoints.items() for e in group}
         manifest.remember(self.out_dir, self.stage.name, self.fixed, saved or {"settings": self.settings.model_dump()},
-                          list(self.stage.outputs))
+                          [*self.stage.outputs, USAGE_FILE])
 
     def close(self) -> None:
         for store in self._stores.values():
@@ -166,6 +166,7 @@ async def run_stage(stage: Stage, items, endpoints, client, out_dir: str | Path,
     if hasattr(client, "usage_lines") and hasattr(summary, "usage_lines"):
         summary.usage_lines = list(client.usage_lines())
     write_summary(run.out_dir / stage.summary_file, summary)
+    record_usage(run.out_dir, stage.name, summary.usage)
     return summary
 
 

@@ -47,6 +47,45 @@ def usage_since(client, before: dict) -> dict:
     return {"total": total, "by_endpoint": per_label}
 
 
+USAGE_FILE = "usage.jsonl"
+
+
+def record_usage(out_dir: str | Path, stage: str, usage: dict) -> None:
+    """Add what one run of `stage` spent (the client's counts, `usage_since`) to the run folder's
+    ledger, one line per run: the tokens and dollars a folder cost, across resumes and reruns,
+    come from here and nowhere else."""
+    import time
+
+    from .records import make_id
+    from .store import RunStore
+
+    total = usage.get("total") or {}
+    if not any(total.get(name) for name in ("requests", "prompt_tokens", "completion_tokens", "cost")):
+        return
+    with RunStore(Path(out_dir) / USAGE_FILE) as ledger:
+        ledger.append({"id": make_id(stage, time.time_ns()), "stage": stage, "time": time.time(), **usage})
+
+
+def folder_usage(out_dir: str | Path) -> dict[str, dict]:
+    """Stage -> prompt tokens, completion tokens, requests and dollars, summed over every run the
+    folder's ledger holds (None for dollars when no endpoint had a price)."""
+    from .records import numbered_jsonl
+
+    path = Path(out_dir) / USAGE_FILE
+    totals: dict[str, dict] = {}
+    if not path.exists():
+        return totals
+    for _, row in numbered_jsonl(path):
+        total = row.get("total") or {}
+        entry = totals.setdefault(row.get("stage", "?"), {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0,
+                                                           "cost": None})
+        for name in ("prompt_tokens", "completion_tokens", "requests"):
+            entry[name] += int(total.get(name) or 0)
+        if total.get("cost") is not None:
+            entry["cost"] = round((entry["cost"] or 0.0) + total["cost"], 6)
+    return totals
+
+
 def top_reasons(summary, limit: int = 3) -> str:
     """"; top reasons: 4x HTTP 500: ..." from a summary's `failure_reasons` (empty when none)."""
     reasons = getattr(summary, "failure_reasons", None) or []

@@ -123,9 +123,110 @@ def test_the_library_never_imports_the_cli():
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
+# -- a light import graph: shared types at the bottom, stages declared without the client --------
+
+HEAVY = ("openai", "matplotlib", "torch", "transformers", "datasets", "lm_eval", "axolotl")
+# The bottom layer: plain types and helpers every other module may use; they import (at import
+# time) nothing of lema_plugin outside this set.
+BOTTOM = {"lema_plugin", "lema_plugin.errors", "lema_plugin.llm", "lema_plugin.llm.types", "lema_plugin.records",
+          "lema_plugin.settings", "lema_plugin.text", "lema_plugin.fields", "lema_plugin.tables"}
+# What a stage's declaration (and so `lema --help` and a recipe) must never load at import time:
+# the request loop, the client, the run driver, the report.
+RUNTIME = ("lema_plugin.asking", "lema_plugin.stage_run", "lema_plugin.llm.client", "lema_plugin.llm.batch",
+           "lema_plugin.llm.probe", "lema_plugin.pipeline", "lema_plugin.report", "lema_plugin.cli")
+
+
+def top_level_imports(name: str, modules: set[str]) -> set[str]:
+    """The package modules `name` imports when it is imported: module and class bodies, not
+    function bodies (those are imported when the function runs)."""
+    path = module_file(name)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+
+    def visit(nodes):
+        for node in nodes:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")
+                    base = ".".join(anchor[: len(anchor) - (node.level - 1)] + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            else:
+                visit(ast.iter_child_nodes(node))
+                continue
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    found.add(target)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return found
+
+
+def import_closure(start: str) -> set[str]:
+    modules = set(all_modules()) | {"lema_plugin"}
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name == "lema_plugin":
+            continue
+        seen.add(name)
+        todo += top_level_imports(name, modules)
+        parent = name.rpartition(".")[0]  # importing a.b.c imports a.b first
+        if parent.startswith("lema_plugin."):
+            todo.append(parent)
+    return seen
+
+
+def test_the_bottom_layer_imports_nothing_above_it():
+    for name in BOTTOM - {"lema_plugin", "lema_plugin.llm"}:
+        assert import_closure(name) <= BOTTOM, (name, sorted(import_closure(name) - BOTTOM))
+
+
+def test_stage_declarations_never_load_the_request_loop_the_client_or_the_report():
+    from lema_plugin.stage import DEFAULT_PLUGINS
+
+    for name in (*DEFAULT_PLUGINS, "lema_plugin.stage", "lema_plugin.recipe", "lema_plugin.recipe_sections"):
+        loaded = import_closure(name)
+        assert not [m for m in loaded if m.startswith(RUNTIME)], (name, sorted(m for m in loaded if m.startswith(RUNTIME)))
+
+
+@pytest.mark.parametrize("code", [
+    "import lema_plugin.settings",
+    "from lema_plugin.recipe import load_recipe; load_recipe('demo')",
+    "from lema_plugin.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+    "from lema_plugin.cli import main\ntry:\n    main(['correct', '--help'])\nexcept SystemExit:\n    pass",
+])
+def test_help_settings_and_recipes_load_no_heavy_package(code):
+    """What runs before any model is asked stays fast: measured in bench/imports.py."""
+    import subprocess
+    import sys
+
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+def test_package_init_files_are_thin():
+    """An `__init__` re-exports; it defines nothing but a lazy `__getattr__` (work lives in modules
+    named for it). The grading, prompts, report and cli packages' public functions are the
+    exceptions listed here until they move."""
+    allowed = {"lema_plugin.cli": 6, "lema_plugin.grading": 6, "lema_plugin.prompts": 5, "lema_plugin.report": 2}
+    for name in all_modules():
+        path = module_file(name)
+        if path.name != "__init__.py":
+            continue
+        defined = [node.name for node in ast.parse(path.read_text(encoding="utf-8")).body
+                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name != "__getattr__"]
+        assert len(defined) <= allowed.get(name, 0), (name, defined)
+
+
 # -- every default is defined once ----------------------------------------------------------
-
-
 
 
 def cli_defaults(command: str) -> dict:

@@ -270,8 +270,9 @@ def test_demo_recipe_on_the_embedded_model(tmp_path, shared_data, embedded_endpo
 
 
 def test_run_summary_tokens_are_what_the_client_paid_for_in_every_stage(tmp_path, problems):
-    """Tokens per stage in run_summary.json equal the tokens the server billed for that stage's
-    requests (the server counts whitespace tokens), CoT and evolution included."""
+    """Tokens and dollars per stage in run_summary.json equal what the server billed for that
+    stage's requests (the server counts whitespace tokens), every stage included: CoT,
+    evolution (with its own sampling and correction) and the first-error check."""
     answer = evolving_responder(problems)
     originals = [p.question for p in problems]
     billed: dict[str, int] = {}
@@ -280,7 +281,9 @@ def test_run_summary_tokens_are_what_the_client_paid_for_in_every_stage(tmp_path
         reply = answer(body, attempt)
         text = prompt_text(body)
         about_original = max(originals + [q for q, _ in NEW_QUESTIONS], key=text.rfind) in originals
-        if "New problem:" in text or not about_original:
+        if "is started but not finished" in text:
+            stage = "first-error"
+        elif "New problem:" in text or not about_original:
             stage = "evolve"
         elif body["model"] == "m":
             stage = "sample"
@@ -295,13 +298,17 @@ def test_run_summary_tokens_are_what_the_client_paid_for_in_every_stage(tmp_path
         strong = {"name": "strong", "model": "c", "base_url": server.base_url}
         recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run",
                               evolve={"enabled": True, "per_seed": 1, "samples": 3, "min_agreement": 0.6},
-                              cot={"source": "model", "model": strong, "samples": 2})
+                              cot={"source": "model", "model": strong, "samples": 2},
+                              first_error={"enabled": True, "samples": 2, "generator": {**strong, "name": "checker",
+                                                                                        "price": "1/2"}})
         result = CliRunner().invoke(main, ["run", str(recipe)])
         assert result.exit_code == 0, result.output
         assert not server.errors
     summary = json.loads((tmp_path / "run" / "run_summary.json").read_text())
-    assert set(billed) == {"sample", "correct", "evolve", "cot"}
+    assert set(billed) == {"sample", "correct", "evolve", "cot", "first-error"}
     assert summary["tokens"] == billed
+    checker = summary["by_endpoint"]["checker"]  # the one priced endpoint: dollars are the client's tokens x price
+    assert summary["costs"] == {"first-error": pytest.approx((checker["prompt_tokens"] * 1 + checker["completion_tokens"] * 2) / 1e6)}
     assert summary["rows"]["tokens (prompt + completion)"] == f"{sum(billed.values()):,}"
     assert summary["usage"]["prompt_tokens"] + summary["usage"]["completion_tokens"] == sum(billed.values())
 

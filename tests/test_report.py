@@ -260,8 +260,8 @@ def test_evolved_questions_count_apart(run_dir, tmp_path):
                 record["path_id"] = "e" + record["path_id"]
         (copy / "evolve" / stage).mkdir(parents=True, exist_ok=True)
         (copy / "evolve" / stage / name).write_text("".join(json.dumps(r) + "\n" for r in records))
-    for stage in ("sample", "correct"):  # each stage's summary: its tokens as the client counted them
-        shutil.copy(run_dir / stage / f"{stage}_summary.json", copy / "evolve" / stage)
+    for stage in ("sample", "correct"):  # each stage's ledger: its tokens as the client counted them
+        shutil.copy(run_dir / stage / "usage.jsonl", copy / "evolve" / stage)
     figures = compute(read_run(copy))
     original = compute(read_run(run_dir))
     for generator in ("small", "big"):

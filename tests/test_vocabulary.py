@@ -17,7 +17,7 @@ from lema_plugin.correct import CorrectSettings
 from lema_plugin.cot import CotSettings
 from lema_plugin.evolve import EvolveSettings
 from lema_plugin.first_error import FirstErrorSettings
-from lema_plugin.llm.endpoints import SPEC_GRAMMAR
+from lema_plugin.llm.types import SPEC_GRAMMAR
 from lema_plugin.recipe import Recipe, load_recipe
 from lema_plugin.recipe_check import request_plan, schema_markdown, schema_rows
 from lema_plugin.sample import SampleSettings

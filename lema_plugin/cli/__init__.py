@@ -14,7 +14,7 @@ import logging
 
 import click
 
-from lema_plugin.llm.endpoints import SPEC_GRAMMAR
+from lema_plugin.llm.types import SPEC_GRAMMAR
 
 # The commands that are not stages: name -> "module:attribute" (module relative to lema_plugin.cli).
 # Every registered stage (`lema_plugin.stage`) is a command too, listed first in registry order.

@@ -22,7 +22,7 @@ import click
 from lema_plugin.cli.options import settings_options
 from lema_plugin.errors import CLEAN_STOPS, EXIT_INTERRUPTED, LemaError, NothingProduced, RequestsFailed
 
-from lema_plugin.llm.endpoints import SPEC_GRAMMAR
+from lema_plugin.llm.types import SPEC_GRAMMAR
 
 # shown under the options of every command that takes an endpoint spec; \b keeps it unwrapped
 SPEC_EPILOG = f"""\b

@@ -68,8 +68,10 @@ class CorrectSummary:
         return rows
 
     def to_dict(self) -> dict:
-        data = asdict(self)  # the records' counts, resumed or not; `requests`, `usage`, `cost`: this run's
-        data["cost"] = self.cost
+        data = asdict(self)
+        for this_run_only in ("requests", "usage"):  # the file describes the records, resumed or not;
+            data.pop(this_run_only)                  # what each run spent is in the folder's usage.jsonl
+
         data["success_rate"] = self.success_rate
         for group in ("by_model", "by_level", "by_subject"):
             for key, rate in getattr(self, group).items():

@@ -1,13 +1,21 @@
 """Export CoT and correction records as axolotl training data: the CoT / LeMa mixes, and the
-step-level kinds (Step-DPO pairs, whole-solution pairs, PRM labels)."""
-from .build import build_dataset
-from .examples import Example, correction_response, load_examples
-from .formats import FORMATS, axolotl_stanza, to_row
-from .mixes import MIXES, make_mix
-from .step_kinds import STEP_KINDS, build_step_dataset
+step-level kinds (Step-DPO pairs, whole-solution pairs, PRM labels).
 
-__all__ = [
-    "Example", "FORMATS", "MIXES", "STEP_KINDS", "axolotl_stanza", "build_dataset", "build_step_dataset",
-    "correction_response",
-    "load_examples", "make_mix", "to_row",
-]
+Thin on purpose: a stage that reads corrections step by step (`export.steps`) must not load the
+config writer and axolotl's schema; the names below are imported the first time they are used.
+"""
+from importlib import import_module
+
+_WHERE = {
+    "build_dataset": "build", "Example": "examples", "correction_response": "examples", "load_examples": "examples",
+    "FORMATS": "formats", "axolotl_stanza": "formats", "to_row": "formats", "MIXES": "mixes", "make_mix": "mixes",
+    "STEP_KINDS": "step_kinds", "build_step_dataset": "step_kinds",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,9 +45,6 @@ OPENAI_URL = "https://api.openai.com/v1"
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
 MODES = ("chat", "completion")
 OPTIONS = ("mode", "key_env", "price", "concurrency", "timeout", "rpm", "tpm")
-# the whole grammar on one line, as the help of every command that takes a spec shows it
-SPEC_GRAMMAR = ("[NAME=]MODEL[@URL[,URL2...]][;mode=chat|completion|batch|completion+batch][;key_env=VAR]"
-               "[;price=IN/OUT][;concurrency=N][;timeout=S][;rpm=N][;tpm=N]")
 # gpu1:8000/v1, localhost:8000, 10.0.0.2:8000 (but not an Ollama-style tag such as llama3:8b)
 _HOST_PORT = re.compile(r"^([\w.-]+:\d+/|(localhost|[\d.]+):\d+$)")
 

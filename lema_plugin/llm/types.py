@@ -11,6 +11,10 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+# The endpoint spec grammar on one line (parsed by `llm.endpoints`), as every command's help shows it
+SPEC_GRAMMAR = ("[NAME=]MODEL[@URL[,URL2...]][;mode=chat|completion|batch|completion+batch][;key_env=VAR]"
+               "[;price=IN/OUT][;concurrency=N][;timeout=S][;rpm=N][;tpm=N]")
+
 
 @dataclass(frozen=True)
 class Endpoint:

@@ -166,22 +166,23 @@ def compute(data: RunData) -> Figures:
 
 
 def _stage_figures(data: RunData) -> tuple[dict, list]:
-    """Per registered stage that wrote a summary here: its tokens and dollars as the client
-    counted them (the one ledger; never added up from records) and its funnel row."""
-    tokens: dict[str, dict[str, float]] = {}
-    rows = []
+    """Per registered stage that wrote here: its tokens and dollars as the client counted them,
+    over every run of it (the folder's `usage.jsonl`, the one ledger; never added up from
+    records), and its funnel row (from its summary file)."""
     order = {stage.name: index for index, stage in enumerate(registry.stages())}
-    for (origin, name), summary in sorted(data.stage_summaries.items(),
-                                          key=lambda kv: (kv[0][0] != ORIGINAL, order.get(kv[0][1], len(order)))):
-        stage = registry.get(name)
-        label = _stage_label(name, origin)
-        total = ((summary.get("usage") or {}).get("total") or {})
-        if total.get("prompt_tokens") or total.get("completion_tokens") or total.get("cost"):
-            tokens[label] = {"prompt": total.get("prompt_tokens") or 0, "completion": total.get("completion_tokens") or 0}
-            if total.get("cost") is not None:
-                tokens[label]["cost"] = total["cost"]
-        row = stage.funnel(summary)
-        row.stage = label
+
+    def rank(key):
+        return key[0] != ORIGINAL, order.get(key[1], len(order))
+
+    tokens: dict[str, dict[str, float]] = {}
+    for (origin, name), total in sorted(data.usage.items(), key=lambda kv: rank(kv[0])):
+        tokens[_stage_label(name, origin)] = {"prompt": total["prompt_tokens"], "completion": total["completion_tokens"]}
+        if total.get("cost") is not None:
+            tokens[_stage_label(name, origin)]["cost"] = total["cost"]
+    rows = []
+    for (origin, name), summary in sorted(data.stage_summaries.items(), key=lambda kv: rank(kv[0])):
+        row = registry.get(name).funnel(summary)
+        row.stage = _stage_label(name, origin)
         rows.append(row)
     return tokens, rows
 

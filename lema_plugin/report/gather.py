@@ -17,6 +17,7 @@ from pathlib import Path
 from lema_plugin import stage as registry
 from lema_plugin.errors import LemaError
 from lema_plugin.records import RecordError, numbered_jsonl
+from lema_plugin.summaries import USAGE_FILE, folder_usage
 
 ORIGINAL, EVOLVED = "original", "evolved"
 SKIP_DIRS = {".cache", "prepared", "adapter", "report"}  # caches, axolotl outputs, our own output
@@ -37,6 +38,7 @@ class RunData:
     export_counts: dict[str, dict] = field(default_factory=dict)  # mix -> dataset_info counts
     evals: list[dict] = field(default_factory=list)  # one row per (results file, task)
     stage_summaries: dict[tuple[str, str], dict] = field(default_factory=dict)  # (origin, stage) -> its summary file
+    usage: dict[tuple[str, str], dict] = field(default_factory=dict)  # (origin, stage) -> the client's counts, all runs
     run_summary: dict | None = None
     found: list[str] = field(default_factory=list)  # files read, relative to root
 
@@ -91,6 +93,13 @@ def _eval_rows(path: Path, relative: Path) -> list[dict]:
     return rows
 
 
+def _add_usage(before: dict | None, more: dict) -> dict:
+    if before is None:
+        return dict(more)
+    cost = None if before["cost"] is None and more["cost"] is None else (before["cost"] or 0.0) + (more["cost"] or 0.0)
+    return {**{k: before[k] + more[k] for k in ("prompt_tokens", "completion_tokens", "requests")}, "cost": cost}
+
+
 def read_run(root: str | Path) -> RunData:
     """Every record a LeMa stage left in `root` (a `lema run` folder or one stage's `--out`)."""
     root = Path(root)
@@ -126,6 +135,10 @@ def read_run(root: str | Path) -> RunData:
             data.evals += _eval_rows(path, relative)
         elif name in summaries:
             data.stage_summaries[(stage, summaries[name])] = _read_json(path)
+        elif name == USAGE_FILE:
+            for stage_name, counts in folder_usage(path.parent).items():
+                key = (stage, stage_name)
+                data.usage[key] = _add_usage(data.usage.get(key), counts)
         elif name == "run_summary.json" and path.parent == root:
             data.run_summary = _read_json(path)
         else:

@@ -130,9 +130,9 @@ def _tokens_section(figures: Figures, svgs: dict[str, str], run_summary: dict | 
     return ("<section id='tokens'><h2>Tokens and cost</h2>"
             f"<div class='plots'>{_plot(svgs, 'tokens')}</div>"
             + _table(["stage", "prompt tokens", "completion tokens", "cost"], rows)
-            + "<p class='note'>Tokens and dollars as the client counted them in the last run of each stage (answers "
-              "from the cache cost nothing). Cost shows where the endpoint had a price (`;price=IN/OUT`; batch "
-              "answers at the batch price).</p></section>")
+            + "<p class='note'>Tokens and dollars as the client counted them, over every run of each stage (the "
+              "folder's usage.jsonl; answers from the cache cost nothing). Cost shows where the endpoint had a price "
+              "(`;price=IN/OUT`; batch answers at the batch price).</p></section>")
 
 
 def _eval_section(evals: list[dict]) -> str:
