@@ -32,7 +32,7 @@ from . import stage as registry
 from .errors import ConfigError, NothingProduced, RequestsFailed
 from .export.recipe_mixes import base_config, build_mixes
 from .run_summary import RunReport
-from .settings import ProblemSource
+from .problems import ProblemSource
 from .shipped import tasks_path
 from .stage import Stage
 from .store import write_atomic, write_jsonl_atomic

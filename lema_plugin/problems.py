@@ -18,9 +18,11 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .records import RecordError, check_fields, make_id, numbered_jsonl
+from pydantic import Field
+
+from .settings import DATASETS, Dataset, Settings
 from .text import gsm8k_gold
 
-DATASETS = ("gsm8k", "math", "math500")
 MATH_SUBJECTS = (
     "algebra",
     "counting_and_probability",
@@ -229,3 +231,16 @@ def load_problems(
         where = f"hub:{dataset}/{split}"
         problems = [normalize(row, kind, (where, i + 1)) for i, (row, _) in enumerate(_load_hub(dataset, split))]
     return problems[:limit] if limit is not None else problems
+
+
+class ProblemSource(Settings):
+    """Which problems a stage reads: the same four options for every command and a recipe."""
+
+    dataset: Dataset = Field("gsm8k", description="Which problems.")
+    split: str = Field("train", description="Dataset split (mistakes are collected on training questions).")
+    data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file.",
+                                  json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
+    limit: int | None = Field(None, ge=1, description="Use only the first N problems.", json_schema_extra={"default_text": "all"})
+
+    def load(self) -> list["Problem"]:
+        return load_problems(self.dataset, self.split, self.data_file, self.limit)

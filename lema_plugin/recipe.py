@@ -29,7 +29,8 @@ import yaml
 
 from .errors import LemaError
 from .recipe_base import EndpointSpec, Strict
-from .settings import ClientSettings, ProblemSource, same_as
+from .problems import ProblemSource
+from .settings import ClientSettings, same_as
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 class Export(Strict):

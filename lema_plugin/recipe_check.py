@@ -57,7 +57,7 @@ def request_plan(recipe: BaseModel, problems: int | list) -> list[tuple[str, int
 
 
 def _load_problems(recipe: BaseModel) -> list:
-    from .settings import ProblemSource
+    from .problems import ProblemSource
 
     return ProblemSource(**{name: getattr(recipe, name) for name in ProblemSource.model_fields}).load()
 

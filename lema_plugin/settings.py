@@ -14,6 +14,7 @@ carries the mark along, so nothing keyed by hand can silently drop it.
 from __future__ import annotations
 
 import copy
+import typing
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -79,19 +80,8 @@ def same_as(model: type[BaseModel], name: str, **changes) -> FieldInfo:
     return info
 
 
-class ProblemSource(Settings):
-    """Which problems a stage reads: the same four options for every command and a recipe."""
-
-    dataset: Literal["gsm8k", "math", "math500"] = Field("gsm8k", description="Which problems.")
-    split: str = Field("train", description="Dataset split (mistakes are collected on training questions).")
-    data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file.",
-                                  json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
-    limit: int | None = Field(None, ge=1, description="Use only the first N problems.", json_schema_extra={"default_text": "all"})
-
-    def load(self):
-        from .problems import load_problems
-
-        return load_problems(self.dataset, self.split, self.data_file, self.limit)
+Dataset = Literal["gsm8k", "math", "math500"]  # the one list of datasets every command and recipe takes
+DATASETS: tuple[str, ...] = typing.get_args(Dataset)
 
 
 class ClientSettings(Settings):

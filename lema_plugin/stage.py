@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from .errors import ConfigError
-from .settings import ProblemSource, Settings
+from .problems import ProblemSource
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 

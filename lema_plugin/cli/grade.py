@@ -9,6 +9,7 @@ from lema_plugin.cli.common import SPEC_EPILOG, friendly_errors
 from lema_plugin.cli.options import old_spellings
 from lema_plugin.errors import NothingProduced
 from lema_plugin.fields import GOLD_FIELDS, TEXT_FIELDS
+from lema_plugin.settings import DATASETS
 from lema_plugin.tables import format_table
 
 
@@ -19,7 +20,7 @@ def _breakdown(title: str, table: dict[str, list[int]]) -> str:
 
 @click.command(epilog=SPEC_EPILOG)
 @old_spellings(text_field=("--prediction-field",))
-@click.option("--dataset", type=click.Choice(["gsm8k", "math", "math500"]),
+@click.option("--dataset", type=click.Choice(DATASETS),
               help="Grading rules.", show_default="each record's own `dataset` (every file lema-plugin writes has one), else gsm8k")
 @click.option("--predictions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSONL of model outputs: any record file lema-plugin writes (paths, mistakes, corrections, cot, ...), "

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from lema_plugin.errors import NothingProduced
-from lema_plugin.settings import ProblemSource
+from lema_plugin.problems import ProblemSource
 from lema_plugin.stage import Stage
 from lema_plugin.summaries import top_reasons
 

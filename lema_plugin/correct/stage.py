@@ -14,6 +14,7 @@ from lema_plugin.grading import Graded
 from lema_plugin.llm.types import Completion, Endpoint
 from lema_plugin.problems import parse_level
 from lema_plugin.records import RecordError, check_fields, numbered_jsonl
+from lema_plugin.settings import DATASETS
 from lema_plugin.steps import split_steps
 from lema_plugin.store import RunStore, write_jsonl_atomic
 
@@ -24,7 +25,6 @@ from .verify import verify
 CORRECTIONS = "corrections.jsonl"
 REJECTED = "rejected.jsonl"
 SUMMARY = "correct_summary.json"
-DATASETS = ("gsm8k", "math", "math500")
 # The shape of a stored correction or rejection: a record that lacks it is set aside on load
 STORED_FIELDS = {"id": (str,), "path_id": (str,), "dataset": (str,), "question": (str,), "answer": (str,),
                  "steps": (list,), "attempt": (int,), "correct": (bool,), "level": (int, type(None)),

@@ -34,6 +34,7 @@ from typing import Iterator, Sequence
 from ..fields import GOLD_FIELDS, TEXT_FIELDS, first_field, get as _get
 from ..problems import Problem, grader_dataset
 from ..records import RecordError, make_id, numbered_jsonl
+from ..settings import DATASETS
 from ..text import gold_from_value
 
 FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
@@ -137,7 +138,7 @@ def _gold(record: dict, options, skip: tuple[str, ...] = ()):
 
 def _dataset(record: dict) -> str | None:
     value = record.get("dataset")
-    return value if value in ("gsm8k", "math", "math500") else None
+    return value if value in DATASETS else None
 
 
 def _skip_for_text(record: dict) -> tuple[str, ...]:

@@ -15,7 +15,8 @@ from ..fields import GOLD_FIELDS, TEXT_FIELDS
 from ..grading.judge import JudgeItem
 from ..llm.types import Ask
 from ..sample.paths import MISTAKES_FILE, PATH_FIELDS, PATHS_FILE
-from ..settings import JudgeSettings
+from ..problems import ProblemSource
+from ..settings import Dataset, JudgeSettings, same_as
 from ..stage import Input, Stage
 
 FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
@@ -28,12 +29,13 @@ class ImportSettings(JudgeSettings):
 
     format: Literal["auto", "lm-eval", "jsonl", "gsm8k-solutions"] = Field(
         "auto", description="Input format; auto looks at the first line.")
-    dataset: Literal["gsm8k", "math", "math500"] | None = Field(
-        None, description="Grading rules, and where known problems come from.",
+    # where known problems come from: the fields every command reads problems with (`ProblemSource`)
+    dataset: Dataset | None = same_as(
+        ProblemSource, "dataset", default=None, description="Grading rules, and where known problems come from.",
         json_schema_extra={"default_text": "each line's own `dataset` (lema records and lema lm-eval tasks have one), else gsm8k"})
-    split: str = Field("train", description="Split of the known problems that lines without a gold answer are matched against.")
-    data_file: str | None = Field(None, description="Known problems from this file.",
-                                  json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
+    split: str = same_as(ProblemSource, "split",
+                         description="Split of the known problems that lines without a gold answer are matched against.")
+    data_file: str | None = same_as(ProblemSource, "data_file", description="Known problems from this file.")
     gold_field: str | None = Field(None, description="Field holding the gold answer (dotted for nested fields); a line "
                                    "with none is matched against the known problems.",
                                    json_schema_extra={"default_text": "lm-eval's target, else the first of " + ", ".join(GOLD_FIELDS)})
