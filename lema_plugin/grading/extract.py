@@ -28,8 +28,12 @@ _PHRASE = re.compile(
     re.I,
 )
 _STRICT_PHRASE = re.compile(r"\b(?:the\s+)?(?:final\s+)?answer\s+is\b", re.I)
+# every match of a phrase contains one of these words: the phrase is looked for only near them
+_KEYWORDS = {_PHRASE: ("nswer", "NSWER", "olution", "OLUTION"), _STRICT_PHRASE: ("nswer", "NSWER")}
+_NEAR = 80  # characters around a keyword that a phrase may span ("the final answer is")
 _HASH = re.compile(r"####[ \t]*([^\n]*)")
 _A_COLON = re.compile(r"(?:^|\n)[ \t]*A[ \t]*:[ \t]*(\$?[ \t]*-?[\d,]*\.?\d+)[ \t]*\.?[ \t]*(?=\n|$)")
+_A_COLON_HINT = re.compile(r"A[ \t]*:")  # a literal first: found at C speed, before the line-by-line regex
 _BOLD = re.compile(r"\*\*([^*\n]{1,200})\*\*")
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])(?:-?\d[\d,]*(?:\.\d+)?|-?\.\d+)")  # not inside a word: AZYUK2A
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|;\s|\s+(?:because|since|which|so that)\s", re.I)
@@ -207,10 +211,42 @@ def _math_value(value: str | None) -> str | None:
     return value
 
 
+def _phrase_matches(text: str, phrase: re.Pattern) -> Iterator[re.Match]:
+    """`phrase.finditer(text)`, run only in windows around the keywords every match contains.
+
+    A regex tried at every position of a long reply costs more than all the other grading work
+    together; the keywords are found at C speed and are rare. A window never ends inside a word,
+    so a `\\b` at its end is a real word boundary.
+    """
+    spots = []
+    for word in _KEYWORDS[phrase]:
+        at = text.find(word)
+        while at >= 0:
+            spots.append(at)
+            at = text.find(word, at + 1)
+    if not spots:
+        return
+    spots.sort()
+    n = len(text)
+    start, end = max(spots[0] - _NEAR, 0), spots[0] + _NEAR
+    for spot in spots[1:]:
+        if spot - _NEAR > end:
+            yield from _window(text, phrase, start, end, n)
+            start = spot - _NEAR
+        end = spot + _NEAR
+    yield from _window(text, phrase, start, end, n)
+
+
+def _window(text: str, phrase: re.Pattern, start: int, end: int, n: int) -> Iterator[re.Match]:
+    while end < n and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    return phrase.finditer(text, start, min(end, n))
+
+
 def _strong_candidates(text: str, phrase: re.Pattern, with_hash: bool, found: list[Box]) -> Iterator[tuple[int, int, Callable[[], str | None]]]:
     """(position, index of the first box in the final group or -1, value getter)."""
     last = found[-1] if found else None
-    for match in phrase.finditer(text):
+    for match in _phrase_matches(text, phrase):
         if last is not None and last.start < match.start() < last.end:
             continue  # \boxed{\text{The answer is } 5}: the box states the answer
         yield match.start(), -1, (lambda end=match.end(): _after_phrase(text, end))
@@ -221,7 +257,7 @@ def _strong_candidates(text: str, phrase: re.Pattern, with_hash: bool, found: li
         hashes = list(_HASH.finditer(text))
         if hashes:
             yield hashes[-1].start(), -1, (lambda m=hashes[-1]: _clip(m.group(1)))
-        colons = list(_A_COLON.finditer(text))
+        colons = list(_A_COLON.finditer(text)) if _A_COLON_HINT.search(text) else None
         if colons:
             yield colons[-1].start(), -1, (lambda m=colons[-1]: _clip(m.group(1)))
 

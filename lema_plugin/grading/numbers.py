@@ -48,6 +48,8 @@ _WORD_RE = re.compile(r"\b(" + "|".join(sorted(_WORDS, key=len, reverse=True)) +
 def _fraction(text: str) -> Fraction | None:
     if len(text) > MAX_DIGITS:
         return None
+    if text.isdigit() and text.isascii():  # the common case, without Fraction's string parser
+        return Fraction(int(text))
     try:
         return Fraction(text)
     except (ValueError, ZeroDivisionError):
