@@ -24,8 +24,10 @@ from functools import lru_cache
 from .evaluate import numeric_value, numerically_equal
 from .latex import enclosing, split_top
 from .normalize import normalize_math
-from .numbers import decimal_key, number_in_text, parse_number, rounds_to, written_decimal
+from .numbers import (MIN_SIGNIFICANT_DIGITS, decimal_key, locale_decimal, number_in_text, parse_number, rounds_to,
+                      stated_precision, within_precision, written_decimal)
 from .symbolic import symbolic_verdict
+from .units import split_unit
 
 MAX_PAIRED_PARTS = 50  # longer unordered lists must match part for part as text or numbers
 TIME_BUDGET_S = 3.0  # hard bound on symbolic time for one answers_match call, all elements together
@@ -34,6 +36,7 @@ _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end
 _WORDS_ONLY = re.compile(r"[A-Za-z][A-Za-z ]*")
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
 _LETTER = re.compile(r"[a-zA-Z]")
+_COMMA_SPACE = re.compile(r",(?:\s|\\[ ,;:]|~|\\q?quad)")  # `3, 5` is a list, never a decimal comma
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,33 @@ def _rounded_equal(pred: str, gold: str, pred_number, gold_number) -> bool | Non
     return None
 
 
+# A plain decimal gold answer is read as rounded only with at least this many significant digits
+# (`0.5` is an exact half); a gold in scientific notation always is.
+MIN_ROUNDED_GOLD_DIGITS = 2
+
+
+def _within_gold_precision(pred: str, gold: str, pred_number, gold_number) -> bool:
+    """A science-style gold answer states its precision (`4.5`, `1.07 \\times 10^{16}`): a reply
+    written more finely that agrees with it at that precision is right (`4.46`, `1.0734e16`); so
+    is an exact reply (`\\frac{1}{3000}` for `3.3 \\times 10^{-4}`) when the gold is in
+    scientific notation or has enough digits to stand for an exact value (see `numbers.rounds_to`).
+    A reply written more coarsely than the gold (`4.5` for `4.46`) must equal it exactly."""
+    stated = stated_precision(gold)
+    if stated is None or (not stated.scientific and stated.digits < MIN_ROUNDED_GOLD_DIGITS):
+        return False
+    own = stated_precision(pred)
+    if own is not None:
+        if own.unit >= stated.unit:
+            return False
+        unit = own.unit
+    elif stated.scientific or stated.digits >= MIN_SIGNIFICANT_DIGITS:
+        unit = 0
+    else:
+        return False
+    value = pred_number if pred_number is not None else numeric_value(pred)
+    return value is not None and within_precision(value, gold_number, stated.unit, unit)
+
+
 def _equation(text: str) -> tuple[str, str] | None:
     """(left, right) of an equation `y = 2x + 3` (one `=`, no inequality)."""
     parts = text.split("=")
@@ -161,13 +191,16 @@ def _equal(pred: str, gold: str, ctx: _Context) -> bool:
     if pred_number is not None and gold_number is not None:
         if pred_number == gold_number:
             return True
-        return bool(_rounded_equal(pred, gold, pred_number, gold_number))
+        return bool(_rounded_equal(pred, gold, pred_number, gold_number)) or _within_gold_precision(
+            pred, gold, pred_number, gold_number)
     pred_key, gold_key = decimal_key(pred), decimal_key(gold)
     if pred_key is not None and gold_key is not None:  # digit strings too long for a Fraction
         return pred_key == gold_key
     rounded = _rounded_equal(pred, gold, pred_number, gold_number)
     if rounded is not None:
         return rounded
+    if gold_number is not None and _within_gold_precision(pred, gold, None, gold_number):
+        return True
     pred_shape, gold_shape = structure(pred), structure(gold)
     if pred_shape or gold_shape:
         if not (pred_shape and gold_shape):
@@ -224,10 +257,49 @@ def math_verdict(pred: str, gold: str) -> Verdict:
         return Verdict(True)
     ctx = _Context(TIME_BUDGET_S)
     try:
-        correct = _equal(pred_norm, gold_norm, ctx)
+        correct = _in_context(pred, gold, pred_norm, gold_norm, ctx)
+        if correct is None:
+            correct = _equal(pred_norm, gold_norm, ctx)
     except RecursionError:
         return Verdict(False, settled=False)
     return Verdict(correct, "symbolic" if ctx.symbolic else "rule", correct or not ctx.unsettled)
+
+
+def _in_context(pred: str, gold: str, pred_norm: str, gold_norm: str, ctx: _Context) -> bool | None:
+    """Rules that need more than the two normalized answers: what the raw text shows (a space
+    after a comma, a unit symbol) and what the other answer is (one number). None: not decided.
+
+    Each rule sits behind a test that costs a substring search, so answers that are neither
+    equal as text nor touched by these rules pay next to nothing for them.
+    """
+    if "," in pred_norm and not _COMMA_SPACE.search(pred):
+        value = locale_decimal(pred_norm)  # `3,5`: a decimal comma, when the gold is one number
+        gold_number = parse_number(gold_norm) if value is not None else None
+        if gold_number is not None:
+            return value == gold_number or _within_gold_precision(
+                pred_norm.replace(",", "."), gold_norm, value, gold_number)
+    if _LETTER.search(pred_norm) or _LETTER.search(gold_norm):
+        verdict = _unit_verdict(pred, gold, pred_norm, gold_norm, ctx)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def _unit_verdict(pred: str, gold: str, pred_norm: str, gold_norm: str, ctx: _Context) -> bool | None:
+    """`4.5 m/s` against `4.5`: a unit symbol after a number, read only where the other answer
+    is a number or carries a unit too (then both units must be the same)."""
+    pred_unit, gold_unit = split_unit(pred), split_unit(gold)
+    if pred_unit is None and gold_unit is None:
+        return None
+    if pred_unit is not None and gold_unit is not None:
+        if pred_unit.unit != gold_unit.unit:
+            return False
+        return _equal(normalize_math(pred_unit.number), normalize_math(gold_unit.number), ctx)
+    if pred_unit is not None and parse_number(gold_norm) is not None:
+        return _equal(normalize_math(pred_unit.number), gold_norm, ctx)
+    if gold_unit is not None and parse_number(pred_norm) is not None:
+        return _equal(pred_norm, normalize_math(gold_unit.number), ctx)
+    return None
 
 
 def math_answers_match(pred: str, gold: str) -> bool:

@@ -287,9 +287,15 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
                     yield _joined_spans(tail[spans[first].start():last.end()])
                 else:
                     yield next(g for g in last.groups() if g is not None)
-    numbers = _NUMBER.findall(text[-5000:])
-    if numbers:
-        yield numbers[-1].rstrip(",")
+    tail = text[-5000:]
+    last = None
+    for last in _NUMBER.finditer(tail):
+        pass
+    if last is not None:
+        number = last.group(0).rstrip(",")
+        if "," in number and (tail[last.start() - 1:last.start()] in ("(", "[") or tail[last.end():last.end() + 1] in (")", "]")):
+            number = number.rsplit(",", 1)[1]  # a point `(3,5)`: its last coordinate, not a decimal comma
+        yield number
 
 
 def _prepare(text: object) -> str:

@@ -63,7 +63,7 @@ _FRAC_SHORT = (
     (re.compile(r"\\frac\{([^{}]*)\}(\w)"), r"\\frac{\1}{\2}"),
     (re.compile(r"\\sqrt(\w)"), r"\\sqrt{\1}"),
 )
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")  # not `0,125`
 _LEADING_DOT = re.compile(r"(?<![\d}])\.(?=\d)")
 
 

@@ -1,0 +1,104 @@
+"""Answer-form families of issue 28, each accepted and, next to it, a near miss rejected.
+
+Every table row is (family, reply's answer, gold answer, verdict). Rows are graded in the
+direction written (several rules are one-sided: a reply may be finer than the gold, not coarser;
+a decimal comma is read in a reply, never in a gold that may list two values), both as an
+extracted answer (`answers_match`) and as a boxed reply (`is_correct`).
+"""
+from __future__ import annotations
+
+import pytest
+
+from lema_plugin.grading import answers_match, is_correct
+
+MATH = [
+    # locale numbers: a decimal comma where the gold is one number; thousands grouped by spaces
+    ("locale", "3,5", "3.5", True),
+    ("locale", "0,125", "\\frac18", True),
+    ("locale", "12500,5", "12500.5", True),
+    ("locale", "12\\,500", "12500", True),
+    ("locale", "12 500", "12500", True),
+    ("locale", "1.234,5", "1234.5", True),
+    ("locale", "-2,75", "-\\frac{11}{4}", True),
+    ("locale", "3,5", "35", False),
+    ("locale", "3, 5", "3.5", False),  # a list
+    ("locale", "(3,5)", "3.5", False),  # a point
+    ("locale", "3,5", "3, 5", True),  # a gold list: the reply lists the same values
+    ("locale", "3.5", "3,5", False),  # a gold `3,5` lists two values
+    ("locale", "12,500", "12.5", False),  # English thousands
+    ("locale", "0,111", "111", False),
+    ("locale", "0,111", "0.111", True),
+    ("locale", "3,6", "3.5", False),
+    ("locale", "3,5,7", "3.5", False),
+    # science-style numbers: a reply as fine as the gold states or finer, scientific notation, units
+    ("science", "4.46", "4.5", True),
+    ("science", "4.549", "4.5", True),
+    ("science", "4.4", "4.5", False),
+    ("science", "4.56", "4.5", False),
+    ("science", "4.5", "4.46", False),  # coarser than the gold
+    ("science", "1.0734 \\times 10^{16}", "1.07e16", True),
+    ("science", "1.1 \\times 10^{16}", "1.07e16", False),
+    ("science", "1.0784 \\times 10^{16}", "1.07e16", False),
+    ("science", "\\frac{1}{3000}", "3.3 \\times 10^{-4}", True),
+    ("science", "\\frac{1}{300}", "3.3 \\times 10^{-4}", False),
+    ("science", "\\frac{1}{3000}", "3.3e-4", True),
+    ("science", "3.33 \\times 10^{-4}", "\\frac{1}{3000}", False),  # too few digits for an exact value
+    ("science", "3.333 \\times 10^{-4}", "\\frac{1}{3000}", True),
+    ("science", "299792458", "3 \\times 10^{8}", True),
+    ("science", "199792458", "3 \\times 10^{8}", False),
+    ("science", "0.3333", "0.333", True),
+    ("science", "0.333", "0.3333", False),
+    ("science", "0.53", "0.5", False),  # a one-digit decimal gold is an exact value
+    ("science", "\\frac13", "0.33", False),
+    ("science", "2,36", "2.3", False),  # a decimal comma, then the same precision rule
+    ("science", "2,34", "2.3", True),
+    # a unit after the number: symbols (`m/s`, `J`, `\mu m`), in `\text{}`, or words
+    ("unit", "4.5 m/s", "4.5", True),
+    ("unit", "4.5 \\text{ m/s}", "4.5", True),
+    ("unit", "4.5 meters per second", "4.5", True),
+    ("unit", "6.1 \\times 10^{-19} \\mathrm{~J}", "6.1 \\times 10^{-19}", True),
+    ("unit", "3 \\times 10^{8}\\,\\mathrm{m\\,s^{-1}}", "3e8", True),
+    ("unit", "2.2 \\mu m", "2.2", True),
+    ("unit", "12 kg m^2 s^{-2}", "12", True),
+    ("unit", "300 K", "300", True),
+    ("unit", "4.5 m/s", "4.5 m/s", True),
+    ("unit", "4.5", "4.5 m/s", True),
+    ("unit", "4.5 m/s", "5.4", False),
+    ("unit", "4.5 km/s", "4.5 m/s", False),  # both carry a unit: it must be the same
+    ("unit", "300 K", "30", False),
+    ("unit", "4.5 x", "4.5", False),  # a variable, not a unit
+    ("unit", "4.5 m", "4.5 s", False),
+]
+
+
+@pytest.mark.parametrize("family, pred, gold, same", MATH)
+def test_math_families(family, pred, gold, same):
+    assert answers_match(pred, gold, "math") is same
+    assert is_correct(f"So the final answer is $\\boxed{{{pred}}}$.", gold, "math") is same
+
+
+def test_every_family_accepts_and_rejects():
+    for family in {row[0] for row in MATH}:
+        assert {same for name, *_, same in MATH if name == family} == {True, False}, family
+
+
+GSM8K = [
+    ("The answer is 3,5 hours.", "3.5", True),
+    ("The answer is 3,5 hours.", "3", False),
+    ("The answer is 0,75.", "0.75", True),
+    ("The answer is 12 500 dollars.", "12500", True),
+    ("The answer is 12 500 dollars.", "12", False),
+    ("The answer is $12\\,500$.", "12500", True),
+    ("The answer is 12\u202f500.", "12500", True),
+    ("The answer is 1.234,50 euros.", "1234.5", True),
+    ("The answer is 1,234.", "1234", True),
+    ("The answer is 1,234.", "1.234", False),
+    ("The answer is 0,111.", "111", False),
+    ("The point is (3,5).", "3.5", False),
+    ("The answer is 2 100-dollar bills.", "2100", False),
+]
+
+
+@pytest.mark.parametrize("text, gold, same", GSM8K)
+def test_gsm8k_locale_numbers(text, gold, same):
+    assert is_correct(text, gold, "gsm8k") is same
