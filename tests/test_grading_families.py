@@ -68,6 +68,53 @@ MATH = [
     ("unit", "300 K", "30", False),
     ("unit", "4.5 x", "4.5", False),  # a variable, not a unit
     ("unit", "4.5 m", "4.5 s", False),
+    # equations equal up to rearrangement or a non-zero factor: lines, planes, conics
+    ("equation", "3x-6y+9=0", "y=\\frac{x}{2}+\\frac{3}{2}", True),
+    ("equation", "y=\\frac{x}{2}+\\frac{3}{2}", "3x-6y+9=0", True),
+    ("equation", "2x + 4y - 2z = 8", "x + 2y - z - 4 = 0", True),
+    ("equation", "9x^2 + 4y^2 = 36", "\\frac{x^2}{4} + \\frac{y^2}{9} = 1", True),
+    ("equation", "x^2 + y^2 - 4 = 0", "x^2 + y^2 = 4", True),
+    ("equation", "3x-6y-9=0", "y=\\frac{x}{2}+\\frac{3}{2}", False),
+    ("equation", "2x + 4y - 2z = 8", "x + 2y + z = 4", False),
+    ("equation", "4x^2 + 9y^2 = 36", "\\frac{x^2}{4} + \\frac{y^2}{9} = 1", False),
+    ("equation", "x^2 = 4", "x = 2", False),  # not a factor: x^2 = 4 also holds at x = -2
+    ("equation", "y^2 = x", "y = \\sqrt{x}", False),
+    ("equation", "x = 2x + 3", "y = 2x + 3", False),  # an equation in x, not a labelled value
+    # inequalities equal up to flipping or negating both sides; chains and intervals; not-equal
+    ("inequality", "-y \\ge -4", "y \\le 4", True),
+    ("inequality", "4 \\geq y", "y \\le 4", True),
+    ("inequality", "2x - 6 > 0", "x > 3", True),
+    ("inequality", "x + y \\le 3", "3 - x \\ge y", True),
+    ("inequality", "-2x + 1 \\ge 5", "(-\\infty, -2]", True),
+    ("inequality", "1 \\le t \\le 5", "t \\in [1,5]", True),
+    ("inequality", "x \\neq 3", "x != 3", True),
+    ("inequality", "x \\ne 3", "(-\\infty,3)\\cup(3,\\infty)", True),
+    ("inequality", "-y \\ge -4", "y \\ge 4", False),  # negating one side only
+    ("inequality", "-y > -4", "y \\le 4", False),  # strict against not strict
+    ("inequality", "2x - 6 > 0", "x < 3", False),
+    ("inequality", "-2x + 1 \\ge 5", "(-\\infty, -2)", False),
+    ("inequality", "1 < t \\le 5", "t \\in [1,5]", False),
+    ("inequality", "x \\neq 3", "x = 3", False),
+    ("inequality", "x \\ne 3", "(-\\infty,3)\\cup(3,\\infty)\\cup(4,5)", False),
+    # expressions equal under identities; arbitrary constants renamed; matrices in any environment
+    ("identity", "\\frac{e^{x}+e^{-x}}{2}", "\\cosh x", True),
+    ("identity", "\\sin^2 x + \\cos^2 x", "1", True),
+    ("identity", "2\\sin x\\cos x", "\\sin 2x", True),
+    ("identity", "\\ln(x^2)", "2\\ln x", True),
+    ("identity", "\\frac{e^{x}-e^{-x}}{2}", "\\cosh x", False),
+    ("identity", "\\sin^2 x - \\cos^2 x", "1", False),
+    ("identity", "2\\sin x", "\\sin 2x", False),
+    ("constants", "C_2 e^{x} + C_1 e^{-x}", "C_1 e^{x} + C_2 e^{-x}", True),
+    ("constants", "y = c_1 e^{2x} + c_2 e^{-x}", "y = C_1 e^{2x} + C_2 e^{-x}", True),
+    ("constants", "A e^{2x} + B e^{-x}", "C_1 e^{2x} + C_2 e^{-x}", True),
+    ("constants", "C_1 e^{x} + C_2 e^{2x}", "C_1 e^{x} + C_2 e^{-x}", False),
+    ("constants", "C_1 e^{x}", "C_1 e^{x} + C_2", False),
+    ("constants", "B x + A", "A x + B", False),  # letters both answers use are given, not arbitrary
+    ("matrix", "\\begin{array}{cc}1&2\\\\3&4\\end{array}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", True),
+    ("matrix", "[\\begin{array}{cc}1&2\\\\3&4\\end{array}]", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", True),
+    ("matrix", "\\begin{bmatrix}\\frac12&0\\\\0&1\\end{bmatrix}", "\\begin{pmatrix}0.5&0\\\\0&1\\end{pmatrix}", True),
+    ("matrix", "[\\begin{array}{cc}1&2\\\\3&4\\end{array}]", "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}", False),
+    ("matrix", "\\begin{array}{cc}1&2\\end{array}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
 ]
 
 

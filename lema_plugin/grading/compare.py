@@ -20,12 +20,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import permutations
 
-from .evaluate import numeric_value, numerically_equal
+from .evaluate import names, numeric_value, numerically_equal
 from .latex import enclosing, split_top
-from .normalize import normalize_math
+from .normalize import normalize_math, normalize_relation
 from .numbers import (MIN_SIGNIFICANT_DIGITS, decimal_key, locale_decimal, number_in_text, parse_number, rounds_to,
                       stated_precision, within_precision, written_decimal)
+from .relations import parse_relation, relation_as_intervals, same_relation
 from .symbolic import symbolic_verdict
 from .units import split_unit
 
@@ -36,6 +38,13 @@ _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end
 _WORDS_ONLY = re.compile(r"[A-Za-z][A-Za-z ]*")
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
 _LETTER = re.compile(r"[a-zA-Z]")
+# `=`, `<`, `>`, `\\le`, `\\geq`, `\\neq`, `\\lt`, `!=`, the signs themselves (not `\\left`)
+_RELATION_HINT = re.compile(r"[=<>\u2264\u2265\u2260]|\\(?:(?:le|ge|ne)(?:q|slant|(?![a-zA-Z]))|[lg]t(?![a-zA-Z]))")
+_E_ALONE = re.compile(r"e(?!\s*\^)")  # after commands are removed: an e that is no base of a power
+_CONSTANT = re.compile(r"C|C_\w+|c_\w+")  # how arbitrary constants are named (`C`, `C_1`, `c_2`)
+_CONSTANT_HINT = re.compile(r"[Cc]_|C")
+_CAPITAL = re.compile(r"[A-Z]")
+MAX_RENAMED = 4  # at most 4! orders of arbitrary constants are tried
 _COMMA_SPACE = re.compile(r",(?:\s|\\[ ,;:]|~|\\q?quad)")  # `3, 5` is a list, never a decimal comma
 
 
@@ -180,6 +189,38 @@ def _equation(text: str) -> tuple[str, str] | None:
     return (left, right) if left and right else None
 
 
+def _variables(text: str) -> frozenset[str]:
+    """The variable names of a normalized answer (`x`, `C_1`); `e` only where it is not the base
+    of a power (`e^{x}` is Euler's number, as `evaluate` reads it)."""
+    found = names(text)
+    if "e" in found and not _E_ALONE.search(_COMMAND.sub(" ", text)):
+        found -= {"e"}
+    return found
+
+
+def _renamed_constants(pred: str, gold: str, pred_variables: frozenset[str], gold_variables: frozenset[str]) -> bool | None:
+    """Answers equal once their arbitrary constants are matched up: `C_2 e^{x} + C_1` is
+    `C_1 e^{x} + C_2`, `c_1`/`C` name them too, and single capitals (`A e^{x} + B`) stand for the
+    other answer's `C_k`. Never for letters that both answers use (given constants `A`, `B`)."""
+    pred_constants = {name for name in pred_variables if _CONSTANT.fullmatch(name)}
+    gold_constants = {name for name in gold_variables if _CONSTANT.fullmatch(name)}
+    if gold_constants:
+        pred_constants |= {name for name in pred_variables - gold_variables if _CAPITAL.fullmatch(name)}
+    if pred_constants:
+        gold_constants |= {name for name in gold_variables - pred_variables if _CAPITAL.fullmatch(name)}
+    if (not pred_constants or len(pred_constants) != len(gold_constants) or len(pred_constants) > MAX_RENAMED
+            or pred_variables - pred_constants != gold_variables - gold_constants or "i" in pred_variables):
+        return None
+    ordered = sorted(pred_constants)
+    for order in permutations(sorted(gold_constants)):
+        verdict = numerically_equal(pred, gold, pred_variables, dict(zip(order, ordered)))
+        if verdict is None:
+            return None
+        if verdict:
+            return True
+    return False
+
+
 def _equal(pred: str, gold: str, ctx: _Context) -> bool:
     """Equivalence of two normalized answers (or parts of answers)."""
     pred, gold = pred.strip(), gold.strip()
@@ -232,11 +273,16 @@ def _equal(pred: str, gold: str, ctx: _Context) -> bool:
         if " " in pred.strip() or " " in gold.strip():  # free-form text: a judge may see it
             ctx.unsettled = True
         return False
-    pred_variables = variables(pred)
-    if pred_variables != variables(gold):  # x^2+1 can never equal 2y or 5
-        return False
-    if not pred_variables & {"e", "i"}:  # e and i may be constants: leave those to sympy
+    pred_variables, gold_variables = _variables(pred), _variables(gold)
+    if pred_variables != gold_variables:  # x^2+1 is not 2y or 5, unless an identity says so
+        if not (pred_variables | gold_variables) & {"e", "i"} and numerically_equal(
+                pred, gold, pred_variables | gold_variables):
+            return True  # \sin^2 x + \cos^2 x is 1
+        return bool(_renamed_constants(pred, gold, pred_variables, gold_variables))
+    if not pred_variables & {"e", "i"}:  # a variable e, and i, may be constants: leave those to sympy
         verdict = numerically_equal(pred, gold, pred_variables)
+        if verdict is False and (_CONSTANT_HINT.search(pred)):
+            return bool(_renamed_constants(pred, gold, pred_variables, gold_variables))
         if verdict is not None:
             return verdict
     ctx.symbolic = True
@@ -254,6 +300,8 @@ def math_verdict(pred: str, gold: str) -> Verdict:
     if not pred_norm or not gold_norm:
         return Verdict(False)
     if pred_norm == gold_norm:
+        if "=" in pred and "=" in gold and pred != gold and _relation_verdict(pred, gold, pred_norm, gold_norm) is False:
+            return Verdict(False)  # `x = 2x + 3` is an equation in x, not `y = 2x + 3` with its label dropped
         return Verdict(True)
     ctx = _Context(TIME_BUDGET_S)
     try:
@@ -278,10 +326,28 @@ def _in_context(pred: str, gold: str, pred_norm: str, gold_norm: str, ctx: _Cont
         if gold_number is not None:
             return value == gold_number or _within_gold_precision(
                 pred_norm.replace(",", "."), gold_norm, value, gold_number)
+    if _RELATION_HINT.search(pred) or _RELATION_HINT.search(gold):
+        verdict = _relation_verdict(pred, gold, pred_norm, gold_norm)
+        if verdict is not None:
+            return verdict
     if _LETTER.search(pred_norm) or _LETTER.search(gold_norm):
         verdict = _unit_verdict(pred, gold, pred_norm, gold_norm, ctx)
         if verdict is not None:
             return verdict
+    return None
+
+
+def _relation_verdict(pred: str, gold: str, pred_norm: str, gold_norm: str) -> bool | None:
+    """Equations and inequalities the same up to rearrangement or a factor, or a one-variable
+    inequality against the intervals it describes (see `relations`)."""
+    pred_relation = parse_relation(normalize_relation(pred))
+    gold_relation = parse_relation(normalize_relation(gold))
+    if pred_relation is not None and gold_relation is not None:
+        return same_relation(pred_relation, gold_relation)
+    if pred_relation is not None:
+        return relation_as_intervals(pred_relation, gold_norm)
+    if gold_relation is not None:
+        return relation_as_intervals(gold_relation, pred_norm)
     return None
 
 

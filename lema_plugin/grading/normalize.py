@@ -47,6 +47,8 @@ _UNIT_TAIL = re.compile(
     r"\\(?:text|textrm|mathrm|mbox|textnormal|rm)\s*\{\s*(?!(?:i|e)\s*\})[a-zA-Z][a-zA-Z/.\-\s]*"
     r"(?:\^\{?-?\d\}?)?\s*\}(?:\s*\^\{?-?\d\}?)?\s*"
 )
+# `\\ne`, `!=`, `\\not=`, the sign itself: all `\\neq` (not `\\neg`, `\\newline`, `\\nexists`)
+_NOT_EQUAL = re.compile(r"!=|\u2260|\\not\s*=|\\neq?(?![a-zA-Z])\s*")
 _SPACING = ("\\,", "\\;", "\\:", "\\!", "\\ ", "\\quad", "\\qquad")
 # a matrix written with outer brackets: \left[\begin{array}{cc}..\end{array}\right] after \left/\right go
 _BRACKETED_MATRIX = re.compile(r"[\[(]\s*(\\begin\{(array|matrix)\}.*\\end\{\2\})\s*[\])]", re.S)
@@ -164,8 +166,9 @@ def _strip_variables(text: str) -> str:
     return text
 
 
-def normalize_math(answer: str) -> str:
-    """Canonical string for a MATH final answer (already extracted from the solution)."""
+def _clean(answer: str) -> str:
+    """The presentation-only steps shared by answers and relations: delimiters, boxes, spellings
+    (`\\dfrac`, `\\ne`, `!=`), spacing commands, `\\left`/`\\right`, units in `\\text{}`, text wrappers."""
     text = strip_delimiters(answer)
     if "\\boxed" in text or "\\fbox" in text:
         text = last_boxed(text) or text
@@ -179,9 +182,11 @@ def normalize_math(answer: str) -> str:
             text = text.replace(old, "")
     if "\\left" in text or "\\right" in text:
         text = _LEFT_RIGHT.sub("", text)
-        if "\\begin" in text:
-            matrix = _BRACKETED_MATRIX.fullmatch(text.strip())
-            text = matrix.group(1) if matrix else text
+    if "\\begin" in text:  # [\begin{array}{cc}...\end{array}]: the brackets of an array matrix
+        matrix = _BRACKETED_MATRIX.fullmatch(text.strip())
+        text = matrix.group(1) if matrix else text
+    if "!=" in text or "\u2260" in text or "\\n" in text:
+        text = _NOT_EQUAL.sub(r"\\neq ", text)
     if "\\text" in text or "\\mathrm" in text or "\\mbox" in text or "\\rm" in text:
         text = _drop_unit(text)
     if "\\" in text:
@@ -190,7 +195,24 @@ def normalize_math(answer: str) -> str:
             if unwrapped == text:
                 break
             text = unwrapped
-    text = text.strip().rstrip(".").strip()
+    return text.strip().rstrip(".").strip()
+
+
+def normalize_relation(answer: str) -> str:
+    """An equation or inequality cleaned like an answer, but whole: its labels and relation
+    symbols stay (`y = \\dfrac{x}{2}` -> `y=\\frac{x}{2}`, `x \\ne 3` -> `x\\neq3`)."""
+    text = _SPACE.sub(_space_or_command, _clean(answer)).strip()
+    if "\\frac" in text or "\\sqrt" in text:
+        for pattern, replacement in _FRAC_SHORT:
+            text = pattern.sub(replacement, text)
+    if "." in text:
+        text = _LEADING_DOT.sub("0.", text)
+    return text
+
+
+def normalize_math(answer: str) -> str:
+    """Canonical string for a MATH final answer (already extracted from the solution)."""
+    text = _clean(answer)
     choice = _CHOICE.fullmatch(text)
     if choice:
         return choice.group(1)
