@@ -115,6 +115,43 @@ MATH = [
     ("matrix", "\\begin{bmatrix}\\frac12&0\\\\0&1\\end{bmatrix}", "\\begin{pmatrix}0.5&0\\\\0&1\\end{pmatrix}", True),
     ("matrix", "[\\begin{array}{cc}1&2\\\\3&4\\end{array}]", "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}", False),
     ("matrix", "\\begin{array}{cc}1&2\\end{array}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
+    # several answers as an unordered set: tuples in any order, braces, semicolons, "or", labels
+    ("several", "(5,1),(3,1)", "(3,1),(5,1)", True),
+    ("several", "\\{(3,1),(5,1)\\}", "(3,1),(5,1)", True),
+    ("several", "3; 5", "3, 5", True),
+    ("several", "(3,1); (5,1)", "(5,1),(3,1)", True),
+    ("several", "3 \\text{ or } 5", "5, 3", True),
+    ("several", "a=3,b=1;a=5,b=1", "(3,1),(5,1)", True),
+    ("several", "a=3, b=1 \\text{ or } a=5, b=1", "(5,1),(3,1)", True),
+    ("several", "a = 3, b = 1", "(3,1)", True),
+    ("several", "(1,3),(5,1)", "(3,1),(5,1)", False),  # a tuple's own order counts
+    ("several", "\\{(3,1)\\}", "(3,1),(5,1)", False),
+    ("several", "3; 6", "3, 5", False),
+    ("several", "a=3,b=1;a=5,b=2", "(3,1),(5,1)", False),
+    ("several", "a=1,b=3;a=1,b=5", "(3,1),(5,1)", False),
+    ("several", "a = 1, b = 3", "(3,1)", False),
+    ("several", "a = 3, a = 1", "(3,1)", False),  # one label twice: two values of a, not a pair
+    # labelled answers: a gold label that names the quantity, a reply that names its variable
+    ("label", "2:7", "A:B=2:7", True),
+    ("label", "AB:BC = 2:7", "2:7", True),
+    ("label", "\\frac{3}{4}", "\\frac{PQ}{QR}=\\frac{3}{4}", True),
+    ("label", "PQ/QR = 0.75", "\\frac34", True),
+    ("label", "g(x)=x^2+1", "Yes. g(x)=x^2+1", True),
+    ("label", "x^2+1", "\\text{Yes}, g(x)=x^2+1", True),
+    ("label", "Yes, g(x) = 1 + x^2", "Yes. g(x)=x^2+1", True),
+    ("label", "y = 2x+1", "2x+1", True),
+    ("label", "\\frac{dx}{dt} = 3t^2", "3t^2", True),
+    ("label", "\\frac{d^2y}{dx^2} = 6x", "6x", True),
+    ("label", "y' = 2x", "2x", True),
+    ("label", "f(2) = 5", "5", True),
+    ("label", "7:2", "A:B=2:7", False),
+    ("label", "2:9", "A:B=2:7", False),
+    ("label", "\\frac{4}{3}", "\\frac{PQ}{QR}=\\frac{3}{4}", False),
+    ("label", "No. g(x)=x^2+1", "Yes. g(x)=x^2+1", False),
+    ("label", "\\text{Yes}", "Yes. g(x)=x^2+1", False),
+    ("label", "g(x)=x^2-1", "Yes. g(x)=x^2+1", False),
+    ("label", "\\frac{dx}{dt} = 3t", "3t^2", False),
+    ("label", "5", "x + y = 5", False),  # a sum is no label: the gold is an equation
 ]
 
 

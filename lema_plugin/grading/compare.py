@@ -24,7 +24,7 @@ from itertools import permutations
 
 from .evaluate import names, numeric_value, numerically_equal
 from .latex import enclosing, split_top
-from .normalize import normalize_math, normalize_relation
+from .normalize import labelled_tuple, normalize_math, normalize_relation, split_verdict
 from .numbers import (MIN_SIGNIFICANT_DIGITS, decimal_key, locale_decimal, number_in_text, parse_number, rounds_to,
                       stated_precision, within_precision, written_decimal)
 from .relations import parse_relation, relation_as_intervals, same_relation
@@ -326,6 +326,14 @@ def _in_context(pred: str, gold: str, pred_norm: str, gold_norm: str, ctx: _Cont
         if gold_number is not None:
             return value == gold_number or _within_gold_precision(
                 pred_norm.replace(",", "."), gold_norm, value, gold_number)
+    if gold_norm[:2].lower() in ("ye", "no") or pred_norm[:3].lower() == "yes":
+        verdict = _verdict_word(pred, gold)
+        if verdict is not None:
+            return verdict
+    if ("=" in pred and gold_norm[:1] == "(") or ("=" in gold and pred_norm[:1] == "("):
+        pred_tuple, gold_tuple = labelled_tuple(pred), labelled_tuple(gold)
+        if pred_tuple or gold_tuple:  # `a = 3, b = 1` is the pair `(3, 1)`
+            return _equal(normalize_math(pred_tuple or pred), normalize_math(gold_tuple or gold), ctx)
     if _RELATION_HINT.search(pred) or _RELATION_HINT.search(gold):
         verdict = _relation_verdict(pred, gold, pred_norm, gold_norm)
         if verdict is not None:
@@ -335,6 +343,21 @@ def _in_context(pred: str, gold: str, pred_norm: str, gold_norm: str, ctx: _Cont
         if verdict is not None:
             return verdict
     return None
+
+
+def _verdict_word(pred: str, gold: str) -> bool | None:
+    """A gold answer `Yes. g(x) = x^2` is right for `g(x) = x^2` and for `Yes, g(x) = x^2`, never
+    for `No ...` or a bare `Yes`; a reply's own leading `Yes` is dropped."""
+    gold_split, pred_split = split_verdict(gold), split_verdict(pred)
+    if gold_split is None:
+        if pred_split is None or pred_split[0] != "yes":
+            return None
+        return math_verdict(pred_split[1], gold).correct
+    if pred_split is not None:
+        return pred_split[0] == gold_split[0] and math_verdict(pred_split[1], gold_split[1]).correct
+    if normalize_math(pred).lower() in ("yes", "no"):
+        return False  # the verdict without the answer that goes with it
+    return math_verdict(pred, gold_split[1]).correct
 
 
 def _relation_verdict(pred: str, gold: str, pred_norm: str, gold_norm: str) -> bool | None:
