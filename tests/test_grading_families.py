@@ -186,3 +186,72 @@ GSM8K = [
 @pytest.mark.parametrize("text, gold, same", GSM8K)
 def test_gsm8k_locale_numbers(text, gold, same):
     assert is_correct(text, gold, "gsm8k") is same
+
+
+MINERVA_QUESTION = (
+    "Preamble: A star radiates as a black body of radius $R$ at temperature $T$.\n\n"
+    "Subproblem 0: What is its luminosity, in erg/s?\n\n"
+    "Solution: $L = 4 \\pi R^2 \\sigma T^4$ ... Final answer: The final answer is 4.5e33. I hope it is correct.\n\n"
+    "Subproblem 1: What is the flux at a distance of 1 pc, in erg/s/cm^2?"
+)
+TWO_BOXES = (
+    "**Subproblem 0:** The luminosity is $\\boxed{4.5 \\times 10^{33}}$ erg/s.\n\n"
+    "**Subproblem 1:** The flux is $F = L / (4 \\pi d^2) = \\boxed{3.8 \\times 10^{-5}}$ erg/s/cm^2."
+)
+PARTS_QUESTION = (
+    "A ball is thrown up at 20 m/s.\n(a) How long does it rise? Solution: t = v/g, so the answer is 2.04 s.\n"
+    "(b) How high does it rise, in m?"
+)
+PARTS_REPLY = "(a) $t = \\boxed{2.04}$ s.\n\n(b) $h = v^2 / 2g = \\boxed{20.4}$ m."
+
+# (reply, gold, question, correct?): the box for the sub-problem asked counts
+SUBPROBLEMS = [
+    (TWO_BOXES, "3.8 \\times 10^{-5}", MINERVA_QUESTION, True),
+    (TWO_BOXES, "3.8e-5", MINERVA_QUESTION, True),
+    (TWO_BOXES, "4.5e33", MINERVA_QUESTION, False),  # that box answers the other sub-problem
+    (TWO_BOXES.replace("3.8 \\times 10^{-5}", "4.1 \\times 10^{-5}"), "3.8e-5", MINERVA_QUESTION, False),
+    (TWO_BOXES, "3.8e-5", None, False),  # no question: two different boxes, no credit
+    (TWO_BOXES, "3.8e-5", "What is the flux at 1 pc?", False),  # the question names no sub-problem
+    ("### Subproblem 1\nThe flux is $\\boxed{3.8e-5}$.\n\n### Subproblem 0\nRecall $L = \\boxed{4.5e33}$.",
+     "3.8e-5", MINERVA_QUESTION, True),
+    (PARTS_REPLY, "20.4", PARTS_QUESTION, True),
+    (PARTS_REPLY, "2.04", PARTS_QUESTION, False),
+    (PARTS_REPLY, "20.4", "(a) How long does it rise? (b) How high?", False),  # earlier parts unsolved: not known
+]
+
+
+@pytest.mark.parametrize("text, gold, question, same", SUBPROBLEMS)
+def test_the_box_of_the_subproblem_asked_counts(text, gold, question, same):
+    assert is_correct(text, gold, "math", question) is same
+
+
+def test_a_question_changes_nothing_for_a_reply_with_one_answer():
+    text = "The flux is $\\boxed{3.8 \\times 10^{-5}}$."
+    assert is_correct(text, "3.8e-5", "math", MINERVA_QUESTION)
+    assert is_correct(text, "3.8e-5", "math")
+    assert not is_correct(text, "4.5e33", "math", MINERVA_QUESTION)
+
+
+def test_lm_eval_tasks_grade_the_subproblem_their_doc_asks():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "lm_eval_tasks" / "lema" / "utils.py"
+    spec = importlib.util.spec_from_file_location("lema_task_utils_families", path)
+    utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils)
+    doc = {"dataset": "math", "answer": "3.8e-5", "question": MINERVA_QUESTION}
+    assert utils.process_results(doc, [TWO_BOXES]) == {"exact_match": 1.0, "strict_match": 1.0}
+    assert utils.process_results({**doc, "answer": "4.5e33"}, [TWO_BOXES]) == {"exact_match": 0.0, "strict_match": 0.0}
+
+
+def test_lema_grade_reads_the_question_of_each_record(tmp_path):
+    import json
+
+    from lema_plugin.grading.files import grade_file
+
+    path = tmp_path / "paths.jsonl"
+    rows = [{"question": MINERVA_QUESTION, "text": TWO_BOXES, "answer": gold} for gold in ("3.8e-5", "4.5e33")]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = grade_file(path, "math", out=tmp_path / "graded.jsonl")
+    assert (report.graded, report.correct) == (2, 1)

@@ -24,6 +24,7 @@ from .compare import Verdict, gsm8k_verdict, math_verdict, single_value
 from .datasets import dataset_kind
 from .extract import extract_answer, extract_strict, find_answer, joined_answers
 from .latex import last_boxed
+from .subproblems import asked_section
 
 __all__ = ["grade", "Graded", "extract_answer", "extract_strict", "answers_match", "is_correct", "last_boxed",
            "gold_answer", "dataset_kind"]
@@ -91,13 +92,17 @@ class Graded:
         return {"extracted": self.extracted, "correct": self.correct, "decided_by": self.decided_by}
 
 
-def grade(text: object, gold: object, dataset: str) -> Graded:
+def grade(text: object, gold: object, dataset: str, question: str | None = None) -> Graded:
     """Extract the final answer of `text` and compare it with `gold`.
 
     A solution that boxes several different answers when the gold is one value gets no credit
     (`the maximum is \\boxed{1}` ... `\\boxed{\\frac12}`): a grader cannot know which one it meant.
+    Given the `question`, a reply that solves several sub-problems is graded on its section for
+    the sub-problem the question asks (see `subproblems`), where the other boxes do not compete.
     """
     dataset = dataset_kind(dataset)
+    if question and isinstance(text, str):
+        text = asked_section(text, question) or text
     answer = find_answer(text, dataset)
     if answer.value is None:  # a judge may still read an answer in the text, given a gold one
         return Graded(None, False, "rule", settled=not gold_answer(gold, dataset))
@@ -116,6 +121,6 @@ def grade(text: object, gold: object, dataset: str) -> Graded:
     return Graded(answer.value, verdict.correct, verdict.decided_by, verdict.settled)
 
 
-def is_correct(text: object, gold: object, dataset: str) -> bool:
-    """Whether the final answer stated in `text` equals `gold`."""
-    return grade(text, gold, dataset).correct
+def is_correct(text: object, gold: object, dataset: str, question: str | None = None) -> bool:
+    """Whether the final answer stated in `text` equals `gold` (`question`: see `grade`)."""
+    return grade(text, gold, dataset, question).correct
