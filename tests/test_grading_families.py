@@ -19,6 +19,8 @@ MATH = [
     ("locale", "12\\,500", "12500", True),
     ("locale", "12 500", "12500", True),
     ("locale", "1.234,5", "1234.5", True),
+    ("locale", "12\u2009500", "12500", True),  # a thin space
+    ("locale", "12\u202f500", "12500", True),  # a narrow no-break space
     ("locale", "-2,75", "-\\frac{11}{4}", True),
     ("locale", "3,5", "35", False),
     ("locale", "3, 5", "3.5", False),  # a list
@@ -255,3 +257,31 @@ def test_lema_grade_reads_the_question_of_each_record(tmp_path):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     report = grade_file(path, "math", out=tmp_path / "graded.jsonl")
     assert (report.graded, report.correct) == (2, 1)
+
+
+# (model text, gold, correct?): the families where the answer sits in a reply
+TEXTS = [
+    ("The solutions are $(3,1)$ and $(5,1)$.", "(5,1),(3,1)", True),
+    ("The solutions are $(3,1)$ and $(5,2)$.", "(5,1),(3,1)", False),
+    ("So $a=3, b=1$ or $a=5, b=1$.", "(3,1),(5,1)", True),
+    ("So $a=3, b=1$ or $a=5, b=2$.", "(3,1),(5,1)", False),
+    ("The answer is $y \\le 4$.", "-y \\ge -4", True),
+    ("The answer is $y < 4$.", "-y \\ge -4", False),
+    ("Final Answer: $3x - 6y + 9 = 0$", "y = x/2 + 3/2", True),
+    ("Final Answer: $3x - 6y - 9 = 0$", "y = x/2 + 3/2", False),
+    ("The answer is 3,5.", "3.5", True),
+    ("The answer is 3, 5.", "3.5", False),
+    ("Thus the flux is $3.8\\times10^{-5}$ erg/s/cm^2.", "3.8e-5", True),
+    ("Thus the flux is $3.8\\times10^{-5}$ and 7 more.", "3.8e-5", False),  # a number follows: no closing formula
+    ("The final answer is $4.46$ m/s.", "4.5", True),
+    ("The final answer is $4.56$ m/s.", "4.5", False),
+    ("Hence the ratio is $A:B = 2:7$.", "2:7", True),
+    ("Hence the ratio is $A:B = 7:2$.", "2:7", False),
+    ("So $\\frac{dy}{dx} = 3x^2$.", "3x^2", True),
+    ("So $\\frac{dy}{dx} = 3x$.", "3x^2", False),
+]
+
+
+@pytest.mark.parametrize("text, gold, same", TEXTS)
+def test_families_in_replies(text, gold, same):
+    assert is_correct(text, gold, "math") is same

@@ -44,6 +44,7 @@ _E_ALONE = re.compile(r"e(?!\s*\^)")  # after commands are removed: an e that is
 _CONSTANT = re.compile(r"C|C_\w+|c_\w+")  # how arbitrary constants are named (`C`, `C_1`, `c_2`)
 _CONSTANT_HINT = re.compile(r"[Cc]_|C")
 _CAPITAL = re.compile(r"[A-Z]")
+MAX_RELATION_CHARS = 1_000  # longer answers are never read as one equation or inequality
 MAX_RENAMED = 4  # at most 4! orders of arbitrary constants are tried
 _COMMA_SPACE = re.compile(r",(?:\s|\\[ ,;:]|~|\\q?quad)")  # `3, 5` is a list, never a decimal comma
 
@@ -363,6 +364,8 @@ def _verdict_word(pred: str, gold: str) -> bool | None:
 def _relation_verdict(pred: str, gold: str, pred_norm: str, gold_norm: str) -> bool | None:
     """Equations and inequalities the same up to rearrangement or a factor, or a one-variable
     inequality against the intervals it describes (see `relations`)."""
+    if len(pred) > MAX_RELATION_CHARS or len(gold) > MAX_RELATION_CHARS:
+        return None
     pred_relation = parse_relation(normalize_relation(pred))
     gold_relation = parse_relation(normalize_relation(gold))
     if pred_relation is not None and gold_relation is not None:

@@ -16,6 +16,7 @@ from .datasets import dataset_kind
 from .latex import DELIMITERS, MATH_SPAN, Box, box_at, boxes, last_boxed, math_span_end, strip_delimiters
 from .normalize import MAX_ANSWER_CHARS, normalize_math
 from .numbers import format_number, long_number_in_text, number_in_text, parse_number
+from .units import is_unit
 
 MAX_TEXT_CHARS = 200_000  # longer completions are graded on their last 200,000 characters
 MAX_STATED_CHARS = 30_000  # an answer stated after "The answer is" is read from at most this much of its line
@@ -279,7 +280,7 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
             # only a formula that closes the reasoning, not one from its middle: what follows may
             # be sign-off chatter ("Hope this helps!") but no further number or math
             after = tail[last.end():]
-            if len(after) <= 300 and not _MORE_MATH.search(after):
+            if len(after) <= 300 and (not _MORE_MATH.search(after) or is_unit(after)):
                 first = len(spans) - 1  # `so $x = 2$ and $x = -3$.`: the closing run of formulas
                 while first > 0 and _SPAN_GAP.fullmatch(tail, spans[first - 1].end(), spans[first].start()):
                     first -= 1

@@ -25,6 +25,7 @@ _TOKEN = rf"{_PREFIX}{_SYMBOL}{_POWER}"
 _JOIN = r"(?:\s*(?:/|\\cdot|\*|\u00b7|\\,|~)\s*|\s+)"
 # the number, a gap, the unit (`\\text{...}` and `\\mathrm{...}` are unwrapped first)
 _WITH_UNIT = re.compile(rf"(?P<number>.*?[\d}})])(?:\s+|\s*\\[,;: ]\s*|\s*~\s*)(?P<unit>{_TOKEN}(?:{_JOIN}{_TOKEN})*)\s*\.?")
+_UNIT_ONLY = re.compile(rf"\s*{_TOKEN}(?:{_JOIN}{_TOKEN})*\s*[.!]?\s*")
 _WRAPPED = re.compile(r"\\(?:text|mathrm|mbox|textrm|rm|operatorname)\s*\{([^{}]*)\}")
 _SPACES = re.compile(r"\\[,;: ]|~|\s+")
 
@@ -45,3 +46,9 @@ def split_unit(answer: str) -> WithUnit | None:
     if match is None:
         return None
     return WithUnit(match.group("number").strip(), _SPACES.sub("", match.group("unit")))
+
+
+def is_unit(text: str) -> bool:
+    """Whether `text` is a unit and nothing else (`erg/s/cm^2.`, ` km s^{-1}`): what may follow
+    a closing formula without making it a formula from the middle of the reasoning."""
+    return len(text) <= 100 and _UNIT_ONLY.fullmatch(text) is not None
