@@ -285,3 +285,10 @@ TEXTS = [
 @pytest.mark.parametrize("text, gold, same", TEXTS)
 def test_families_in_replies(text, gold, same):
     assert is_correct(text, gold, "math") is same
+
+
+def test_numbered_steps_are_not_taken_for_subproblems():
+    text = ("**Subproblem 0:**\n1) $L = 4\\pi R^2 \\sigma T^4$\n2) $L = \\boxed{4.5e33}$\n\n"
+            "**Subproblem 1:**\n1) $F = L / 4\\pi d^2$\n2) so $F = \\boxed{3.8e-5}$")
+    assert is_correct(text, "3.8e-5", "math", MINERVA_QUESTION)
+    assert not is_correct(text, "4.5e33", "math", MINERVA_QUESTION)

@@ -1,12 +1,18 @@
 """Are two extracted answers the same answer?
 
-Order of checks, cheapest first: normalized-string equality; exact numbers (`Fraction`, also in
-scientific notation, and long digit strings compared as text); a decimal against an exact value
-(`numbers.rounds_to`); structures (tuples, intervals, sets, unordered answer lists, matrices,
-unions) compared element by element; equations side by side; text answers as words; different
-variables (never equal); float evaluation (at a few points when there are variables); and only
-then sympy through math-verify, under a time bound shared by the whole comparison. Plain numbers
-and string-equal answers never import sympy.
+Order of checks, cheapest first: normalized-string equality; then the rules that need the raw
+answers or the other answer's kind (`_in_context`, each behind a substring test: a decimal
+comma `3,5` where the gold is one number, a leading `Yes.` on the gold, labelled values
+`a = 3, b = 1` against a tuple, equations and inequalities as relations (`relations`), a unit
+symbol after a number (`units`)); exact numbers (`Fraction`, also in scientific notation, and
+long digit strings compared as text); a decimal against an exact value (`numbers.rounds_to`) or
+a reply at least as fine as a science-style gold states (`4.46` for `4.5`); structures (tuples,
+intervals, sets, unordered answer lists, matrices, unions) compared element by element;
+equations side by side; text answers as words; different variables (equal only through an
+identity, or once arbitrary constants `C_1`, `C_2` are matched up); float evaluation (at a few
+points when there are variables, common functions and `e` included); and only then sympy through
+math-verify, under a time bound shared by the whole comparison. Plain numbers and string-equal
+answers never import sympy.
 
 Each comparison also says how it was decided (`Verdict`): by these rules, by the symbolic
 check, or not at all, when the rules could not settle it (free-form text, equations that are
@@ -328,7 +334,7 @@ def _in_context(pred: str, gold: str, pred_norm: str, gold_norm: str, ctx: _Cont
             return value == gold_number or _within_gold_precision(
                 pred_norm.replace(",", "."), gold_norm, value, gold_number)
     if gold_norm[:2].lower() in ("ye", "no") or pred_norm[:3].lower() == "yes":
-        verdict = _verdict_word(pred, gold)
+        verdict = _verdict_word(pred, gold, ctx)
         if verdict is not None:
             return verdict
     if ("=" in pred and gold_norm[:1] == "(") or ("=" in gold and pred_norm[:1] == "("):
@@ -346,19 +352,27 @@ def _in_context(pred: str, gold: str, pred_norm: str, gold_norm: str, ctx: _Cont
     return None
 
 
-def _verdict_word(pred: str, gold: str) -> bool | None:
+def _verdict_word(pred: str, gold: str, ctx: _Context) -> bool | None:
     """A gold answer `Yes. g(x) = x^2` is right for `g(x) = x^2` and for `Yes, g(x) = x^2`, never
     for `No ...` or a bare `Yes`; a reply's own leading `Yes` is dropped."""
     gold_split, pred_split = split_verdict(gold), split_verdict(pred)
     if gold_split is None:
         if pred_split is None or pred_split[0] != "yes":
             return None
-        return math_verdict(pred_split[1], gold).correct
+        return _nested(pred_split[1], gold, ctx)
     if pred_split is not None:
-        return pred_split[0] == gold_split[0] and math_verdict(pred_split[1], gold_split[1]).correct
+        return pred_split[0] == gold_split[0] and _nested(pred_split[1], gold_split[1], ctx)
     if normalize_math(pred).lower() in ("yes", "no"):
         return False  # the verdict without the answer that goes with it
-    return math_verdict(pred, gold_split[1]).correct
+    return _nested(pred, gold_split[1], ctx)
+
+
+def _nested(pred: str, gold: str, ctx: _Context) -> bool:
+    """`math_verdict` of parts of the answers, its way of deciding passed on to `ctx`."""
+    verdict = math_verdict(pred, gold)
+    ctx.symbolic |= verdict.decided_by == "symbolic"
+    ctx.unsettled |= not verdict.settled
+    return verdict.correct
 
 
 def _relation_verdict(pred: str, gold: str, pred_norm: str, gold_norm: str) -> bool | None:

@@ -1,15 +1,18 @@
 """Numeric value of a LaTeX expression, without sympy and without `eval`.
 
 A small recursive-descent reader for what most MATH answers are made of: numbers, `+ - * /`,
-`\\cdot`, `\\times`, `^`, `\\frac`, `\\sqrt`, `\\sqrt[n]`, `\\pi`, brackets, single-letter
-variables (given values) and implicit products (`2\\sqrt{3}`, `3xy`, `12\\frac{3}{5}` read as a
-mixed number). Anything else (functions, relations, intervals) gives None and the caller falls
-back to sympy. Floats only, so nothing here can build a huge integer; overflow and division by
-zero also give None.
+`\\cdot`, `\\times`, `^`, `\\frac`, `\\sqrt`, `\\sqrt[n]`, `\\pi`, `e` (Euler's number unless it is
+given a value), brackets, common functions (`\\sin`, `\\cos`, `\\tan`, `\\sec`, `\\csc`,
+`\\cot`, their hyperbolic and inverse forms, `\\ln`, `\\exp`; `\\sin^2 x`, `\\sin 2x`),
+variables and subscripted names (`x`, `C_1`, given values) and implicit products
+(`2\\sqrt{3}`, `3xy`, `12\\frac{3}{5}` read as a mixed number). Anything else (`\\log` without a
+base, relations, intervals) gives None and the caller falls back to sympy. Floats only, so
+nothing here can build a huge integer; overflow, division by zero and a value outside a
+function's domain also give None.
 
 Two expressions in the same variables that agree at several arbitrary points are equal (for
-the polynomial and rational answers MATH asks for); one point where they differ proves them
-different. Either way sympy is not needed.
+the polynomial, rational and elementary-function answers MATH asks for); one point where they
+differ proves them different. Either way sympy is not needed.
 """
 from __future__ import annotations
 

@@ -1,10 +1,14 @@
 """Canonical text for a MATH-style final answer.
 
 Two answers that differ only in presentation (`\\dfrac` vs `\\frac`, `$`, `\\text{ cm}`, `x = 3`,
-`(p, q) = (3, 2)`, `|AB| = 1`, `^\\circ`, `\\%`, thousands separators, `\\left(`, spacing commands, a
-bracketed `array`, `-2 \\le x \\le 7` for `[-2, 7]`) normalize to the same string, so most correct
-answers are recognised by plain string equality without sympy. Every step is a linear scan, so an
-answer of any length normalizes in bounded time.
+`(p, q) = (3, 2)`, `|AB| = 1`, labels that name the quantity (`A:B = 2:7`, `\\frac{PQ}{QR} = ...`,
+`\\frac{dx}{dt} = ...`, `y' = ...`, `f(2) = ...`), `^\\circ`, `\\%`, thousands separators (commas
+and spaces), `\\left(`, spacing commands, a bracketed `array`, `-2 \\le x \\le 7` for `[-2, 7]`,
+`\\ne`/`!=` for `\\neq`, several answers split by semicolons, and labelled groups
+`a=3,b=1;a=5,b=1` for `(3,1), (5,1)`) normalize to the same string, so most correct answers are
+recognised by plain string equality without sympy. Every step is a linear scan, so an answer of
+any length normalizes in bounded time. `normalize_relation` cleans an equation or inequality the
+same way but keeps it whole, for `relations`.
 """
 from __future__ import annotations
 

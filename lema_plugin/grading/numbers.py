@@ -3,6 +3,11 @@
 Plain numbers are the common case for both GSM8K and MATH, so they are compared as exact
 `Fraction`s here and never reach sympy. Every parser is bounded (digit counts, no exponents
 beyond a few digits) so model text cannot make it build a huge integer.
+
+Locale forms are read where the context allows: thousands grouped by spaces, thin spaces or
+LaTeX spaces (`12 500`, `12\\,500`), a decimal comma (`3,5`, `0,125`, `1.234,5`; never `12,500`,
+a list `3,5,7` or a point `(3,5)`). Precision: `rounds_to` (a decimal standing for an exact
+value) and `stated_precision`/`within_precision` (a reply as fine as a rounded gold, or finer).
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ number. Abbreviated units (`m`, `J`, `K`, `m/s`, `\\mu m`, `kg m^2 s^{-2}`) look
 they are split off only here, where the other answer is one number: `split_unit` is called by the
 comparison for a reply or gold answer that is not a number when the other one is, and a unit is
 read only from a closed list of unit symbols (with SI prefixes), separated from the number by a
-space. Nothing here is called for answers that already compare as numbers.
+space. Letters that are mostly variables (`y`, `l`, `x`) are no unit symbols here. Nothing here
+is called for answers that already compare as numbers.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ _PREFIX = r"(?:da|[yzafpnmcdhkMGTPE]|\\mu\s*|\u03bc|\u00b5|u)?"
 _SYMBOL = (
     r"(?:mol|cd|Hz|Pa|Wb|eV|min|hr|hrs|yr|yrs|day|days|erg|ergs|Jy|pc|AU|au|ly|rad|sr|atm|bar|cal|Cal|"
     r"dyn|Bq|Gy|Sv|lm|lx|dB|amu|Da|mph|ft|lb|oz|gal|\\AA|\u00c5|\\Omega|\u03a9|ohm|"
-    r"(?:\\circ|\u00b0)\s*[CF]|[msgAKNJWCVFTHLlhGMSy])"
+    r"(?:\\circ|\u00b0)\s*[CF]|[msgAKNJWCVFTHLhGMS])"
 )
 _POWER = r"(?:\s*\^\s*(?:\{\s*[-\u2212]?\d+\s*\}|[-\u2212]?\d))?"
 _TOKEN = rf"{_PREFIX}{_SYMBOL}{_POWER}"

@@ -223,7 +223,8 @@ def _scores(text: str, gold: str, dataset: str, question: str | None = None) -> 
     """The grader's rules alone (it maps the dataset name to its rules); no LLM judge is ever
     asked here, so an lm-eval score is reproducible offline and costs nothing. The question
     tells the grader which sub-problem a reply that solves several must be graded on."""
-    strict = extract_strict(asked_section(text, question) or text, dataset)
+    strict = extract_strict(asked_section(text, question) or text, dataset) if question else None
+    strict = strict if strict is not None else extract_strict(text, dataset)
     return {
         "exact_match": float(is_correct(text, gold, dataset, question)),
         "strict_match": float(strict is not None and answers_match(strict, gold, dataset)),
