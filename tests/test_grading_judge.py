@@ -17,12 +17,12 @@ RECORDS = [
     # settled by the rules
     {"id": "rule-right", "question": "1+1?", "completion": "The answer is $2$.", "answer": "2"},
     {"id": "rule-wrong", "question": "2+2?", "completion": "The answer is $5$.", "answer": "4"},
-    {"id": "symbolic", "question": "Evaluate.", "completion": "The answer is $\\sin(\\pi/6)$.", "answer": "\\frac12"},
+    {"id": "symbolic", "question": "Evaluate.", "completion": "The answer is $\\binom{5}{2}$.", "answer": "10"},
     # what the rules cannot decide
     {"id": "text", "question": "What kind of triangle?",
      "completion": "Final answer: it is a right triangle whose two legs have the same length.",
      "answer": "\\text{isosceles right triangle}"},
-    {"id": "equation", "question": "The line?", "completion": "The answer is $y = 2x + 3$.", "answer": "2x - y + 3 = 0"},
+    {"id": "equation", "question": "The curve?", "completion": "The answer is $10^{y} - x = 0$.", "answer": "y = \\log_{10} x"},
     {"id": "no-answer", "question": "How many?", "completion": "I am not sure how to go on from here.", "answer": "7"},
 ]
 
@@ -30,7 +30,7 @@ RECORDS = [
 def judge_script(body: dict, attempt: int) -> str:
     prompt = prompt_text(body)
     assert "Reference answer:" in prompt
-    if "right triangle whose" in prompt or "y = 2x + 3" in prompt:
+    if "right triangle whose" in prompt or "10^{y} - x = 0" in prompt:
         return "Both say the same thing.\nVerdict: correct"
     return "There is no final answer.\nVerdict: incorrect"
 

@@ -136,6 +136,13 @@ _ADVERSARIAL = {
     "many inequalities": "The answer is $" + "x < 1, " * 3_000 + "$",
     "nested braces": "\\boxed{" + "{" * 50_000 + "}" * 50_000 + "}",
     "a long list": "\\boxed{" + "1," * 40_000 + "1}",
+    "many relations": "The answer is $" + "x < 1 = y " * 3_000 + "$",
+    "many equations": "\\boxed{" + "x = 1, " * 5_000 + "}",
+    "many semicolons": "\\boxed{" + "a=1,b=2;" * 5_000 + "}",
+    "a long unit": "The answer is $5 " + "m " * 10_000 + "$",
+    "a verdict word": "\\boxed{Yes. " + "g(x) = " * 5_000 + "}",
+    "many sub-problems": "\n".join(f"**Subproblem {i % 7}:** $\\boxed{{{i}}}$" for i in range(5_000)),
+    "grouped digits": "The answer is " + "12 345 " * 5_000 + "and 3,5,",
 }
 
 
@@ -145,8 +152,9 @@ _ADVERSARIAL = {
 def test_adversarial_shapes_are_graded_without_error(name, dataset):
     """Inputs shaped to make a careless scanner quadratic; the timeout guards against a hang."""
     text = _ADVERSARIAL[name]
-    for gold in ("5", "1, 2", text[-2_000:]):
+    for gold in ("5", "1, 2", "y = 2x + 1", "Yes. g(x) = x", text[-2_000:]):
         assert isinstance(is_correct(text, gold, dataset), bool)
+        assert isinstance(is_correct(text, gold, dataset, "Subproblem 0: ... Solution: 1.\nSubproblem 3: ?"), bool)
 
 
 @pytest.mark.timeout(60)

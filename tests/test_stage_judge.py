@@ -18,25 +18,25 @@ from lema_testing.scripted_server import Reply, ScriptedServer, prompt_text
 
 # MATH problems whose gold answers the rules settle for some replies and not for others
 TRIANGLE = "What kind of triangle has angles of 45, 45 and 90 degrees?"
-LINE = "Give the line through (0, 3) with slope 2."
+LINE = "Give the curve through (1, 0) on which y grows by 1 each time x doubles."
 COUNT = "How many sides does a heptagon have?"
 PROBLEMS = [
     {"problem": TRIANGLE, "solution": r"It is an $\boxed{\text{isosceles right triangle}}$.", "level": "Level 1", "type": "Geometry"},
-    {"problem": LINE, "solution": r"The line is $\boxed{2x - y + 3 = 0}$.", "level": "Level 2", "type": "Algebra"},
+    {"problem": LINE, "solution": r"The curve is $\boxed{2^{y} - x = 0}$.", "level": "Level 2", "type": "Algebra"},
     {"problem": COUNT, "solution": r"A heptagon has $\boxed{7}$ sides.", "level": "Level 1", "type": "Geometry"},
 ]
 # the generator's two paths per question (sample k is asked with seed k)
 PATHS = {
     TRIANGLE: ["Final answer: it is a right triangle whose two legs have the same length.",  # judge: correct
                "The answer is $5$."],  # the rules: a number is not the text answer
-    LINE: ["So the answer is $y = 2x + 3$.",  # an equation written another way: judge, correct
+    LINE: ["So the answer is $y = \\log_2 x$.",  # an equation the rules cannot read (a log): judge, correct
            Reply(content="The line goes up by two for each step and then it", finish_reason="length")],  # never judged
     COUNT: ["A heptagon has 7 sides. The answer is 7.",  # the rules: correct
             "I am not sure how to go on from here."],  # no answer: judge, incorrect
 }
-JUDGED_CORRECT = ("right triangle whose", "y = 2x + 3")
+JUDGED_CORRECT = ("right triangle whose", "y = \\log_2 x")
 # the corrector's corrected answer per question: undecided and right, undecided and wrong, settled
-FIXES = {LINE: "So the line is $y = 2x + 3$.", TRIANGLE: "I could not finish this one.",
+FIXES = {LINE: "So the curve is $y = \\log_2 x$.", TRIANGLE: "I could not finish this one.",
          COUNT: "The answer is 8."}
 
 
@@ -197,7 +197,7 @@ def test_cot_keeps_a_rationale_the_judge_accepted(tmp_path):
 def test_recipe_judge_key_reaches_sample_and_correct(tmp_path):
     data = _write(tmp_path / "math.jsonl", PROBLEMS)
     # one path per question: right in words (judge), a wrong line (judge), a wrong count (rules)
-    script = Scripted({TRIANGLE: PATHS[TRIANGLE][:1], LINE: ["So the answer is $y = 2x + 4$."], COUNT: ["The answer is 8."]})
+    script = Scripted({TRIANGLE: PATHS[TRIANGLE][:1], LINE: ["So the answer is $y = \\log_3 x$."], COUNT: ["The answer is 8."]})
     with ScriptedServer(script) as server:
         recipe = {
             "dataset": "math", "data_file": str(data), "out": str(tmp_path / "run"),
@@ -233,7 +233,7 @@ def test_import_judges_only_the_undecided_paths(tmp_path):
     gold = {row["problem"]: row["solution"] for row in PROBLEMS}
     outputs = _write(tmp_path / "outputs.jsonl", [
         {"question": question, "solution": text, "gold": gold[question]}
-        for question, text in ((TRIANGLE, PATHS[TRIANGLE][0]), (LINE, "The answer is $y = 2x + 4$."), (COUNT, "The answer is 8."))
+        for question, text in ((TRIANGLE, PATHS[TRIANGLE][0]), (LINE, "The answer is $y = \\log_3 x$."), (COUNT, "The answer is 8."))
     ])
     script = Scripted()
     with ScriptedServer(script) as server:
@@ -250,8 +250,8 @@ def test_import_judges_only_the_undecided_paths(tmp_path):
         assert again.exit_code == 0 and script.asked == {"judge-model": 2}
 
 
-NEW_LINE = "Find the line with slope 2 and y-intercept 5."
-VOTES = ["The answer is $y = 2x + 5$.", "So the line is $2x - y + 5 = 0$.", "I do not know."]
+NEW_LINE = "Which curve passes through the point (1, 0) and rises one unit whenever x is multiplied by three?"
+VOTES = ["The answer is $y = \\log_3 x$.", "So the curve is $3^{y} - x = 0$.", "I do not know."]
 
 
 def _evolve(tmp_path, judge: bool):
@@ -267,10 +267,10 @@ def _evolve(tmp_path, judge: bool):
         asked[body["model"]] += 1
         text = prompt_text(body)
         if body["model"] == "judge-model":
-            return "Same line.\nVerdict: correct" if "2x - y + 5 = 0" in text else "No.\nVerdict: incorrect"
+            return "Same curve.\nVerdict: correct" if "3^{y} - x = 0" in text else "No.\nVerdict: incorrect"
         return f"New problem: {NEW_LINE}" if "New problem:" in text else next(answers)
 
-    seed = {"id": "c1", "problem_id": "p1", "dataset": "math", "question": LINE, "answer": "2x - y + 3 = 0", "correct": True}
+    seed = {"id": "c1", "problem_id": "p1", "dataset": "math", "question": LINE, "answer": "2^{y} - x = 0", "correct": True}
     with ScriptedServer(responder) as server:
         settings = EvolveSettings(per_seed=1, styles=("similar",), samples=3, min_agreement=0.6,
                                   judge=server.endpoint(model="judge-model", name="judge") if judge else None)
@@ -286,11 +286,11 @@ def _evolve(tmp_path, judge: bool):
 
 
 def test_evolve_counts_an_answer_the_judge_finds_equal_as_a_vote(tmp_path):
-    # the rules split the three answers 1-1 (two ways to write the line) and one with no answer
+    # the rules split the three answers 1-1 (two ways to write the curve) and one with no answer
     summary, asked, problems = _evolve(tmp_path / "plain", judge=False)
     assert (summary.no_majority, summary.kept) == (1, 0) and not problems
-    # the judge finds the second line equal to the first: 2 of 3 agree, a clear majority
+    # the judge finds the second curve equal to the first: 2 of 3 agree, a clear majority
     summary, asked, problems = _evolve(tmp_path / "judged", judge=True)
-    assert asked == {"strong": 4, "judge-model": 2}  # the other line and the non-answer
+    assert asked == {"strong": 4, "judge-model": 2}  # the other curve and the non-answer
     assert (summary.no_majority, summary.kept, summary.judge_votes) == (0, 1, 1)
-    assert [(p["question"], p["answer"], p["agreement"]) for p in problems] == [(NEW_LINE, "y = 2x + 5", round(2 / 3, 4))]
+    assert [(p["question"], p["answer"], p["agreement"]) for p in problems] == [(NEW_LINE, "y = \\log_3 x", round(2 / 3, 4))]

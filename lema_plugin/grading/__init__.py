@@ -3,8 +3,8 @@
 Every stage (sampling, correction filtering, CoT rejection sampling) and the lm-eval tasks
 import these functions, so a path is judged the same way everywhere.
 
-    grade(text, gold, dataset)      a `Graded`: extracted answer, verdict, which path decided
-    is_correct(text, gold, dataset) grade(...).correct
+    grade(text, gold, dataset, question=None)   a `Graded`: extracted answer, verdict, which path decided
+    is_correct(text, gold, dataset, question=None)   grade(...).correct
     extract_answer(text, dataset)   the final answer a completion states (None if none)
     extract_strict(text, dataset)   only "The answer is X" or a final \\boxed{X}
     answers_match(pred, gold, dataset)  equivalence of an extracted answer and the gold answer
@@ -15,6 +15,27 @@ import these functions, so a path is judged the same way everywhere.
 `dataset` is "gsm8k", "math" or "math500" (graded as "math"). Nothing here raises on model
 text or evaluates it; symbolic checks run under a time bound (see `symbolic`). What the rules
 cannot decide is marked `settled=False`; `judge.judge_graded` asks an LLM about exactly those.
+Pass the `question` where it is at hand: a reply that solves several sub-problems is then graded
+on the one the question asks (see `subproblems`).
+
+Answer forms recognised beyond plain equality, each with a near miss it rejects
+(tests/test_grading_families.py, tests/test_grading_forms.py):
+    numbers       fractions, decimals standing for exact values, scientific notation, percent,
+                  units (`\\text{ cm}`, unit words, unit symbols `m/s`, `\\mu m` after a number),
+                  locale forms (`3,5`, `12 500`, `12\\,500`) where the gold is one number
+    science       a reply as fine as a rounded gold or finer (`4.46` for `4.5`, `\\frac{1}{3000}`
+                  for `3.3 \\times 10^{-4}`)
+    relations     equations up to rearrangement or a non-zero factor (`3x-6y+9=0`, `y=x/2+3/2`);
+                  inequalities up to flipping or negating both sides, against intervals and
+                  unions, chains (`1 \\le t \\le 5`, `t \\in [1,5]`); `\\neq`, `\\ne`, `!=`
+    several       lists, sets and tuples in any order, braces, semicolons, `or`, labelled groups
+                  (`a=3,b=1;a=5,b=1` for `(3,1),(5,1)`), several boxes stated together
+    labels        `x = `, `(p,q) = `, `A:B = `, `\\frac{PQ}{QR} = `, `\\frac{dx}{dt} = `, `y' = `,
+                  `f(2) = `, a leading `Yes.` on the gold
+    sub-problems  the box in the reply's section for the sub-problem the question asks
+    expressions   numeric identity at sample points (`\\cosh x`, `\\sin^2 x + \\cos^2 x`),
+                  arbitrary constants renamed (`C_1`/`C_2`, `c_1`, `A`, `B`), matrices in any
+                  environment (`array`, `pmatrix`, `bmatrix`), then sympy under the time bound
 """
 from __future__ import annotations
 
@@ -24,6 +45,7 @@ from .compare import Verdict, gsm8k_verdict, math_verdict, single_value
 from .datasets import dataset_kind
 from .extract import extract_answer, extract_strict, find_answer, joined_answers
 from .latex import last_boxed
+from .subproblems import asked_section
 
 __all__ = ["grade", "Graded", "extract_answer", "extract_strict", "answers_match", "is_correct", "last_boxed",
            "gold_answer", "dataset_kind"]
@@ -91,14 +113,21 @@ class Graded:
         return {"extracted": self.extracted, "correct": self.correct, "decided_by": self.decided_by}
 
 
-def grade(text: object, gold: object, dataset: str) -> Graded:
+def grade(text: object, gold: object, dataset: str, question: str | None = None) -> Graded:
     """Extract the final answer of `text` and compare it with `gold`.
 
     A solution that boxes several different answers when the gold is one value gets no credit
     (`the maximum is \\boxed{1}` ... `\\boxed{\\frac12}`): a grader cannot know which one it meant.
+    Given the `question`, a reply that solves several sub-problems is graded on its section for
+    the sub-problem the question asks (see `subproblems`), where the other boxes do not compete.
     """
     dataset = dataset_kind(dataset)
-    answer = find_answer(text, dataset)
+    answer = None
+    if question and isinstance(text, str):
+        section = asked_section(text, question)
+        answer = find_answer(section, dataset) if section else None
+    if answer is None or answer.value is None:
+        answer = find_answer(text, dataset)
     if answer.value is None:  # a judge may still read an answer in the text, given a gold one
         return Graded(None, False, "rule", settled=not gold_answer(gold, dataset))
     verdict = answer_verdict(answer.value, gold, dataset)
@@ -116,6 +145,6 @@ def grade(text: object, gold: object, dataset: str) -> Graded:
     return Graded(answer.value, verdict.correct, verdict.decided_by, verdict.settled)
 
 
-def is_correct(text: object, gold: object, dataset: str) -> bool:
-    """Whether the final answer stated in `text` equals `gold`."""
-    return grade(text, gold, dataset).correct
+def is_correct(text: object, gold: object, dataset: str, question: str | None = None) -> bool:
+    """Whether the final answer stated in `text` equals `gold` (`question`: see `grade`)."""
+    return grade(text, gold, dataset, question).correct

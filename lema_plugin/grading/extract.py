@@ -16,6 +16,7 @@ from .datasets import dataset_kind
 from .latex import DELIMITERS, MATH_SPAN, Box, box_at, boxes, last_boxed, math_span_end, strip_delimiters
 from .normalize import MAX_ANSWER_CHARS, normalize_math
 from .numbers import format_number, long_number_in_text, number_in_text, parse_number
+from .units import is_unit
 
 MAX_TEXT_CHARS = 200_000  # longer completions are graded on their last 200,000 characters
 MAX_STATED_CHARS = 30_000  # an answer stated after "The answer is" is read from at most this much of its line
@@ -28,8 +29,12 @@ _PHRASE = re.compile(
     re.I,
 )
 _STRICT_PHRASE = re.compile(r"\b(?:the\s+)?(?:final\s+)?answer\s+is\b", re.I)
+# every match of a phrase contains one of these words: the phrase is looked for only near them
+_KEYWORDS = {_PHRASE: ("nswer", "NSWER", "olution", "OLUTION"), _STRICT_PHRASE: ("nswer", "NSWER")}
+_NEAR = 80  # characters around a keyword that a phrase may span ("the final answer is")
 _HASH = re.compile(r"####[ \t]*([^\n]*)")
 _A_COLON = re.compile(r"(?:^|\n)[ \t]*A[ \t]*:[ \t]*(\$?[ \t]*-?[\d,]*\.?\d+)[ \t]*\.?[ \t]*(?=\n|$)")
+_A_COLON_HINT = re.compile(r"A[ \t]*:")  # a literal first: found at C speed, before the line-by-line regex
 _BOLD = re.compile(r"\*\*([^*\n]{1,200})\*\*")
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])(?:-?\d[\d,]*(?:\.\d+)?|-?\.\d+)")  # not inside a word: AZYUK2A
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|;\s|\s+(?:because|since|which|so that)\s", re.I)
@@ -207,10 +212,42 @@ def _math_value(value: str | None) -> str | None:
     return value
 
 
+def _phrase_matches(text: str, phrase: re.Pattern) -> Iterator[re.Match]:
+    """`phrase.finditer(text)`, run only in windows around the keywords every match contains.
+
+    A regex tried at every position of a long reply costs more than all the other grading work
+    together; the keywords are found at C speed and are rare. A window never ends inside a word,
+    so a `\\b` at its end is a real word boundary.
+    """
+    spots = []
+    for word in _KEYWORDS[phrase]:
+        at = text.find(word)
+        while at >= 0:
+            spots.append(at)
+            at = text.find(word, at + 1)
+    if not spots:
+        return
+    spots.sort()
+    n = len(text)
+    start, end = max(spots[0] - _NEAR, 0), spots[0] + _NEAR
+    for spot in spots[1:]:
+        if spot - _NEAR > end:
+            yield from _window(text, phrase, start, end, n)
+            start = spot - _NEAR
+        end = spot + _NEAR
+    yield from _window(text, phrase, start, end, n)
+
+
+def _window(text: str, phrase: re.Pattern, start: int, end: int, n: int) -> Iterator[re.Match]:
+    while end < n and (text[end].isalnum() or text[end] == "_"):
+        end += 1
+    return phrase.finditer(text, start, min(end, n))
+
+
 def _strong_candidates(text: str, phrase: re.Pattern, with_hash: bool, found: list[Box]) -> Iterator[tuple[int, int, Callable[[], str | None]]]:
     """(position, index of the first box in the final group or -1, value getter)."""
     last = found[-1] if found else None
-    for match in phrase.finditer(text):
+    for match in _phrase_matches(text, phrase):
         if last is not None and last.start < match.start() < last.end:
             continue  # \boxed{\text{The answer is } 5}: the box states the answer
         yield match.start(), -1, (lambda end=match.end(): _after_phrase(text, end))
@@ -221,7 +258,7 @@ def _strong_candidates(text: str, phrase: re.Pattern, with_hash: bool, found: li
         hashes = list(_HASH.finditer(text))
         if hashes:
             yield hashes[-1].start(), -1, (lambda m=hashes[-1]: _clip(m.group(1)))
-        colons = list(_A_COLON.finditer(text))
+        colons = list(_A_COLON.finditer(text)) if _A_COLON_HINT.search(text) else None
         if colons:
             yield colons[-1].start(), -1, (lambda m=colons[-1]: _clip(m.group(1)))
 
@@ -243,7 +280,7 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
             # only a formula that closes the reasoning, not one from its middle: what follows may
             # be sign-off chatter ("Hope this helps!") but no further number or math
             after = tail[last.end():]
-            if len(after) <= 300 and not _MORE_MATH.search(after):
+            if len(after) <= 300 and (not _MORE_MATH.search(after) or is_unit(after)):
                 first = len(spans) - 1  # `so $x = 2$ and $x = -3$.`: the closing run of formulas
                 while first > 0 and _SPAN_GAP.fullmatch(tail, spans[first - 1].end(), spans[first].start()):
                     first -= 1
@@ -251,9 +288,15 @@ def _weak_candidates(text: str, dataset: str) -> Iterator[str | None]:
                     yield _joined_spans(tail[spans[first].start():last.end()])
                 else:
                     yield next(g for g in last.groups() if g is not None)
-    numbers = _NUMBER.findall(text[-5000:])
-    if numbers:
-        yield numbers[-1].rstrip(",")
+    tail = text[-5000:]
+    last = None
+    for last in _NUMBER.finditer(tail):
+        pass
+    if last is not None:
+        number = last.group(0).rstrip(",")
+        if "," in number and (tail[last.start() - 1:last.start()] in ("(", "[") or tail[last.end():last.end() + 1] in (")", "]")):
+            number = number.rsplit(",", 1)[1]  # a point `(3,5)`: its last coordinate, not a decimal comma
+        yield number
 
 
 def _prepare(text: object) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import Graded, gold_answer, grade
-from ..fields import GOLD_FIELDS, TEXT_FIELDS, first_field
+from ..fields import GOLD_FIELDS, QUESTION_FIELDS, TEXT_FIELDS, first_field
 from ..records import RecordError, numbered_jsonl, parse_line
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def grade_file(
                 report.bad_lines.append((lineno, f"field {exc.args[0]!r}: missing or empty"))
                 continue
             rules = dataset or record_dataset(record, doc, predictions)
-            rows.append((record, grade(text, gold, rules), gold, layout, doc, text, rules))
+            rows.append((record, grade(text, gold, rules, _question(record, doc)), gold, layout, doc, text, rules))
     if judge is not None and rows:
         grades = _judged(rows, judge, client)
         rows = [(record, graded, *rest) for (record, _, *rest), graded in zip(rows, grades)]
@@ -212,6 +212,12 @@ def grade_file(
     return report
 
 
+def _question(record: dict, doc: dict) -> str | None:
+    """The question a line answers (its own field, or its lm-eval doc's), if it carries one."""
+    return next((source[name] for source in (record, doc) for name in QUESTION_FIELDS
+                 if isinstance(source.get(name), str)), None)
+
+
 def _judged(rows, judge, client) -> list[Graded]:
     import asyncio
 
@@ -219,9 +225,8 @@ def _judged(rows, judge, client) -> list[Graded]:
 
     items = []
     for record, graded, gold, _layout, doc, text, dataset in rows:
-        question = next((source[name] for source in (record, doc) for name in ("question", "problem")
-                         if isinstance(source.get(name), str)), None)
-        items.append((graded, JudgeItem(solution=text, gold=gold_answer(gold, dataset) or str(gold), question=question)))
+        items.append((graded, JudgeItem(solution=text, gold=gold_answer(gold, dataset) or str(gold),
+                                        question=_question(record, doc))))
 
     async def run():
         try:

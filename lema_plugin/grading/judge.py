@@ -100,7 +100,7 @@ async def grade_with_judge(
 ) -> list[Graded]:
     """Grade (text, gold, question) triples by the rules; with a `judge` endpoint (and the
     request loop or `LLMClient` to reach it), let the judge settle what the rules could not."""
-    graded = [grade(text, gold, dataset) for text, gold, _ in items]
+    graded = [grade(text, gold, dataset, question) for text, gold, question in items]
     if judge is None or all(item.settled for item in graded):
         return graded
     asked = [

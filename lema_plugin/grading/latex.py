@@ -17,7 +17,7 @@ MATH_SPAN = re.compile(r"\$\$([^$]{1,400})\$\$|\$([^$]{1,400})\$|\\\((.{1,400}?)
 _BRACE_TOKENS = re.compile(r"\\.|[{}]", re.S)
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _BOX_TOKEN = re.compile(r"[^\s$]+")
-BRACKETS = re.compile(r"\\\{|\\\}|\\langle|\\rangle|\\\\|[()\[\]{},&]|\\cup")
+BRACKETS = re.compile(r"\\\{|\\\}|\\langle|\\rangle|\\\\|[()\[\]{},&;]|\\cup")
 OPENERS = ("(", "[", "{", "\\{", "\\langle")
 CLOSERS = (")", "]", "}", "\\}", "\\rangle")
 

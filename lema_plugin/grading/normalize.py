@@ -1,10 +1,14 @@
 """Canonical text for a MATH-style final answer.
 
 Two answers that differ only in presentation (`\\dfrac` vs `\\frac`, `$`, `\\text{ cm}`, `x = 3`,
-`(p, q) = (3, 2)`, `|AB| = 1`, `^\\circ`, `\\%`, thousands separators, `\\left(`, spacing commands, a
-bracketed `array`, `-2 \\le x \\le 7` for `[-2, 7]`) normalize to the same string, so most correct
-answers are recognised by plain string equality without sympy. Every step is a linear scan, so an
-answer of any length normalizes in bounded time.
+`(p, q) = (3, 2)`, `|AB| = 1`, labels that name the quantity (`A:B = 2:7`, `\\frac{PQ}{QR} = ...`,
+`\\frac{dx}{dt} = ...`, `y' = ...`, `f(2) = ...`), `^\\circ`, `\\%`, thousands separators (commas
+and spaces), `\\left(`, spacing commands, a bracketed `array`, `-2 \\le x \\le 7` for `[-2, 7]`,
+`\\ne`/`!=` for `\\neq`, several answers split by semicolons, and labelled groups
+`a=3,b=1;a=5,b=1` for `(3,1), (5,1)`) normalize to the same string, so most correct answers are
+recognised by plain string equality without sympy. Every step is a linear scan, so an answer of
+any length normalizes in bounded time. `normalize_relation` cleans an equation or inequality the
+same way but keeps it whole, for `relations`.
 """
 from __future__ import annotations
 
@@ -38,15 +42,27 @@ _UNITS = re.compile(r"(?<=\s)(?:[a-zA-Z]{2,}\b\.?\s*)+(?:\^\{?[23]\}?)?\s*$")  #
 _AND_OR = re.compile(r"\s+(?:and|or)\s+")
 # a label before the answer: x =, \theta =, (p, q) =, |AB| =, AB =, \angle ABC =, f(x) =, x \approx, x \in
 _NAME = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|\\[a-zA-Z]+)"
+_QUANTITY = rf"(?:[A-Z]{{1,3}}|{_NAME})"
+# labels that name a quantity: A:B, AB:BC, \frac{PQ}{QR}, PQ/QR, \frac{dx}{dt}, \frac{d^2y}{dx^2}, y', f'(x),
+# f(2), f^{-1}(3) (never a sum or a difference: `x + y = 5` is an equation, not a label)
+_QUANTITY_LABEL = (
+    rf"{_QUANTITY}(?:\s*:\s*{_QUANTITY})+|\\frac\{{\s*{_QUANTITY}\s*\}}\{{\s*{_QUANTITY}\s*\}}|[A-Z]{{1,3}}\s*/\s*[A-Z]{{1,3}}"
+    rf"|\\frac\{{\s*d(?:\^\{{?\d\}}?)?\s*{_NAME}?\s*\}}\{{\s*d\s*{_NAME}(?:\^\{{?\d\}}?)?\s*\}}"
+    rf"|{_NAME}'+(?:\(\s*[a-z]\s*\))?|[a-zA-Z](?:\^\{{-1\}})?\(\s*-?[\w.]{{1,6}}\s*\)"
+)
 _VAR_EQ = re.compile(
     rf"^\s*(?:{_NAME}|\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\)|\|\s*[A-Z]{{1,3}}\s*\||[A-Z]{{2,3}}|\\overline\{{[A-Z]{{2,3}}\}}"
-    rf"|m?\\angle\s*[A-Z]{{1,3}}|[a-zA-Z]\(\s*[a-z]\s*\))\s*(?:=|\\approx(?![a-zA-Z])|\\in(?![a-zA-Z]))(?!=)"
+    rf"|m?\\angle\s*[A-Z]{{1,3}}|{_QUANTITY_LABEL})\s*(?:=|\\approx(?![a-zA-Z])|\\in(?![a-zA-Z]))(?!=)"
 )
+# a verdict word before the answer proper: `Yes. g(x) = x^2`, `\text{No}, 5`
+_VERDICT = re.compile(r"\s*(?:\\text\{\s*)?(yes|no)\b\s*\}?\s*[.,;:!]?\s*\}?\s*(.+)", re.I | re.S)
 # a trailing unit: 5\\text{ cm}, 1.07\\times 10^{16}\\text{ erg/s}, 3\\times10^8\\,\\mathrm{m} (not \\mathrm{i} or e)
 _UNIT_TAIL = re.compile(
     r"\\(?:text|textrm|mathrm|mbox|textnormal|rm)\s*\{\s*(?!(?:i|e)\s*\})[a-zA-Z][a-zA-Z/.\-\s]*"
     r"(?:\^\{?-?\d\}?)?\s*\}(?:\s*\^\{?-?\d\}?)?\s*"
 )
+# `\\ne`, `!=`, `\\not=`, the sign itself: all `\\neq` (not `\\neg`, `\\newline`, `\\nexists`)
+_NOT_EQUAL = re.compile(r"!=|\u2260|\\not\s*=|\\neq?(?![a-zA-Z])\s*")
 _SPACING = ("\\,", "\\;", "\\:", "\\!", "\\ ", "\\quad", "\\qquad")
 # a matrix written with outer brackets: \left[\begin{array}{cc}..\end{array}\right] after \left/\right go
 _BRACKETED_MATRIX = re.compile(r"[\[(]\s*(\\begin\{(array|matrix)\}.*\\end\{\2\})\s*[\])]", re.S)
@@ -63,7 +79,7 @@ _FRAC_SHORT = (
     (re.compile(r"\\frac\{([^{}]*)\}(\w)"), r"\\frac{\1}{\2}"),
     (re.compile(r"\\sqrt(\w)"), r"\\sqrt{\1}"),
 )
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")  # not `0,125`
 _LEADING_DOT = re.compile(r"(?<![\d}])\.(?=\d)")
 
 
@@ -164,8 +180,49 @@ def _strip_variables(text: str) -> str:
     return text
 
 
-def normalize_math(answer: str) -> str:
-    """Canonical string for a MATH final answer (already extracted from the solution)."""
+def labelled_tuple(answer: str) -> str | None:
+    """`a = 3, b = 1` -> `(3,1)`: values given one label each (labels all different), in order."""
+    text = _clean(answer) if "=" in answer else ""
+    parts = split_top(text, (",",)) if text.count("=") > 1 else None
+    if not parts or len(parts) < 2:
+        return None
+    labels, values = [], []
+    for part in parts:
+        match = _VAR_EQ.match(part)
+        if match is None or part.count("=") != 1:
+            return None
+        labels.append(part[:match.end()].replace(" ", ""))
+        values.append(part[match.end():].strip())
+    if len(set(labels)) != len(labels) or not all(values):
+        return None
+    return "(" + ",".join(values) + ")"
+
+
+def _several_answers(text: str) -> str:
+    """`a=3,b=1;a=5,b=1` -> `(3,1), (5,1)`; `3; 5` -> `3, 5`; labelled groups joined by `or`/`and`
+    likewise. One labelled group alone stays a list (`k = 45, n = 2` is `45, 2`)."""
+    pieces = split_top(text, (";",)) if ";" in text else None
+    if not pieces or len(pieces) < 2 or not all(piece.strip() for piece in pieces):
+        if "=" not in text or not (" or " in text or " and " in text):
+            return text
+        pieces = _AND_OR.split(text)
+        if len(pieces) < 2 or not all(labelled_tuple(piece) for piece in pieces):
+            return text
+    return ", ".join(labelled_tuple(piece) or piece.strip() for piece in pieces)
+
+
+def split_verdict(answer: str) -> tuple[str, str] | None:
+    """(`yes`/`no`, the rest) for an answer that opens with a verdict word and goes on with a
+    formula (`Yes. g(x) = x^2`), else None."""
+    match = _VERDICT.fullmatch(answer.strip().strip("$").strip())
+    if match is None or not any(ch in match.group(2) for ch in "=\\$0123456789^("):
+        return None
+    return match.group(1).lower(), match.group(2)
+
+
+def _clean(answer: str) -> str:
+    """The presentation-only steps shared by answers and relations: delimiters, boxes, spellings
+    (`\\dfrac`, `\\ne`, `!=`), spacing commands, `\\left`/`\\right`, units in `\\text{}`, text wrappers."""
     text = strip_delimiters(answer)
     if "\\boxed" in text or "\\fbox" in text:
         text = last_boxed(text) or text
@@ -179,9 +236,11 @@ def normalize_math(answer: str) -> str:
             text = text.replace(old, "")
     if "\\left" in text or "\\right" in text:
         text = _LEFT_RIGHT.sub("", text)
-        if "\\begin" in text:
-            matrix = _BRACKETED_MATRIX.fullmatch(text.strip())
-            text = matrix.group(1) if matrix else text
+    if "\\begin" in text:  # [\begin{array}{cc}...\end{array}]: the brackets of an array matrix
+        matrix = _BRACKETED_MATRIX.fullmatch(text.strip())
+        text = matrix.group(1) if matrix else text
+    if "!=" in text or "\u2260" in text or "\\n" in text:
+        text = _NOT_EQUAL.sub(r"\\neq ", text)
     if "\\text" in text or "\\mathrm" in text or "\\mbox" in text or "\\rm" in text:
         text = _drop_unit(text)
     if "\\" in text:
@@ -190,7 +249,24 @@ def normalize_math(answer: str) -> str:
             if unwrapped == text:
                 break
             text = unwrapped
-    text = text.strip().rstrip(".").strip()
+    return text.strip().rstrip(".").strip()
+
+
+def normalize_relation(answer: str) -> str:
+    """An equation or inequality cleaned like an answer, but whole: its labels and relation
+    symbols stay (`y = \\dfrac{x}{2}` -> `y=\\frac{x}{2}`, `x \\ne 3` -> `x\\neq3`)."""
+    text = _SPACE.sub(_space_or_command, _clean(answer)).strip()
+    if "\\frac" in text or "\\sqrt" in text:
+        for pattern, replacement in _FRAC_SHORT:
+            text = pattern.sub(replacement, text)
+    if "." in text:
+        text = _LEADING_DOT.sub("0.", text)
+    return text
+
+
+def normalize_math(answer: str) -> str:
+    """Canonical string for a MATH final answer (already extracted from the solution)."""
+    text = _clean(answer)
     choice = _CHOICE.fullmatch(text)
     if choice:
         return choice.group(1)
@@ -200,6 +276,8 @@ def normalize_math(answer: str) -> str:
             text = stripped
     if "<" in text or ">" in text or "\\le" in text or "\\ge" in text or "\\lt" in text or "\\gt" in text:
         text = _inequality_to_interval(text)
+    if ";" in text or ("=" in text and (" or " in text or " and " in text)):
+        text = _several_answers(text)
     if " and " in text or " or " in text:
         text = _AND_OR.sub(",", text)
     text = _strip_variables(text)

@@ -3,17 +3,32 @@
 Plain numbers are the common case for both GSM8K and MATH, so they are compared as exact
 `Fraction`s here and never reach sympy. Every parser is bounded (digit counts, no exponents
 beyond a few digits) so model text cannot make it build a huge integer.
+
+Locale forms are read where the context allows: thousands grouped by spaces, thin spaces or
+LaTeX spaces (`12 500`, `12\\,500`), a decimal comma (`3,5`, `0,125`, `1.234,5`; never `12,500`,
+a list `3,5,7` or a point `(3,5)`). Precision: `rounds_to` (a decimal standing for an exact
+value) and `stated_precision`/`within_precision` (a reply as fine as a rounded gold, or finer).
 """
 from __future__ import annotations
 
 import re
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from typing import NamedTuple
 
 MAX_DIGITS = 80  # longer digit runs are not "plain numbers" and go to the slow path (or nowhere)
 
 _MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-"})
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# a thousands comma: 1,200 (not after a lone 0: `0,125` is a decimal comma)
+_THOUSANDS = re.compile(r"(?<=\d)(?<![^\d.]0)(?<!^0),(?=\d{3}(?!\d))")
+# locale forms in free text. Thousands grouped by a space, a thin or no-break space or a LaTeX
+# space (`12 500`, `12\\,500`); a decimal comma: a comma followed by other than three digits, or
+# after a lone 0 (`3,5`, `0,125`), never inside brackets (`(3,5)` is a point) nor in a list
+# (`3,5,7`, `3, 5`); dot-grouped thousands before a decimal comma (`1.234,5`).
+_GROUP_GAP = r"(?:[ \u00a0\u2009\u202f~]|\\[,;: ]|\{\\,\})"
+_SPACE_GROUPS = re.compile(rf"(?<![\d.,])[1-9]\d{{0,2}}(?:{_GROUP_GAP}\d{{3}})+(?![\d\-])")
+_GAP = re.compile(_GROUP_GAP)
+_DECIMAL_COMMA = re.compile(r"(?<![\d.,(\[{])(-?(?:[1-9]\d{0,2}(?:\.\d{3})+|\d+)),(\d+)(?![\d,)\]}])")
 _DECIMAL = r"(?:\d+(?:\.\d+)?|\.\d+)"
 # a whole string that is one number: 12, -3.5, .5, 1/2, 2 1/4, \frac{1}{2}, -\frac34, 2\frac{1}{4}, 0.\overline{3}
 _PLAIN = re.compile(rf"[+-]?{_DECIMAL}")
@@ -48,6 +63,8 @@ _WORD_RE = re.compile(r"\b(" + "|".join(sorted(_WORDS, key=len, reverse=True)) +
 def _fraction(text: str) -> Fraction | None:
     if len(text) > MAX_DIGITS:
         return None
+    if text.isdigit() and text.isascii():  # the common case, without Fraction's string parser
+        return Fraction(int(text))
     try:
         return Fraction(text)
     except (ValueError, ZeroDivisionError):
@@ -121,7 +138,12 @@ def number_in_text(text: str) -> Fraction | None:
     are stated in the unit the question asks for.
     """
     text = text.translate(_MINUS)
-    text = _THOUSANDS.sub("", text.replace("{,}", ","))
+    if " " in text or "\\" in text or "~" in text or "\u2009" in text or "\u202f" in text or "\u00a0" in text:
+        text = _SPACE_GROUPS.sub(_joined_groups, text)
+    if "," in text:
+        text = text.replace("{,}", ",")
+        text = _DECIMAL_COMMA.sub(_decimal_point, text)
+        text = _THOUSANDS.sub("", text)
     if "=" in text:
         tail = text.rsplit("=", 1)[1]
         if any(ch.isdigit() for ch in tail) or _WORD_RE.search(tail):
@@ -135,6 +157,35 @@ def number_in_text(text: str) -> Fraction | None:
     if match:
         return Fraction(_WORDS[match.group(1).lower()])
     return None
+
+
+def _joined_groups(match: re.Match) -> str:
+    return _GAP.sub("", match.group(0))
+
+
+def _decimal_point(match: re.Match) -> str:
+    """`3,5` -> `3.5`, `1.234,5` -> `1234.5`; `1,200` (three digits after a first group that
+    is not a lone 0) stays for the thousands rule."""
+    whole, fraction = match.group(1), match.group(2)
+    if "." in whole:
+        return whole.replace(".", "") + "." + fraction
+    if len(fraction) == 3 and whole.lstrip("-") != "0":
+        return match.group(0)
+    return whole + "." + fraction
+
+
+def locale_decimal(text: str) -> Fraction | None:
+    """The value of a normalized answer that is one number written with a decimal comma
+    (`3,5`, `0,125`, `12500,5`, `1.234,5`), else None. `12,500` is not one (English thousands).
+
+    Whether a comma may be a decimal comma at all is the caller's to decide: a gold answer
+    `0,1` lists two values, and a reply `3, 5` (a space after the comma) is a list.
+    """
+    match = _DECIMAL_COMMA.fullmatch(text.strip().translate(_MINUS))
+    if match is None:
+        return None
+    point = _decimal_point(match)
+    return None if point == match.group(0) else _fraction(point)
 
 
 def format_number(value: Fraction) -> str:
@@ -181,8 +232,15 @@ MIN_SIGNIFICANT_DIGITS = 4
 
 
 def written_decimal(text: str) -> tuple[Fraction, int] | None:
-    """(value, digits after the point) for a plain decimal with enough significant digits."""
+    """(value, digits after the point) for a plain decimal with enough significant digits; also
+    for one in scientific notation (`3.333 \\times 10^{-4}`: 7 places; `1.234e5`: -2)."""
     match = _LONG_DECIMAL.fullmatch(text.strip())
+    if match is None and len(text) <= MAX_DIGITS and ("e" in text or "E" in text or "10" in text):
+        stated = stated_precision(text)
+        if stated is None or not stated.scientific or stated.digits < MIN_SIGNIFICANT_DIGITS:
+            return None
+        value = parse_number(text)
+        return None if value is None else (value, _places(stated.unit))
     if match is None or match.group(3) is None or len(text) > MAX_DIGITS:
         return None
     digits = (match.group(2) + match.group(3)).lstrip("0")
@@ -192,6 +250,54 @@ def written_decimal(text: str) -> tuple[Fraction, int] | None:
     return None if value is None else (value, len(match.group(3)))
 
 
+def _places(unit: Fraction) -> int:
+    """10^-k -> k (a power of ten's decimal places, negative above 1)."""
+    if unit.numerator == 1:
+        return len(str(unit.denominator)) - 1
+    return -(len(str(unit.numerator)) - 1)
+
+
+class Precision(NamedTuple):
+    """How precisely a decimal or scientific-notation number is written."""
+
+    unit: Fraction  # the place value of its last digit: 4.5 -> 1/10, 1.07e16 -> 10^14
+    digits: int  # significant digits
+    scientific: bool
+
+
+def stated_precision(text: str) -> Precision | None:
+    """The precision a decimal (`4.5`, `0.0350`) or scientific-notation number (`1.07e16`,
+    `3 \\times 10^{8}`) states; None for integers, fractions and anything else (exact values)."""
+    text = text.strip().translate(_MINUS)
+    if len(text) > MAX_DIGITS:
+        return None
+    match = _SCIENTIFIC.fullmatch(text)
+    if match:
+        mantissa = match.group(1).lstrip("+-")
+        exponent = int(next(g for g in match.groups()[1:] if g is not None))
+        scientific = True
+    else:
+        if "." not in text or not _PLAIN.fullmatch(text):
+            return None
+        mantissa, exponent, scientific = text.lstrip("+-"), 0, False
+    whole, _, fraction = mantissa.partition(".")
+    digits = len((whole + fraction).lstrip("0")) or 1
+    return Precision(Fraction(10) ** (exponent - len(fraction)), digits, scientific)
+
+
+def within_precision(value: Fraction | float, gold: Fraction, gold_unit: Fraction, unit: Fraction) -> bool:
+    """Whether `value`, written to `unit` (0 when exact), agrees with `gold`, written to the
+    coarser `gold_unit`: their rounding intervals overlap, |value - gold| <= (gold_unit + unit) / 2.
+
+    A reply `4.46` or `4.449` is consistent with a gold `4.5` (both round to it, allowing for the
+    reply's own rounding); `4.56` and `4.4` are not.
+    """
+    bound = (gold_unit + unit) / 2
+    if isinstance(value, float):
+        return abs(value - float(gold)) <= float(bound) * (1 + 1e-9) + 1e-15
+    return abs(value - gold) <= bound
+
+
 def rounds_to(written: tuple[Fraction, int], exact: Fraction | float) -> bool:
     """Whether the decimal `written` is `exact` rounded (half away from zero) or truncated to its places.
 
@@ -199,7 +305,7 @@ def rounds_to(written: tuple[Fraction, int], exact: Fraction | float) -> bool:
     A float `exact` (an irrational value such as pi) is allowed a 1e-9 relative slack.
     """
     value, places = written
-    scale = 10 ** places
+    scale = Fraction(10) ** places
     if isinstance(exact, Fraction):
         scaled = abs(exact) * scale
         truncated = scaled.numerator // scaled.denominator

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from lema_plugin.grading import answers_match, extract_strict, is_correct
+from lema_plugin.grading.subproblems import asked_section
 from lema_plugin.problems import MATH_SUBJECTS, Problem, grader_dataset, local_split_file, normalize, read_problems_file
 from lema_plugin.prompts import render
 from lema_plugin.records import RecordError
@@ -195,7 +196,7 @@ def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     exact_match: the grader's flexible extraction and equivalence (what `lema grade` reports), so
     format failures show apart from reasoning failures.
     """
-    return _scores(results[0], str(doc["answer"]), doc["dataset"])
+    return _scores(results[0], str(doc["answer"]), doc["dataset"], doc.get("question"))
 
 
 def process_correction(doc: dict, results: list[str]) -> dict[str, float]:
@@ -211,19 +212,21 @@ def process_correction(doc: dict, results: list[str]) -> dict[str, float]:
     try:
         parsed = parse_correction(text)
     except UnparseableReply:
-        return {"exact_match": _scores(text, gold, dataset)["exact_match"], "strict_match": 0.0}
-    scores = _scores(parsed.corrected_solution, gold, dataset)
+        return {"exact_match": _scores(text, gold, dataset, doc.get("question"))["exact_match"], "strict_match": 0.0}
+    scores = _scores(parsed.corrected_solution, gold, dataset, doc.get("question"))
     if not 1 <= parsed.incorrect_step <= len(doc["steps"]):
         scores["strict_match"] = 0.0
     return scores
 
 
-def _scores(text: str, gold: str, dataset: str) -> dict[str, float]:
+def _scores(text: str, gold: str, dataset: str, question: str | None = None) -> dict[str, float]:
     """The grader's rules alone (it maps the dataset name to its rules); no LLM judge is ever
-    asked here, so an lm-eval score is reproducible offline and costs nothing."""
-    strict = extract_strict(text, dataset)
+    asked here, so an lm-eval score is reproducible offline and costs nothing. The question
+    tells the grader which sub-problem a reply that solves several must be graded on."""
+    strict = extract_strict(asked_section(text, question) or text, dataset) if question else None
+    strict = strict if strict is not None else extract_strict(text, dataset)
     return {
-        "exact_match": float(is_correct(text, gold, dataset)),
+        "exact_match": float(is_correct(text, gold, dataset, question)),
         "strict_match": float(strict is not None and answers_match(strict, gold, dataset)),
     }
 
