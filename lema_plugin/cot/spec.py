@@ -185,7 +185,7 @@ def _count(values) -> dict:
 def _rule_grade(problem: Problem, text: str):
     from ..grading import grade
 
-    return grade(text, problem.answer, grader_dataset(problem.dataset))
+    return grade(text, problem.answer, grader_dataset(problem.dataset), problem.question)
 
 
 def _graded_sample(ask: Ask, completion, graded=None) -> dict:

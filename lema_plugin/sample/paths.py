@@ -172,7 +172,7 @@ def path_grade(problem: Problem, text: str) -> Graded:
     """The rules' grade of one path; an empty reply is wrong and settled (nothing to judge)."""
     if not text.strip():
         return Graded(None, False)
-    return grade(text, problem.answer, grader_dataset(problem.dataset))
+    return grade(text, problem.answer, grader_dataset(problem.dataset), problem.question)
 
 
 def failed_record(problem: Problem, model: str, sample_index: int, sample_id: str, error: str) -> dict:
