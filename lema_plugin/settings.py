@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
+from .bounds import MAX_CONCURRENCY, MAX_COUNT, MAX_RETRIES, MAX_SAMPLES, MAX_SECONDS, MAX_TOKENS  # noqa: F401
 from .errors import ConfigError
 from .llm.types import Endpoint
 
@@ -86,7 +87,7 @@ class ProblemSource(Settings):
     split: str = Field("train", description="Dataset split (mistakes are collected on training questions).")
     data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file.",
                                   json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
-    limit: int | None = Field(None, ge=1, description="Use only the first N problems.", json_schema_extra={"default_text": "all"})
+    limit: int | None = Field(None, ge=1, le=MAX_COUNT, description="Use only the first N problems.", json_schema_extra={"default_text": "all"})
 
     def load(self):
         from .problems import load_problems
@@ -98,9 +99,9 @@ class ClientSettings(Settings):
     """How the one LLM client talks to every endpoint (a spec's `;concurrency=` and `;timeout=`
     narrow them for one endpoint)."""
 
-    concurrency: int = Field(32, ge=1, description="Requests in flight at once, over all endpoints.")
-    timeout: float = Field(120.0, gt=0, description="Seconds per request.")
-    max_retries: int = Field(5, ge=0, description="Retries per failed request.")
+    concurrency: int = Field(32, ge=1, le=MAX_CONCURRENCY, description="Requests in flight at once, over all endpoints.")
+    timeout: float = Field(120.0, gt=0, le=MAX_SECONDS, description="Seconds per request.")
+    max_retries: int = Field(5, ge=0, le=MAX_RETRIES, description="Retries per failed request.")
 
 
 class JudgeSettings(Settings):
