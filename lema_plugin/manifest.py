@@ -13,7 +13,9 @@ its first record, split in two:
   more samples or attempts adds to the same records.
 
 `--fresh` starts a folder over: its outputs move to `replaced-<time>/` inside it (paid records are
-never deleted), and the response cache stays, so anything asked before is free again.
+never deleted), and the response cache stays, so anything asked before is free again. It is
+refused while Batch API batches wait (`refuse_pending_batches`): moving their ledger aside would
+submit, and pay for, the same requests again. The folder's spend ledger stays: it is the budget's.
 """
 from __future__ import annotations
 

@@ -202,7 +202,8 @@ def client_options(func: Callable) -> Callable:
                      "cleanly before the worst case of the next request or batch would cross it (endpoints priced "
                      "with ;price=). Run again with a larger one to continue."),
         click.option("--estimate", is_flag=True,
-                     help="Send nothing: print the requests, tokens and dollars (online and batch) this command would spend."),
+                     help="Send nothing and write nothing: print the requests, tokens and dollars (online and batch) this command "
+                     "would spend."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -21,7 +21,8 @@ from lema_plugin.errors import ConfigError
               help="Hard budget of the run folder, over this run and every earlier one into it (overrides the "
               "recipe's max_cost); run again with a larger one to continue.")
 @click.option("--estimate", is_flag=True,
-              help="Send nothing: print the requests, tokens and dollars (online and batch) the run would spend.")
+              help="Send nothing and write nothing: print the requests, tokens and dollars (online and batch) the run "
+              "would spend.")
 @click.option("--fresh", is_flag=True, help="Start the run folder over: move its outputs to OUT/replaced-<time>/ first "
               "(the response cache stays). Needed to rerun into a folder with other sampling settings.")
 @friendly_errors
