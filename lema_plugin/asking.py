@@ -15,9 +15,10 @@ cot, evolve) gets at once:
   answers, collected on a later run, reach `on_reply` exactly as online ones do, and while any
   are pending the stage stops with `BatchPending` ("run the same command again to collect").
 - **a start line per endpoint** (`generator llama2-7b -> http://gpu1:8000/v1 (completion)`) and
-  **a check of each endpoint before its first paid request** (`llm.probe`): a dead server, a
-  refused key or a model the server does not list stops the stage before anything is spent;
-  asks the response cache answers need no check;
+  **a check of each endpoint before its first paid request** (`llm.probe`): an unset key
+  variable (every one named at once, `keys.require`), a dead server, a refused key or a model the
+  server does not list stops the stage before anything is spent; asks the response cache
+  answers need no check;
 - **a stop when the first `FIRST_FAILURES` requests all fail**, with the top failure reasons and
   their counts (what failed is stored, so a rerun asks for it again);
 - **the count of new requests**, which the stages report (`0 new requests` on a resumed run that
@@ -29,6 +30,7 @@ import sys
 from collections import Counter
 from typing import Callable, Iterable
 
+from . import keys
 from .errors import ConfigError, RequestsFailed
 from .llm import probe
 from .llm.batch import BatchPending, run_batches
@@ -135,6 +137,7 @@ async def _announce_and_check(client, todo: list[Ask], role: str) -> None:
     for ask in todo:  # stops looking at an endpoint once one of its asks is not cached
         if ask.endpoint not in paid and (cache is None or not cache.path(cache_key(ask.endpoint, ask.request)).exists()):
             paid.add(ask.endpoint)
+    keys.require([endpoint for endpoint in endpoints if endpoint in paid], f"{role}: ")
     for endpoint in endpoints:
         if endpoint in paid and not probe.is_checked(endpoint):
             await probe.check_endpoint(endpoint, role)

@@ -19,6 +19,7 @@ EXIT_EMPTY = 4  # the command produced nothing (no mistakes, corrections, exampl
 EXIT_FAILED = 5  # some requests finally failed: what arrived is kept, run again to retry the rest
 EXIT_PENDING = 75  # requests wait in Batch API batches: a clean stop; run again later to collect
 EXIT_INTERRUPTED = 130  # Ctrl-C: what was written is kept
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15), handled like Ctrl-C: what was written is kept
 CLEAN_STOPS = (EXIT_BUDGET, EXIT_PENDING)  # not failures: shown as a plain line, without "Error:"
 
 

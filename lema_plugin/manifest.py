@@ -13,7 +13,9 @@ its first record, split in two:
   more samples or attempts adds to the same records.
 
 `--fresh` starts a folder over: its outputs move to `replaced-<time>/` inside it (paid records are
-never deleted), and the response cache stays, so anything asked before is free again.
+never deleted), and the response cache stays, so anything asked before is free again. It is
+refused while Batch API batches wait (`refuse_pending_batches`): moving their ledger aside would
+submit, and pay for, the same requests again. The folder's spend ledger stays: it is the budget's.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from .store import make_folder, write_atomic
 
 MANIFEST = "lema_run.json"
 REPLACED = "replaced-"
+BATCHES = ".batches"  # the Batch API ledger (`llm.batch`)
 
 
 def endpoint_info(endpoint: Endpoint) -> dict:
@@ -87,6 +90,22 @@ def remember(out_dir: str | Path, stage: str, fixed: dict[str, dict], settings: 
         runlock.release(key)
 
 
+def refuse_pending_batches(out_dir: Path) -> None:
+    """Moving `.batches/` aside while batches wait would forget what they were paid for, and the
+    next run would submit (and pay for) the same requests again: refuse, naming each batch."""
+    from .llm.batch import waiting
+
+    pending = waiting(out_dir / BATCHES)
+    if not pending:
+        return
+    named = ", ".join(f"{entry.get('batch_id') or entry['name']} ({len(entry['keys'])} requests at {entry['base_url']})"
+                      for entry in pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+    raise ConfigError(f"{out_dir}: {len(pending)} Batch API batch{'es' if len(pending) > 1 else ''} still pending: "
+                      f"{named}. --fresh would forget them and pay again: run without --fresh to collect them first, "
+                      "or cancel them (POST BASE_URL/batches/BATCH_ID/cancel, or the provider's dashboard) and run once "
+                      "without --fresh to record that; then --fresh")
+
+
 def start_over(out_dir: str | Path, everything: bool = False) -> Path | None:
     """Move the outputs of every stage that wrote `out_dir` (`everything`: all it holds but the
     response cache and earlier replaced folders) to `out_dir/replaced-<time>/`; return that
@@ -104,6 +123,8 @@ def start_over(out_dir: str | Path, everything: bool = False) -> Path | None:
                                   for name in entry.get("files") or []]
             names += [f"{name}.damaged" for name in names]
         moving = [out_dir / name for name in dict.fromkeys(names) if (out_dir / name).exists()]
+        if out_dir / BATCHES in moving:
+            refuse_pending_batches(out_dir)
         if not moving:
             return None
         target = out_dir / f"{REPLACED}{time.strftime('%Y%m%d-%H%M%S')}"

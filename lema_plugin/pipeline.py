@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from . import keys
 from . import stage as registry
 from .errors import ConfigError, NothingProduced, RequestsFailed
 from .export.recipe_mixes import base_config, build_mixes
@@ -94,7 +95,7 @@ def reachable(plan: list[Step], opened: dict) -> list[Step]:
 Act = Callable[[Step, object], Awaitable[object]]  # (step, its input or None) -> its product or None
 
 
-async def walk(plan: list[Step], problems: list, act: Act, merged: Path) -> dict[str, object]:
+async def walk(plan: list[Step], problems: list, act: Act, merged: Path | None) -> dict[str, object]:
     """Run `act` on every step in order, each on the product of the step it reads (None when that
     step produced nothing); a feedback step's products go through the chain that leads back to
     what it reads, whose own products then join the run's (`merged`: one corrections file from the
@@ -127,8 +128,9 @@ def _for(stage: Stage, product):
     return stage.input.load(product if isinstance(product, list) else Path(product))
 
 
-def _join(first, second, merged: Path):
-    """Two products of the same kind as one: records added up, files merged into `merged`."""
+def _join(first, second, merged: Path | None):
+    """Two products of the same kind as one: records added up, files merged into `merged` (None,
+    for a plan or a preview, which write nothing: the records themselves)."""
     if first is None:
         return second
     if isinstance(first, list) and isinstance(second, list) and (first or second):
@@ -139,6 +141,8 @@ def _join(first, second, merged: Path):
             records += part
         elif Path(part).exists():
             records += [json.loads(line) for line in Path(part).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if merged is None:
+        return records
     write_jsonl_atomic(merged, records)
     return merged
 
@@ -178,7 +182,7 @@ def request_plan(recipe, problems: list, out: Path | None = None) -> list[tuple[
         entry[1] = entry[1] and top and step.stage.input.problems and items is problems
         return _project(step, items)
 
-    asyncio.run(walk(plan, problems, count, Path(out or recipe.out) / ".check" / "corrections.jsonl"))
+    asyncio.run(walk(plan, problems, count, None))
     rows = [(name, total, exact or total == 0) for name, (total, exact) in counts.items()]
     if recipe.judge is not None:
         rows.append(("judge", judge, judge == 0))
@@ -204,7 +208,7 @@ async def _preview(plan: list[Step], problems: list, client, out: Path) -> None:
             client.estimate.notes.append(note)
         return _project(step, items)
 
-    await walk(plan, problems, price, out / ".estimate" / "corrections.jsonl")
+    await walk(plan, problems, price, None)
 
 
 def _read_product(stage: Stage, path: Path):
@@ -233,11 +237,13 @@ def run_recipe(recipe, out: str | Path | None = None, echo=print, estimate: bool
     if recipe.eval and not LM_EVAL_TASKS.is_dir():
         raise ConfigError(f"lm-eval tasks not found at {LM_EVAL_TASKS}: reinstall lema-plugin")
     out = Path(out or recipe.out)
+    plan = steps(recipe, out)
+    if not estimate:  # every key the run will send, before any work (a preview needs none)
+        keys.require(endpoints_of(plan), f"{out}: ")
     report = RunReport(out=str(out))
     started = time.monotonic()
     problems = ProblemSource(**{name: getattr(recipe, name) for name in ProblemSource.model_fields}).load()
     report.add("problems", f"{len(problems)} ({recipe.dataset}/{recipe.split})")
-    plan = steps(recipe, out)
     client = make_client(out, ClientSettings(**{name: getattr(recipe, name) for name in ClientSettings.model_fields}),
                          progress=progress, max_cost=recipe.max_cost, estimate=estimate)
 

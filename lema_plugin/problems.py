@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .records import RecordError, check_fields, make_id, numbered_jsonl
 from pydantic import Field
 
-from .settings import DATASETS, Dataset, Settings
+from .settings import DATASETS, MAX_COUNT, Dataset, Settings
 from .text import gsm8k_gold
 
 MATH_SUBJECTS = (
@@ -240,7 +240,8 @@ class ProblemSource(Settings):
     split: str = Field("train", description="Dataset split (mistakes are collected on training questions).")
     data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file.",
                                   json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
-    limit: int | None = Field(None, ge=1, description="Use only the first N problems.", json_schema_extra={"default_text": "all"})
+    limit: int | None = Field(None, ge=1, le=MAX_COUNT, description="Use only the first N problems.",
+                              json_schema_extra={"default_text": "all"})
 
     def load(self) -> list["Problem"]:
         return load_problems(self.dataset, self.split, self.data_file, self.limit)

@@ -30,7 +30,7 @@ import yaml
 from .errors import LemaError
 from .recipe_base import EndpointSpec, Strict
 from .problems import ProblemSource
-from .settings import ClientSettings, same_as
+from .settings import MAX_CONCURRENCY, MAX_COUNT, MAX_TOKENS, ClientSettings, same_as
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 class Export(Strict):
@@ -57,17 +57,17 @@ class Train(Strict):
     config: str = Field(description="axolotl config file (a name in axolotl_configs/ is found without the checkout).")
     base_model: str | None = Field(None, description="The model to fine-tune; 'embedded' = the cached SmolLM2 model.",
                                    json_schema_extra={"default_text": "the config's"})
-    max_steps: int | None = Field(None, ge=1, description="Optimizer steps.", json_schema_extra={"default_text": "the config's"})
+    max_steps: int | None = Field(None, ge=1, le=MAX_COUNT, description="Optimizer steps.", json_schema_extra={"default_text": "the config's"})
 
 
 class Eval(Strict):
     """Optional: run `lm_eval` on the trained adapter (or the base model) with the lema tasks."""
 
     tasks: list[str] = Field(["lema_gsm8k"], description="lm-eval task names from `lema tasks-path`.")
-    limit: int | None = Field(None, ge=1, description="lm_eval --limit: first N test questions.",
+    limit: int | None = Field(None, ge=1, le=MAX_COUNT, description="lm_eval --limit: first N test questions.",
                               json_schema_extra={"default_text": "all"})
-    max_gen_toks: int = Field(512, ge=1, description="Token limit per answer.")
-    batch_size: int = Field(8, ge=1, description="lm_eval --batch_size.")
+    max_gen_toks: int = Field(512, ge=1, le=MAX_TOKENS, description="Token limit per answer.")
+    batch_size: int = Field(8, ge=1, le=MAX_CONCURRENCY, description="lm_eval --batch_size.")
 
 
 def _recipe_model(version: int) -> type[BaseModel]:
@@ -79,7 +79,9 @@ def _recipe_model(version: int) -> type[BaseModel]:
     fields: dict = {name: (info.annotation, same_as(ProblemSource, name)) for name, info in ProblemSource.model_fields.items()}
     fields["out"] = (str, Field("runs/lema", description="Run folder; every stage writes under it and resumes from it."))
     fields.update({name: (info.annotation, same_as(ClientSettings, name)) for name, info in ClientSettings.model_fields.items()})
-    fields["max_cost"] = (float | None, Field(None, ge=0, description="USD this run may spend at most (lema run --max-cost).",
+    fields["max_cost"] = (float | None, Field(None, ge=0, allow_inf_nan=False, description="USD this run folder may spend "
+                                              "at most, over every run into it (lema run --max-cost); a larger value "
+                                              "continues a run that reached it.",
                                               json_schema_extra={"default_text": "no limit"}))
     for stage in pipeline_stages:
         for name in stage.recipe_hoisted:
@@ -225,10 +227,21 @@ def _problem(error: dict) -> str:
     return f"{key}: unknown key" + (f"; {hint}" if hint else "")
 
 
+MAX_YAML_VALUES = 100_000  # values a recipe may hold once its aliases are expanded
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, except that a key given twice in one mapping is an error: plain YAML
     silently keeps the last value, so a recipe edited by appending `temperature: 1.0` would run
-    with a setting its reader never sees."""
+    with a setting its reader never sees; and that aliases are bounded: one that refers to the
+    node holding it (`a: &a [*a]`), or aliases that expand to more than `MAX_YAML_VALUES` values
+    (a "billion laughs" file), are refused before anything is built from them."""
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
 
     def construct_mapping(self, node, deep=False):
         first_line: dict = {}
@@ -247,6 +260,35 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_expansion(root) -> None:
+    """Raise a ComposerError (with its line) for a recursive alias or a node graph that expands
+    to more than MAX_YAML_VALUES values; iterative, so deep nesting cannot overflow the stack."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        children = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else \
+            list(node.value) if isinstance(node, yaml.SequenceNode) else []
+        if closing:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[id(node)] > MAX_YAML_VALUES:
+                raise yaml.composer.ComposerError(None, None, f"aliases expand to more than {MAX_YAML_VALUES:,} values",
+                                                  node.start_mark)
+            continue
+        if id(node) in sizes:
+            continue
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                raise yaml.composer.ComposerError(None, None, "an alias refers to the value that holds it (recursive)",
+                                                  child.start_mark)
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
 def load_recipe(name_or_path: str):
     """Read and validate a recipe; raise RecipeError naming the file and the bad keys."""
     source = resolve_recipe_path(name_or_path)
@@ -263,6 +305,8 @@ def load_recipe(name_or_path: str):
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}:{mark.line + 1}" if mark else label
         raise RecipeError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise RecipeError(f"{label}: not valid YAML (nested too deeply to read)") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{label}: expected a mapping of keys at the top level")
     missing: list[tuple[str, str]] = []

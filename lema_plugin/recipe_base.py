@@ -3,11 +3,13 @@ spellings still read) and `EndpointSpec` (where a model is served, key by key)."
 from __future__ import annotations
 
 import logging
+import math
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .llm.types import Endpoint
+from .settings import MAX_CONCURRENCY, MAX_COUNT, MAX_SECONDS
 
 log = logging.getLogger("lema_plugin.recipe")
 
@@ -47,18 +49,20 @@ class EndpointSpec(Strict):
         None, description="Server URL, or a list (requests are spread over them).",
         json_schema_extra={"default_text": "$OPENAI_BASE_URL, else the OpenAI API"})
     mode: Literal["chat", "completion"] = Field("chat", description="chat: /chat/completions; completion: /completions (base models).")
-    key_env: str | None = Field(None, description="Environment variable holding the API key.",
-                                json_schema_extra={"default_text": "OPENAI_API_KEY"})
+    key_env: str | None = Field(None, description="Environment variable holding the API key; it must be set. Without "
+                                "key_env, an endpoint with a base_url is keyless (a local server) and one without "
+                                "sends $OPENAI_API_KEY.",
+                                json_schema_extra={"default_text": "none with base_url, else OPENAI_API_KEY"})
     price: str | None = Field(None, description="USD per 1M tokens, IN/OUT (prompt/completion), for the cost figures.",
                               json_schema_extra={"default_text": "no cost figures"})
-    concurrency: int | None = Field(None, ge=1, description="This endpoint's requests in flight, at most.",
+    concurrency: int | None = Field(None, ge=1, le=MAX_CONCURRENCY, description="This endpoint's requests in flight, at most.",
                                     json_schema_extra={"default_text": "the run's concurrency"})
-    timeout: float | None = Field(None, gt=0, description="Seconds per request for this endpoint.",
+    timeout: float | None = Field(None, gt=0, le=MAX_SECONDS, description="Seconds per request for this endpoint.",
                                   json_schema_extra={"default_text": "the run's timeout"})
     batch: bool = Field(False, description="Send through the OpenAI Batch API (half price, answers within 24 h).")
-    rpm: int | None = Field(None, ge=1, description="Requests per minute sent online, at most.",
+    rpm: int | None = Field(None, ge=1, le=MAX_COUNT, description="Requests per minute sent online, at most.",
                             json_schema_extra={"default_text": "no limit"})
-    tpm: int | None = Field(None, ge=1, description="Tokens per minute sent online, at most.",
+    tpm: int | None = Field(None, ge=1, le=MAX_COUNT, description="Tokens per minute sent online, at most.",
                             json_schema_extra={"default_text": "no limit"})
 
     @model_validator(mode="before")
@@ -83,9 +87,19 @@ class EndpointSpec(Strict):
             pair = [float(p) for p in parts]
         except (TypeError, ValueError):
             raise ValueError("expected 'IN/OUT', USD per 1M prompt and completion tokens, e.g. 2.5/10") from None
-        if len(pair) != 2 or min(pair) < 0:
-            raise ValueError("expected 'IN/OUT', two prices of at least 0, e.g. 2.5/10")
+        if len(pair) != 2 or not all(math.isfinite(p) and p >= 0 for p in pair):
+            raise ValueError("expected 'IN/OUT', two finite prices of at least 0, e.g. 2.5/10")
         return f"{pair[0]:g}/{pair[1]:g}"
+
+    @field_validator("key_env")
+    @classmethod
+    def _variable_name(cls, value):
+        from .keys import looks_like_key
+
+        if value is not None and (looks_like_key(value) or not value.replace("_", "a").isalnum()):
+            raise ValueError("expected the name of the environment variable that holds the key, e.g. OPENAI_API_KEY "
+                             "(the value given is not shown, in case it is the key itself)")
+        return value
 
     def endpoint(self) -> Endpoint:
         """The endpoint, built field by field: a recipe value is never read as spec syntax."""

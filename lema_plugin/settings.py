@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
+from .bounds import MAX_CONCURRENCY, MAX_COUNT, MAX_RETRIES, MAX_SAMPLES, MAX_SECONDS, MAX_TOKENS  # noqa: F401
 from .errors import ConfigError
 from .llm.types import Endpoint
 
@@ -88,9 +89,9 @@ class ClientSettings(Settings):
     """How the one LLM client talks to every endpoint (a spec's `;concurrency=` and `;timeout=`
     narrow them for one endpoint)."""
 
-    concurrency: int = Field(32, ge=1, description="Requests in flight at once, over all endpoints.")
-    timeout: float = Field(120.0, gt=0, description="Seconds per request.")
-    max_retries: int = Field(5, ge=0, description="Retries per failed request.")
+    concurrency: int = Field(32, ge=1, le=MAX_CONCURRENCY, description="Requests in flight at once, over all endpoints.")
+    timeout: float = Field(120.0, gt=0, le=MAX_SECONDS, description="Seconds per request.")
+    max_retries: int = Field(5, ge=0, le=MAX_RETRIES, description="Retries per failed request.")
 
 
 class JudgeSettings(Settings):

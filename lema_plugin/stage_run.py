@@ -23,10 +23,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from . import manifest
+from . import keys, manifest
 from .asking import ask_missing
 from .errors import ConfigError
 from .grading.judge import JudgeItem, JudgeQueue, SOLUTION_TAIL_CHARS, judge_request
+from .llm.batch import end_cycle
 from .llm.types import Ask, Endpoint
 from .stage import Role, Stage
 from .store import RunStore
@@ -87,8 +88,11 @@ class StageRun:
         self._stores.clear()
 
     def __enter__(self) -> "StageRun":
-        if not self.estimate and (self.out_dir / manifest.MANIFEST).exists():
-            manifest.check(self.out_dir, self.stage.name, self.fixed)
+        if not self.estimate:
+            judge = [self.judge.judge] if self.judge.judge is not None else []
+            keys.require([e for group in self.endpoints.values() for e in group] + judge, f"{self.stage.name}: ")
+            if (self.out_dir / manifest.MANIFEST).exists():
+                manifest.check(self.out_dir, self.stage.name, self.fixed)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -157,6 +161,7 @@ async def run_stage(stage: Stage, items, endpoints, client, out_dir: str | Path,
             await run.ask(stage.plan(items, endpoints, settings), lambda ask, completion: None)
             return None
         await stage.run(run)
+        end_cycle(getattr(client, "batch_dir", None))  # nothing of this stage waits: failed items may be retried
         summary = stage.summarize(run)
     summary.requests = run.requests
     summary.elapsed_s = round(time.monotonic() - run.started, 3)

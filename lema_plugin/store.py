@@ -19,6 +19,12 @@ file and before it appends: a record only counts as done once it has the shape i
 
 Final, derived files (summaries, exports) are written with `write_atomic` so a reader never
 sees half a file; they get the user's umask like any other file.
+
+Every line appended and every file written here passes through `keys.scrub` first, so no API key
+reaches the disk whatever path its text came by; and a full disk (or a quota, or a read-only file
+system) is one line naming the file (`OutputError`), not a bare "No space left on device".
+`load_lines` is the damaged-line handling itself, for other append-only files of a run folder
+(the Batch API ledger, the spend ledger).
 """
 from __future__ import annotations
 
@@ -32,11 +38,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from . import runlock
+from .keys import scrub, scrub_bytes
 from .records import RecordError, parse_line, repair_text, wrong_field
 
 log = logging.getLogger(__name__)
 _counter = itertools.count()
 DAMAGED_SUFFIX = ".damaged"
+DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
 class OutputError(RecordError):
@@ -60,8 +68,69 @@ def make_folder(folder: str | Path) -> Path:
 
 
 def dumps_line(record: dict) -> str:
-    """One JSONL line (with its newline) that can always be written as UTF-8."""
-    return repair_text(json.dumps(record, ensure_ascii=False)) + "\n"
+    """One JSONL line (with its newline) that can always be written as UTF-8, holding no key."""
+    return scrub(repair_text(json.dumps(record, ensure_ascii=False))) + "\n"
+
+
+def load_lines(path: Path, check: Callable[[dict, int], None] | None = None,
+               move_damaged: bool = True) -> tuple[list[dict], int]:
+    """The good records of the JSONL file at `path` (none when it is missing) and how many
+    damaged lines it held. A torn last line is cut; a damaged line (not UTF-8, not JSON, or one
+    `check(record, lineno)` refuses with a RecordError) is moved as it was to `FILE.damaged` with
+    a warning naming file and line, and every good line is kept (see the module docstring).
+    With `move_damaged` False (a preview) nothing is changed on disk."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    good: list[bytes] = []
+    damaged: list[bytes] = []
+    records: list[dict] = []
+    *lines, torn = data.split(b"\n")  # torn: what follows the last newline (a cut write)
+    for lineno, body in enumerate(lines, 1):
+        line = body + b"\n"
+        try:
+            record = parse_line(line, path, lineno)
+            if record is not None and check is not None:
+                check(record, lineno)
+        except RecordError as exc:
+            damaged.append(line)
+            if move_damaged:
+                log.warning("%s; line set aside in %s%s", exc, path.name, DAMAGED_SUFFIX)
+            continue
+        if record is not None:
+            good.append(line)
+            records.append(record)
+    if not move_damaged:
+        return records, len(damaged)
+    if damaged:
+        set_aside(path, b"".join(damaged))
+        _replace_bytes(path, b"".join(good))
+    elif torn:  # cut the torn tail so appends start on a clean line
+        with open(path, "r+b") as handle:
+            handle.truncate(len(data) - len(torn))
+    return records, len(damaged)
+
+
+def set_aside(path: Path, data: bytes) -> Path:
+    """Append damaged `data` (keys scrubbed) to `PATH.damaged`; return that file."""
+    target = path.with_name(path.name + DAMAGED_SUFFIX)
+    try:
+        with open(target, "ab") as handle:
+            handle.write(scrub_bytes(data))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise disk_error(target, exc) from None
+    return target
+
+
+def disk_error(path: Path, exc: OSError) -> OSError:
+    """A full disk, a quota or a read-only file system as one line naming `path` (an
+    OutputError); any other OSError as it was."""
+    if exc.errno in DISK_ERRNOS:
+        return OutputError(path, None, f"cannot write: {os.strerror(exc.errno)}")
+    return exc
 
 
 class RunStore:
@@ -90,41 +159,15 @@ class RunStore:
             raise
 
     def _load(self, move_damaged: bool = True) -> None:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return
-        good: list[bytes] = []
-        damaged: list[bytes] = []
-        *lines, torn = data.split(b"\n")  # torn: what follows the last newline (a cut write)
-        for lineno, body in enumerate(lines, 1):
-            line = body + b"\n"
-            try:
-                record = parse_line(line, self.path, lineno)
-                if record is not None and not isinstance(record.get("id"), str):
-                    raise RecordError(self.path, lineno, "no string id", field="id")
-                wrong = wrong_field(record, self.fields) if record is not None else None
-                if wrong is not None:
-                    raise RecordError(self.path, lineno, wrong[1], field=wrong[0])
-            except RecordError as exc:
-                damaged.append(line)
-                if move_damaged:
-                    log.warning("%s; line set aside in %s%s", exc, self.path.name, DAMAGED_SUFFIX)
-                continue
-            if record is not None:
-                good.append(line)
-                self._records[record["id"]] = record
-        if not move_damaged:
-            return
-        if damaged:
-            with open(self.path.with_name(self.path.name + DAMAGED_SUFFIX), "ab") as handle:
-                handle.write(b"".join(damaged))
-                handle.flush()
-                os.fsync(handle.fileno())
-            _replace_bytes(self.path, b"".join(good))
-        elif torn:  # cut the torn tail so appends start on a clean line
-            with open(self.path, "r+b") as handle:
-                handle.truncate(len(data) - len(torn))
+        def check(record: dict, lineno: int) -> None:
+            if not isinstance(record.get("id"), str):
+                raise RecordError(self.path, lineno, "no string id", field="id")
+            wrong = wrong_field(record, self.fields)
+            if wrong is not None:
+                raise RecordError(self.path, lineno, wrong[1], field=wrong[0])
+
+        for record in load_lines(self.path, check, move_damaged)[0]:
+            self._records[record["id"]] = record
 
     def __contains__(self, record_id: str) -> bool:
         return record_id in self._records
@@ -154,8 +197,11 @@ class RunStore:
         if self._before_append is not None:
             hook, self._before_append = self._before_append, None
             hook()
-        self._handle.write(dumps_line(record))
-        self._handle.flush()
+        try:
+            self._handle.write(dumps_line(record))
+            self._handle.flush()
+        except OSError as exc:
+            raise disk_error(self.path, exc) from None
         self._records[record_id] = record
         return True
 
@@ -165,6 +211,8 @@ class RunStore:
                 self._handle.flush()
                 os.fsync(self._handle.fileno())
                 self._handle.close()
+            except OSError as exc:
+                raise disk_error(self.path, exc) from None
             finally:
                 runlock.release(self._lock)
 
@@ -181,7 +229,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     key = runlock.acquire(make_folder(path.parent))
     try:
-        _replace_bytes(path, repair_text(text).encode("utf-8"))
+        _replace_bytes(path, scrub(repair_text(text)).encode("utf-8"))
     finally:
         runlock.release(key)
 
@@ -198,6 +246,8 @@ def _replace_bytes(path: Path, data: bytes) -> None:
             continue
         except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             raise OutputError(path, None, f"cannot write here: {os.strerror(exc.errno or errno.EACCES)}") from None
+        except OSError as exc:
+            raise disk_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -207,6 +257,10 @@ def _replace_bytes(path: Path, data: bytes) -> None:
     except IsADirectoryError:
         os.unlink(tmp)
         raise OutputError(path, None, "cannot write this file: a folder with that name is in the way") from None
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise disk_error(path, exc) from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -181,7 +181,7 @@ def test_budget_stops_before_the_cap_and_a_larger_cap_continues_without_repaying
         each = worst_case(endpoint, build_request(mistakes[0], endpoint, "fewshot", 0, 0.0, 1.0, 1024))
         cap = 1.2 * each  # room for one worst case, and a little of what answers really cost
         budget = Budget(cap)
-        with pytest.raises(BudgetStop, match=r"budget: stopped before --max-cost"):
+        with pytest.raises(BudgetStop, match=r"budget: stopped before this run folder's --max-cost"):
             run(mistakes, endpoint, tmp_path, budget=budget, concurrency=1)
         first = server.request_count
         stored = len(records(tmp_path / CORRECTIONS))
@@ -351,7 +351,7 @@ def test_cli_budget_stop_is_one_line_with_exit_status_3_and_a_larger_cap_continu
                 "--out", str(tmp_path / "out"), "-q"]
         stopped = CliRunner().invoke(main, [*args, "--max-cost", "0.001"])
         assert stopped.exit_code == 3, stopped.output
-        assert stopped.output.strip().splitlines()[-1].startswith("budget: stopped before --max-cost $0.00")  # after the start line
+        assert stopped.output.strip().splitlines()[-1].startswith("budget: stopped before this run folder's --max-cost $0.00")  # after the start line
         assert server.request_count == 0  # one worst case alone is over the cap: nothing was sent
         done = CliRunner().invoke(main, [*args, "--max-cost", "5"])
     assert done.exit_code == 0, done.output

@@ -128,7 +128,7 @@ def test_the_library_never_imports_the_cli():
 HEAVY = ("openai", "matplotlib", "torch", "transformers", "datasets", "lm_eval", "axolotl")
 # The bottom layer: plain types and helpers every other module may use; they import (at import
 # time) nothing of lema_plugin outside this set.
-BOTTOM = {"lema_plugin", "lema_plugin.errors", "lema_plugin.llm", "lema_plugin.llm.types", "lema_plugin.records",
+BOTTOM = {"lema_plugin", "lema_plugin.errors", "lema_plugin.keys", "lema_plugin.bounds", "lema_plugin.llm", "lema_plugin.llm.types", "lema_plugin.records",
           "lema_plugin.settings", "lema_plugin.text", "lema_plugin.fields", "lema_plugin.tables"}
 # What a stage's declaration (and so `lema --help` and a recipe) must never load at import time:
 # the request loop, the client, the run driver, the report.

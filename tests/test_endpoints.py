@@ -64,11 +64,14 @@ INVALID = [
     ("gpt-4o;temperature=0", "unknown option 'temperature'"),
     ("gpt-4o;price=2.5", "price must be IN/OUT"),
     ("gpt-4o;price=a/b", "price must be IN/OUT"),
-    ("gpt-4o;price=-1/2", "must not be negative"),
+    ("gpt-4o;price=-1/2", "finite numbers of at least 0"),
+    ("gpt-4o;price=nan/10", "finite numbers of at least 0"),
+    ("gpt-4o;price=1/inf", "finite numbers of at least 0"),
     ("gpt-4o;key_env", "must look like key=value"),
-    ("gpt-4o;key_env=sk-abc123!", "not an environment variable name"),
     ("gpt-4o;mode=chat;mode=chat", "given twice"),
     ("gpt-4o;concurrency=0", "must be positive"),
+    ("gpt-4o;concurrency=99999999999999999999", "at most"),
+    ("gpt-4o;timeout=nan", "at most"),
     ("gpt-4o;timeout=soon", "timeout a number of seconds"),
     ("", "no MODEL"),
     (";;;", "no MODEL"),
@@ -89,6 +92,42 @@ def test_parse_invalid_specs_name_the_spec(spec, message):
     text = str(info.value)
     assert message in text
     assert repr(spec) in text and "\n" not in text
+
+
+PASTED = "sk-proj-Zq81mNv0pLk2Rt5Yw7Xc"  # a key where a spec's option value belongs
+# spec holding a key -> what the one-line error says (the key itself hidden)
+SECRET_SPECS = [
+    (f"gpt4=gpt-4o;api_key={PASTED}", "gpt4=gpt-4o;api_key=***", "unknown option 'api_key'"),
+    (f"gpt4=gpt-4o;token={PASTED[:9]}", "gpt4=gpt-4o;token=***", "unknown option 'token'"),
+    ("gpt-4o;key_env=gsk_Qm3xV9bT2wLr8Kp4Ns7Yz1Hc", "gpt-4o;key_env=***", "looks like an API key (not shown)"),
+    ("gpt-4o;key_env=sk-abc123!", "gpt-4o;key_env=***", "not an environment variable name"),
+    (f"gpt-4o;{PASTED}", "gpt-4o;***", "must look like key=value"),
+]
+
+
+@pytest.mark.parametrize("spec,shown,message", SECRET_SPECS, ids=[s for _, s, _ in SECRET_SPECS])
+def test_a_spec_error_never_echoes_a_key(spec, shown, message):
+    with pytest.raises(ValueError) as info:
+        parse_endpoint(spec)
+    text = str(info.value)
+    assert message in text and repr(shown) in text and "\n" not in text
+    secret = spec.split(";")[-1].split("=")[-1]
+    assert secret not in text and secret.upper() not in text
+
+
+def test_a_spec_error_on_the_command_line_never_echoes_a_key(tmp_path):
+    from click.testing import CliRunner
+
+    from lema_plugin.cli import main
+
+    data = tmp_path / "problems.jsonl"
+    data.write_text('{"question": "What is 1 plus 1?", "answer": "#### 2"}\n')
+    for flag in ("--generator", "--judge"):
+        result = CliRunner().invoke(main, ["sample", "--data-file", str(data), flag, f"gpt4=gpt-4o;api_key={PASTED}",
+                                           "--out", str(tmp_path / "o"), "--estimate"])
+        assert result.exit_code in (1, 2), result.output
+        assert "api_key=***" in result.output and PASTED not in result.output, result.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_default_name_labels_unnamed_specs_only():

@@ -138,3 +138,21 @@ def test_grade_with_judge_is_the_one_call_for_stages(tmp_path):
     assert client.usage["judge"].requests == 3
     rules_only = asyncio.run(grade_with_judge(items, "math"))  # no judge: the rules alone, no client needed
     assert [g.decided_by for g in rules_only] == ["rule", "rule", "symbolic", "rule", "rule", "rule"]
+
+
+def test_lema_grade_takes_the_budget_and_the_preview(tmp_path):
+    predictions = _write(tmp_path / "preds.jsonl", RECORDS)
+    out = tmp_path / "graded"
+    with ScriptedServer(judge_script) as server:
+        args = ["grade", "--dataset", "math", "--predictions", str(predictions), "--out", str(out),
+                "--judge", f"judge=judge-model@{server.base_url};price=1000/1000", "--quiet"]
+        preview = CliRunner().invoke(main, [*args, "--estimate"])
+        assert preview.exit_code == 0, preview.output
+        assert [line.split()[1] for line in preview.output.splitlines() if line.startswith("judge ")] == ["3"]
+        assert not out.exists() and server.request_count == 0  # a preview sends and writes nothing
+        stopped = CliRunner().invoke(main, [*args, "--max-cost", "0.01"])
+        assert stopped.exit_code == 3, stopped.output
+        assert stopped.output.strip().splitlines()[-1].startswith("budget: stopped before this run folder's --max-cost $0.01")
+        assert server.request_count == 0 and not (out / "graded.jsonl").exists()
+        done = CliRunner().invoke(main, [*args, "--max-cost", "5"])
+        assert done.exit_code == 0 and server.request_count == 3, done.output

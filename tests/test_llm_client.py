@@ -328,12 +328,16 @@ def test_the_api_key_is_sent_but_never_stored(tmp_path, monkeypatch):
     assert len(stored) == 3 and not any(secret.encode() in blob for blob in stored)
 
 
-def test_without_a_key_in_the_environment_the_key_is_EMPTY(monkeypatch):
+def test_an_unset_key_variable_is_refused_and_a_keyless_server_gets_no_key(monkeypatch):
+    from lema_plugin.keys import MissingKey
+
     monkeypatch.delenv("LEMA_TEST_API_KEY", raising=False)
     with ScriptedServer(answer) as server:
-        ask(make_client(), server.endpoint(api_key_env="LEMA_TEST_API_KEY"), chat("q"))
-        ask(make_client(), server.endpoint(), chat("q"))
-        assert server.authorizations == Counter({"Bearer EMPTY": 2})
+        with pytest.raises(MissingKey, match=r"not set: \$LEMA_TEST_API_KEY \(for m\)"):
+            ask(make_client(), server.endpoint(api_key_env="LEMA_TEST_API_KEY"), chat("q"))
+        assert server.request_count == 0  # no placeholder key sent in its stead
+        ask(make_client(), server.endpoint(), chat("q"))  # a URL and no key_env: a keyless local server
+        assert server.authorizations == Counter({"Bearer EMPTY": 1})
 
 
 # -- request shape, modes, base URLs ------------------------------------------------------------

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +144,105 @@ def test_an_out_folder_that_may_not_be_created_is_one_line(tmp_path):
     for command in (sample_args(data, forbidden, DEAD_URL), ["run", str(recipe), "--no-train", "--out", str(forbidden)]):
         error = one_line_error(CliRunner().invoke(main, command))
         assert str(forbidden) in error and ("permission denied" in error.lower() or "not permitted" in error)
+
+
+# -- a preview writes nothing; SIGTERM and a full disk are clean stops ---------------------------
+
+
+def tree(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")} \
+        if folder.exists() else {}
+
+
+def test_estimate_writes_nothing_and_leaves_the_folder_open_to_other_settings(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
+    data = problem_file(tmp_path / "problems.jsonl")
+    with ScriptedServer(lambda body, attempt: "The answer is 2.") as server:
+        fresh = tmp_path / "fresh"
+        preview = CliRunner().invoke(main, [*sample_args(data, fresh, server.base_url, "--temperature", "0.2"), "--estimate"])
+        assert preview.exit_code == 0 and tree(fresh) == {}, preview.output  # no folder, no manifest, no empty store
+        real = CliRunner().invoke(main, sample_args(data, fresh, server.base_url, "--temperature", "0.9"))
+        assert real.exit_code in (0, 4), real.output  # not refused: the preview remembered nothing
+        before = tree(fresh)
+        again = CliRunner().invoke(main, [*sample_args(data, fresh, server.base_url, "-k", "4"), "--estimate"])
+        assert again.exit_code == 0 and tree(fresh) == before, again.output  # a folder with records: untouched
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(f"data_file: {data}\nout: {tmp_path / 'run'}\ngenerators: [{{model: m, base_url: '{server.base_url}'}}]\n"
+                          f"corrector: {{model: c, base_url: '{server.base_url}', price: 1/1}}\n")
+        run = CliRunner().invoke(main, ["run", str(recipe), "--estimate"])
+        assert run.exit_code == 0 and "USD" in run.output, run.output
+        assert server.request_count == 2 * 3 and not (tmp_path / "run").exists()  # only the real sample run asked
+
+
+def test_sigterm_stops_like_ctrl_c_with_a_message_and_its_own_status(tmp_path):
+    import signal
+    import threading
+
+    data = problem_file(tmp_path / "problems.jsonl")
+    answered = threading.Event()
+
+    def slow(body, attempt):
+        if answered.is_set():
+            return Reply(hang=True)
+        answered.set()
+        return "The answer is 2."
+
+    with ScriptedServer(slow) as server:
+        process = subprocess.Popen([sys.executable, "-m", "lema_plugin.cli",
+                                    *sample_args(data, tmp_path / "out", server.base_url, "--concurrency", "1")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+        paths = tmp_path / "out" / "paths.jsonl"
+        for _ in range(600):  # until the first answer is stored and the second request hangs
+            if paths.exists() and paths.read_text().count("\n") == 1 and server.in_flight:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): records written so far are kept; run the same "
+                                           "command again to resume"), err
+    assert len(paths.read_text().splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare to mount a small file system")
+def test_a_full_disk_names_the_file_that_could_not_be_written(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k none {small}"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {probe.stderr.decode().strip()}")
+    data = problem_file(tmp_path / "problems.jsonl")
+    big = "Step 1: think. " * 2500 + "The answer is 2."  # 37 KB a path: the second one fills 64 KB
+    with ScriptedServer(lambda body, attempt: big) as server:
+        command = [sys.executable, "-m", "lema_plugin.cli",
+                   *sample_args(data, small / "out", server.base_url, "--cache-dir", str(tmp_path / "cache"))]
+        script = f"mount -t tmpfs -o size=64k none {small} && exec {shlex.join(command)}"
+        full = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert full.returncode == 1, full.stderr
+    last = full.stderr.strip().splitlines()[-1]
+    assert last == f"Error: {small}/out/paths.jsonl: cannot write: No space left on device", full.stderr
+
+
+def test_the_batch_cost_in_every_summary_is_the_clients_at_half_price(tmp_path):
+    good = "Incorrect Step: Step 2.\nExplanation: 3 + 4 is 7.\nCorrect Solution:\nStep 2: 3 + 4 = 7. The answer is 7."
+    mistakes = tmp_path / "m.jsonl"
+    mistakes.write_text(json.dumps({"id": "m1", "dataset": "gsm8k", "question": "Tom has 3 apples and buys 4. How many?",
+                                    "answer": "7", "text": "Tom has 3.\nHe buys 4, so 8. The answer is 8."}) + "\n")
+    costs = {}
+    with ScriptedServer(lambda body, attempt: good) as server:
+        for mode in ("chat", "batch"):
+            args = ["correct", "--mistakes", str(mistakes), "--corrector", f"c=m@{server.base_url};price=10/30;mode={mode}",
+                    "--out", str(tmp_path / mode), "-q"]
+            result = CliRunner().invoke(main, args)
+            if result.exit_code == 75:
+                server.finish_batches()
+                result = CliRunner().invoke(main, args)
+            assert result.exit_code == 0, result.output
+            printed = float(re.search(r"; cost \$([\d.]+)", result.output).group(1))
+            ledger = [json.loads(line) for line in (tmp_path / mode / "usage.jsonl").read_text().splitlines()]
+            costs[mode] = (printed, sum(row["total"]["cost"] for row in ledger))
+            assert "cost" not in json.dumps(json.loads((tmp_path / mode / "correct_summary.json").read_text()))
+    assert costs["batch"][0] == pytest.approx(costs["chat"][0] / 2, abs=1e-4)
+    assert costs["batch"][1] == pytest.approx(costs["chat"][1] / 2) and costs["chat"][1] > 0

@@ -294,3 +294,84 @@ def test_evolve_counts_an_answer_the_judge_finds_equal_as_a_vote(tmp_path):
     assert asked == {"strong": 4, "judge-model": 2}  # the other curve and the non-answer
     assert (summary.no_majority, summary.kept, summary.judge_votes) == (0, 1, 1)
     assert [(p["question"], p["answer"], p["agreement"]) for p in problems] == [(NEW_LINE, "y = \\log_3 x", round(2 / 3, 4))]
+
+
+# -- the judge is in the one request loop: budget, endpoint check, failures, preview -------------
+
+SETTLED_BY_RULES = {(TRIANGLE, 1): "wrong", (LINE, 1): "truncated", (COUNT, 0): "correct"}
+
+
+def _kinds(tmp_path) -> dict:
+    path = tmp_path / "run" / "paths.jsonl"
+    return {(p["question"], p["sample_index"]): p["kind"] for p in _read(path)} if path.exists() else {}
+
+
+def test_a_judge_request_the_budget_refuses_is_never_stored_as_a_rule_verdict(tmp_path):
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        judge = f"judge=judge-model@{server.base_url};price=1000/1000"
+        stopped = _sample(tmp_path, server, "--judge", judge, "--max-cost", "0.01")
+        assert stopped.exit_code == 3, stopped.output
+        assert "budget: stopped before this run folder's --max-cost $0.01" in stopped.output
+        assert script.asked == {"gen": 6}  # the judge's worst case is over the cap: never asked
+        assert _kinds(tmp_path) == SETTLED_BY_RULES  # the three it must decide wait, unstored
+        done = _sample(tmp_path, server, "--judge", judge, "--max-cost", "5")
+        assert done.exit_code == 0, done.output
+        assert script.asked == {"gen": 6, "judge-model": 3}
+    assert {key: p for key, p in _kinds(tmp_path).items()} == {
+        **SETTLED_BY_RULES, (TRIANGLE, 0): "correct", (LINE, 0): "correct", (COUNT, 1): "unextractable"}
+
+
+def test_a_dead_judge_gets_a_start_line_and_an_endpoint_check_before_any_verdict(tmp_path):
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        result = _sample(tmp_path, server, "--judge", "judge=judge-model@http://127.0.0.1:9/v1")
+    assert result.exit_code == 1, result.output
+    assert "judge judge (judge-model) -> http://127.0.0.1:9/v1 (chat)" in result.output  # its start line
+    assert result.output.strip().splitlines()[-1].startswith("Error: judge judge at http://127.0.0.1:9/v1 does not answer")
+    assert _kinds(tmp_path) == SETTLED_BY_RULES
+
+
+def test_failing_judge_requests_make_no_false_mistakes_with_keep_unfinished(tmp_path):
+    def failing_judge(body, attempt):
+        return Reply(status=500) if body["model"] == "judge-model" else Scripted()(body, attempt)
+
+    with ScriptedServer(failing_judge) as server:
+        result = _sample(tmp_path, server, "--judge", f"judge=judge-model@{server.base_url}", "--keep-unfinished",
+                         "--max-retries", "0")
+    assert result.exit_code == 5, result.output
+    assert "3 replies still wait for the judge" in result.output
+    assert _kinds(tmp_path) == SETTLED_BY_RULES
+    mistakes = {(m["question"], m["sample_index"]) for m in _read(tmp_path / "run" / "mistakes.jsonl")}
+    assert mistakes == {(TRIANGLE, 1), (LINE, 1)}  # a wrong answer and a truncated path; no unjudged path
+
+
+def test_the_cost_preview_counts_the_judge_and_writes_nothing(tmp_path):
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        result = _sample(tmp_path, server, "--judge", f"judge=judge-model@{server.base_url};price=1/2", "--estimate")
+    assert result.exit_code == 0, result.output
+    (row,) = [line.split() for line in result.output.splitlines() if line.startswith("judge ") and "counted" not in line]
+    assert row[1] == "6" and row[-1].startswith("$")  # every path, as a bound
+    assert "judge judge: counted as if every reply" in result.output
+    assert script.asked == {} and not (tmp_path / "run").exists()
+
+
+def test_import_takes_the_budget_and_the_preview(tmp_path):
+    gold = {row["problem"]: row["solution"] for row in PROBLEMS}
+    outputs = _write(tmp_path / "outputs.jsonl", [
+        {"question": question, "solution": text, "gold": gold[question]}
+        for question, text in ((TRIANGLE, PATHS[TRIANGLE][0]), (LINE, "The answer is $y = \\log_3 x$."), (COUNT, "The answer is 8."))
+    ])
+    script = Scripted()
+    with ScriptedServer(script) as server:
+        args = ["import", str(outputs), "--format", "jsonl", "--dataset", "math", "--gold-field", "gold", "--quiet",
+                "--judge", f"judge=judge-model@{server.base_url};price=1000/1000", "--out", str(tmp_path / "run")]
+        preview = CliRunner().invoke(main, [*args, "--estimate"])
+        assert preview.exit_code == 0, preview.output
+        assert [line.split()[1] for line in preview.output.splitlines() if line.startswith("judge ")] == ["2"]
+        assert not (tmp_path / "run").exists()
+        stopped = CliRunner().invoke(main, [*args, "--max-cost", "0.01"])
+        assert stopped.exit_code == 3 and "budget: stopped" in stopped.output, stopped.output
+        assert script.asked == {}
+        assert {p["question"] for p in _read(tmp_path / "run" / "paths.jsonl")} == {COUNT}  # the rules settled it

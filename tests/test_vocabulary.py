@@ -168,6 +168,7 @@ def test_endpoint_help_shows_the_whole_grammar():
 def test_check_prints_the_resolved_recipe_as_commented_yaml(tmp_path, shared_data, monkeypatch):
     monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data))
     monkeypatch.setenv("LEMA_TEST_GEN_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-check-key")  # the CoT model has no URL: the OpenAI API and its key
     recipe = tmp_path / "r.yaml"
     recipe.write_text("limit: 3\ngenerators:\n  - {name: g, model: m, base_url: '${LEMA_TEST_GEN_URL}', samples: 2}\n"
                       "  - {name: h, model: n, base_url: '${LEMA_TEST_GEN_URL}', samples: 3}\n"

@@ -116,10 +116,14 @@ def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
       4    nothing produced (no problems, mistakes, corrections or examples)
       5    some requests finally failed (what arrived is kept; run again to retry the rest)
       75   requests wait in Batch API batches (run the same command again later to collect)
-      130  interrupted (what was written is kept; run again to resume)
+      130  interrupted by Ctrl-C (what was written is kept; run again to resume)
+      143  stopped by SIGTERM, handled like Ctrl-C
     """
     ctx.meta["lema.quiet"] = quiet
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from lema_plugin.keys import guard_logging
+
+    guard_logging()  # no API key in any log line

@@ -2,9 +2,9 @@
 
 Stage commands stay thin: they declare their options, open what they need, call one stage
 function and print its summary. A `LemaError` (bad input, options, recipe or endpoint) becomes
-one line on stderr and its exit status (1; 4 when nothing was produced, 5 when requests finally
-failed; 3 and 75 for the clean stops of a budget and of pending batches: see `lema_plugin.errors`);
-Ctrl-C exits 130 keeping what was written; any other
+one line on stderr (every API key scrubbed) and its exit status (1; 4 when nothing was produced, 5
+when requests finally failed; 3 and 75 for the clean stops of a budget and of pending batches: see
+`lema_plugin.errors`); Ctrl-C exits 130 and SIGTERM 143, keeping what was written; any other
 exception is a bug and keeps its traceback. A path that cannot be read or written (missing, a
 file in the way, no permission, a full disk) is the user's disk, not a bug: one line too.
 """
@@ -14,13 +14,17 @@ import asyncio
 import contextlib
 import errno
 import functools
+import math
+import signal
+import threading
 from pathlib import Path
 from typing import Callable
 
 import click
 
 from lema_plugin.cli.options import settings_options
-from lema_plugin.errors import CLEAN_STOPS, EXIT_INTERRUPTED, LemaError, NothingProduced, RequestsFailed
+from lema_plugin.errors import (CLEAN_STOPS, EXIT_INTERRUPTED, EXIT_TERMINATED, LemaError, NothingProduced,
+                                RequestsFailed)
 
 from lema_plugin.llm.types import SPEC_GRAMMAR
 
@@ -28,33 +32,82 @@ from lema_plugin.llm.types import SPEC_GRAMMAR
 SPEC_EPILOG = f"""\b
 SPEC, an OpenAI-compatible endpoint:
   {SPEC_GRAMMAR}
-  NAME labels records and summaries; without @URL: $OPENAI_BASE_URL, else the OpenAI API;
-  the key is read from $OPENAI_API_KEY (or the variable named by key_env); price is USD per
-  1M prompt/completion tokens; mode=batch (or completion+batch) goes through the OpenAI Batch
-  API; concurrency, timeout, rpm and tpm limit this endpoint alone; `embedded` is the built-in
-  SmolLM2-135M-Instruct."""
+  NAME labels records and summaries. Keys: key_env=VAR sends $VAR, which must be set; a URL
+  without key_env is a keyless server (vLLM, llama.cpp, embedded); without @URL the model is on
+  $OPENAI_BASE_URL, else the OpenAI API, with $OPENAI_API_KEY, which must be set. price is USD
+  per 1M prompt/completion tokens (the budget and --estimate use it); mode=batch (or
+  completion+batch) goes through the OpenAI Batch API; concurrency, timeout, rpm and tpm limit
+  this endpoint alone; `embedded` is the built-in SmolLM2-135M-Instruct."""
 
 INTERRUPTED = "interrupted: records written so far are kept; run the same command again to resume"
+TERMINATED = "terminated (SIGTERM): records written so far are kept; run the same command again to resume"
+
+
+class Dollars(click.ParamType):
+    """A budget in USD: a finite number of at least 0 (nan or inf would turn the budget off)."""
+
+    name = "usd"
+
+    def convert(self, value, param, ctx):
+        try:
+            amount = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of USD", param, ctx)
+        if not (math.isfinite(amount) and amount >= 0):
+            self.fail(f"{value!r}: a budget must be a finite number of USD of at least 0", param, ctx)
+        return amount
+
+
+DOLLARS = Dollars()
 
 # OSErrors that describe the user's disk, not a bug: shown as "PATH: reason"
 _PATH_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
 _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `kill`, a scheduler ending a job): handled like Ctrl-C, with its own status."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a command runs, SIGTERM stops it the way Ctrl-C does: what was written is kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def friendly_errors(func: Callable) -> Callable:
-    """Map the one user-error type to a one-line `click.ClickException`, and Ctrl-C to exit 130."""
+    """Map the one user-error type to a one-line `click.ClickException` (no key in it), Ctrl-C
+    to exit 130 and SIGTERM to exit 143, each with a message."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from lema_plugin.keys import guard_logging, scrub
+
+        guard_logging()
         try:
-            return func(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except LemaError as exc:
             if exc.exit_code in CLEAN_STOPS:  # a clean stop, not a failure: batches pending, budget reached
-                click.echo(str(exc), err=True)
+                click.echo(scrub(str(exc)), err=True)
                 raise SystemExit(exc.exit_code) from None
-            error = click.ClickException(str(exc))
+            error = click.ClickException(scrub(str(exc)))
             error.exit_code = exc.exit_code
             raise error from None
+        except Terminated:
+            click.echo(TERMINATED, err=True)
+            raise SystemExit(EXIT_TERMINATED) from None
         except KeyboardInterrupt:
             click.echo(INTERRUPTED, err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
@@ -62,7 +115,7 @@ def friendly_errors(func: Callable) -> Callable:
             if not (isinstance(exc, _PATH_ERRORS) or exc.errno in _DISK_ERRNOS):
                 raise
             where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+            raise click.ClickException(scrub(f"{where}{exc.strerror or exc}")) from None
 
     return wrapper
 
@@ -144,11 +197,13 @@ def client_options(func: Callable) -> Callable:
         ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-        click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD", show_default="no limit",
-                     help="Hard budget for this command: stop cleanly before the worst case of the next request "
-                     "or batch would cross it (endpoints priced with ;price=). Run again with more to continue."),
+        click.option("--max-cost", type=DOLLARS, metavar="USD", show_default="no limit",
+                     help="Hard budget of the run folder (OUT), over this command and every earlier one into it: stop "
+                     "cleanly before the worst case of the next request or batch would cross it (endpoints priced "
+                     "with ;price=). Run again with a larger one to continue."),
         click.option("--estimate", is_flag=True,
-                     help="Send nothing: print the requests, tokens and dollars (online and batch) this command would spend."),
+                     help="Send nothing and write nothing: print the requests, tokens and dollars (online and batch) this command "
+                     "would spend."),
     ]
     for option in reversed(options):
         func = option(func)

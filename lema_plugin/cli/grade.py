@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import SPEC_EPILOG, friendly_errors
+from lema_plugin.cli.common import DOLLARS, SPEC_EPILOG, friendly_errors, make_client
 from lema_plugin.cli.options import old_spellings
 from lema_plugin.errors import NothingProduced
 from lema_plugin.fields import GOLD_FIELDS, TEXT_FIELDS
@@ -41,8 +41,14 @@ def _breakdown(title: str, table: dict[str, list[int]]) -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Judge response cache.", show_default="OUT/.cache, else ~/.cache/lema/responses")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar for the judge.")
+@click.option("--max-cost", type=DOLLARS, metavar="USD", show_default="no limit",
+              help="Hard budget for the judge, over this command and every earlier one into OUT: stop cleanly "
+              "before the worst case of the next judge request would cross it (a judge priced with ;price=).")
+@click.option("--estimate", is_flag=True,
+              help="Send nothing and write nothing: print the judge requests, tokens and dollars this command would spend.")
 @friendly_errors
-def grade(dataset, predictions, text_field, gold_field, gold_file, out_dir, judge_spec, cache_dir, quiet):
+def grade(dataset, predictions, text_field, gold_field, gold_file, out_dir, judge_spec, cache_dir, quiet, max_cost,
+          estimate):
     """Extract each final answer, compare it with the gold answer and print the accuracy.
 
     MATH results are also broken down per level and per subject when the records carry them.
@@ -58,12 +64,22 @@ def grade(dataset, predictions, text_field, gold_field, gold_file, out_dir, judg
         out, out_dir = out_dir, out_dir.parent
     elif out_dir is not None:
         out = out_dir / "graded.jsonl"
-    if judge_spec:
-        from lema_plugin.llm import LLMClient
-        from lema_plugin.llm.endpoints import open_endpoints
+    if estimate:  # a preview: the judge's questions priced, nothing sent, no server started, nothing written
+        from lema_plugin.llm.endpoints import parse_endpoint
+        from lema_plugin.settings import ClientSettings
 
-        cache = cache_dir or (out_dir / ".cache" if out_dir is not None else None)
-        client = LLMClient(cache_dir=cache, progress=not quiet)
+        client = make_client(out_dir, ClientSettings(), cache_dir, quiet=True, max_cost=max_cost, estimate=True)
+        judge = parse_endpoint(judge_spec, default_name="judge") if judge_spec else None
+        grade_file(predictions, dataset, text_field, gold_field, gold_file=gold_file, judge=judge, client=client)
+        if judge is None:
+            client.estimate.notes.append("no --judge: the rules grade alone and nothing is sent")
+        click.echo(client.estimate.table())
+        return
+    if judge_spec:
+        from lema_plugin.llm.endpoints import open_endpoints
+        from lema_plugin.settings import ClientSettings
+
+        client = make_client(out_dir, ClientSettings(), cache_dir, quiet=quiet, max_cost=max_cost)
         with open_endpoints([judge_spec]) as (judge,):
             report = grade_file(predictions, dataset, text_field, gold_field, out=out, gold_file=gold_file,
                                 judge=judge, client=client)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from lema_plugin.cli.common import friendly_errors, start_fresh
+from lema_plugin.cli.common import DOLLARS, friendly_errors, start_fresh
+from lema_plugin.errors import ConfigError
 
 
 @click.command("run")
@@ -16,10 +17,12 @@ from lema_plugin.cli.common import friendly_errors, start_fresh
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--check", is_flag=True, help="Validate the recipe, print it as commented YAML with the requests each "
               "stage will send, and stop (nothing is run or paid for).")
-@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD", show_default="the recipe's max_cost",
-              help="Hard budget for this run (overrides the recipe's max_cost); run again with more to continue.")
+@click.option("--max-cost", type=DOLLARS, metavar="USD", show_default="the recipe's max_cost",
+              help="Hard budget of the run folder, over this run and every earlier one into it (overrides the "
+              "recipe's max_cost); run again with a larger one to continue.")
 @click.option("--estimate", is_flag=True,
-              help="Send nothing: print the requests, tokens and dollars (online and batch) the run would spend.")
+              help="Send nothing and write nothing: print the requests, tokens and dollars (online and batch) the run "
+              "would spend.")
 @click.option("--fresh", is_flag=True, help="Start the run folder over: move its outputs to OUT/replaced-<time>/ first "
               "(the response cache stays). Needed to rerun into a folder with other sampling settings.")
 @friendly_errors
@@ -47,6 +50,12 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, quiet:
         from lema_plugin.recipe_check import check_text
 
         click.echo(check_text(config, _problems(config)), nl=False)
+        from lema_plugin import keys
+        from lema_plugin.pipeline import endpoints_of, steps
+
+        lacking = keys.missing(endpoints_of(steps(config, Path(out or config.out))))
+        if lacking:  # every missing key at once, before a run would pay for the stages before it
+            raise ConfigError(keys.missing_line(lacking, f"{recipe}: "))
         return
     if not estimate:
         start_fresh(Path(out or config.out), fresh, everything=True)

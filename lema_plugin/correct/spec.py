@@ -19,7 +19,7 @@ from ..grading.judge import JudgeItem
 from ..llm.types import Ask
 from ..problems import grader_dataset
 from ..records import make_id
-from ..settings import JudgeSettings, decisive
+from ..settings import MAX_SAMPLES, MAX_TOKENS, JudgeSettings, decisive
 from ..stage import Funnel, Input, Role, Stage
 from .prompt import build_request
 from .stage import CORRECTIONS, REJECTED, STORED_FIELDS, SUMMARY, corrector_spec, load_mistakes
@@ -28,12 +28,12 @@ from .stage import CORRECTIONS, REJECTED, STORED_FIELDS, SUMMARY, corrector_spec
 class CorrectSettings(JudgeSettings):
     """How the corrector is asked."""
 
-    samples: int = Field(1, ge=1, description="Corrector replies sampled per mistake, at most.")
-    keep: int = Field(1, ge=1, description="Stop sampling a mistake once this many corrections are verified.")
+    samples: int = Field(1, ge=1, le=MAX_SAMPLES, description="Corrector replies sampled per mistake, at most.")
+    keep: int = Field(1, ge=1, le=MAX_SAMPLES, description="Stop sampling a mistake once this many corrections are verified.")
     temperature: float | None = decisive(
         None, ge=0, description="Sampling temperature.", json_schema_extra={"default_text": "0 for one sample, 0.7 for several"})
     top_p: float = decisive(1.0, gt=0, le=1, description="Nucleus sampling.")
-    max_tokens: int = decisive(1024, ge=1, description="Longest corrector reply.")
+    max_tokens: int = decisive(1024, ge=1, le=MAX_TOKENS, description="Longest corrector reply.")
     style: Literal["fewshot", "zeroshot"] = decisive(
         "fewshot", description="Few-shot corrector prompt (any model), or zero-shot (strong chat models, fewer tokens).")
 
@@ -84,7 +84,9 @@ class CorrectStage(Stage):
     def ask(self, mistake: dict, corrector, settings: CorrectSettings, attempt: int) -> Ask:
         request = build_request(mistake, corrector, settings.style, attempt, settings.sampling_temperature,
                                 settings.top_p, settings.max_tokens)
-        return Ask(self.attempt_id(mistake, corrector, settings, attempt), corrector, request, (mistake, attempt))
+        # item: the Batch API caps failed submissions per mistake across its attempts
+        return Ask(self.attempt_id(mistake, corrector, settings, attempt), corrector, request, (mistake, attempt),
+                   item=mistake["id"])
 
     def plan(self, items, endpoints, settings) -> list[Ask]:
         corrector = endpoints["corrector"][0]

@@ -17,7 +17,7 @@ from ..grading.judge import JudgeItem
 from ..llm.types import Ask
 from ..problems import Problem, grader_dataset
 from ..records import make_id
-from ..settings import JudgeSettings, decisive
+from ..settings import MAX_SAMPLES, MAX_TOKENS, JudgeSettings, decisive
 from ..solving import solve_request
 from ..stage import Funnel, Role, Stage
 from .rationales import strong_model_spec
@@ -33,10 +33,10 @@ class CotSettings(JudgeSettings):
     source: Literal["gold", "model", "none"] = decisive(
         "gold", description="gold: the dataset's rationales, rewritten to end 'The answer is X.'; model: sample "
         "rationales from the strong model and keep the correct ones; none: no CoT.")
-    samples: int = Field(4, ge=1, description="Rationales sampled per question.")
-    keep: int = Field(2, ge=1, description="Distinct correct rationales kept per question.")
+    samples: int = Field(4, ge=1, le=MAX_SAMPLES, description="Rationales sampled per question.")
+    keep: int = Field(2, ge=1, le=MAX_SAMPLES, description="Distinct correct rationales kept per question.")
     temperature: float = decisive(0.8, ge=0, description="Sampling temperature.")
-    max_tokens: int = decisive(512, ge=1, description="Token limit per rationale (truncated ones are never kept).")
+    max_tokens: int = decisive(512, ge=1, le=MAX_TOKENS, description="Token limit per rationale (truncated ones are never kept).")
 
 
 @dataclass

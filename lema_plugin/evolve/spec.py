@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..cot.rationales import strong_model_spec
 from ..llm.types import Ask
-from ..settings import JudgeSettings, Settings, decisive
+from ..settings import MAX_COUNT, MAX_SAMPLES, MAX_TOKENS, JudgeSettings, Settings, decisive
 from ..stage import Funnel, Input, Role, Stage
 from .prompt import STYLES, generation_request
 from .seeds import questions_per_seed, read_inputs
@@ -19,20 +19,20 @@ from .stage import ANSWERS, DROPPED, PROBLEMS, QUESTIONS, SUMMARY, answer_id, an
 class EvolveSettings(JudgeSettings):
     """How new questions are written, filtered and answered."""
 
-    per_seed: int = Field(2, ge=1, description="New questions asked per seed; the styles are taken in turn.")
+    per_seed: int = Field(2, ge=1, le=MAX_SAMPLES, description="New questions asked per seed; the styles are taken in turn.")
     styles: tuple[Literal["similar", "harder"], ...] = Field(
         STYLES, min_length=1,
         description="Question styles, taken in turn: similar (same skill and difficulty), harder (one more step or condition).")
-    samples: int = Field(5, ge=1, description="Answers sampled per new question.")
+    samples: int = Field(5, ge=1, le=MAX_SAMPLES, description="Answers sampled per new question.")
     min_agreement: float = Field(0.6, gt=0, le=1, description="Share of the answers that must agree (and more than "
                                  "any other answer) to keep a question.")
     generate_temperature: float = decisive(1.0, ge=0, description="Sampling temperature for writing new questions "
                                            "(high: varied questions).")
     temperature: float = decisive(0.7, ge=0, description="Sampling temperature for the answers (above 0, so the "
                                   "vote means something).")
-    generate_max_tokens: int = decisive(512, ge=1, description="Per new question.")
-    max_tokens: int = decisive(1024, ge=1, description="Per answer.")
-    ngram: int = Field(6, ge=1, description="Word n-gram size for near-duplicate and contamination checks.")
+    generate_max_tokens: int = decisive(512, ge=1, le=MAX_TOKENS, description="Per new question.")
+    max_tokens: int = decisive(1024, ge=1, le=MAX_TOKENS, description="Per answer.")
+    ngram: int = Field(6, ge=1, le=MAX_COUNT, description="Word n-gram size for near-duplicate and contamination checks.")
     max_overlap: float = Field(0.5, gt=0, le=1, description="Share of shared n-grams (of the shorter text) that "
                                "makes two questions near-duplicates.")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from ..llm.types import Ask
-from ..settings import Settings, decisive
+from ..settings import MAX_SAMPLES, MAX_TOKENS, Settings, decisive
 from ..stage import Funnel, Input, Role, Stage
 from .request import continuation_prompt, continuation_request
 from .stage import CHECKS, CONTINUATIONS, SUMMARY, continuation_id, sides
@@ -14,10 +14,10 @@ from .stage import CHECKS, CONTINUATIONS, SUMMARY, continuation_id, sides
 class FirstErrorSettings(Settings):
     """How continuations are sampled and when a named first error counts as confirmed."""
 
-    samples: int = Field(8, ge=1, description="Continuations sampled from each of the two prefixes.")
+    samples: int = Field(8, ge=1, le=MAX_SAMPLES, description="Continuations sampled from each of the two prefixes.")
     temperature: float = decisive(0.7, ge=0, description="Sampling temperature of the continuations.")
     top_p: float = decisive(1.0, gt=0, le=1, description="Nucleus sampling.")
-    max_tokens: int = decisive(512, ge=1, description="Longest continuation.")
+    max_tokens: int = decisive(512, ge=1, le=MAX_TOKENS, description="Longest continuation.")
     min_before: float = Field(
         0.5, ge=0, le=1, description="Confirmed needs at least this success rate from the steps before the named step.")
     max_after: float = Field(

@@ -16,7 +16,7 @@ from ..grading.judge import JudgeItem
 from ..llm.types import Ask
 from ..sample.paths import MISTAKES_FILE, PATH_FIELDS, PATHS_FILE
 from ..problems import ProblemSource
-from ..settings import Dataset, JudgeSettings, same_as
+from ..settings import MAX_COUNT, Dataset, JudgeSettings, same_as
 from ..stage import Input, Stage
 
 FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
@@ -48,7 +48,7 @@ class ImportSettings(JudgeSettings):
     model_name: str | None = Field(None, description="Label for the paths' `model` field. gsm8k-solutions: import only "
                                    "this model's solutions.", json_schema_extra={
                                        "default_text": "--model-field, else lm-eval: the file's folder, jsonl: the file name"})
-    max_mistakes_per_question: int | None = Field(None, ge=0, description="Keep at most N distinct mistakes per question.",
+    max_mistakes_per_question: int | None = Field(None, ge=0, le=MAX_COUNT, description="Keep at most N distinct mistakes per question.",
                                                   json_schema_extra={"default_text": "all"})
     keep_unfinished: bool = Field(False, description="Also keep paths with no extractable answer as mistakes.")
 

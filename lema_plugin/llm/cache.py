@@ -17,6 +17,7 @@ import os
 import random
 from pathlib import Path
 
+from ..keys import scrub
 from ..records import repair_text
 
 
@@ -49,7 +50,7 @@ class ResponseCache:
 
     def put(self, key: str, entry: dict) -> None:
         target = self.path(key)
-        blob = repair_text(json.dumps(entry, ensure_ascii=False))  # always writable as UTF-8
+        blob = scrub(repair_text(json.dumps(entry, ensure_ascii=False)))  # always writable as UTF-8, no key
         if target.parent not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(target.parent)

@@ -10,8 +10,11 @@ through the official `openai` package and adds what long data-generation runs ne
   so a stage can record it instead of losing it;
 - an on-disk cache keyed by the request hash, so a re-run pays for nothing it already has;
 - usage per endpoint label and a progress bar;
-- a hard budget (`costs.Budget`): the worst case of each request is reserved before it is sent,
-  and a request that would cross the budget is not sent (`Completion.extra["over_budget"]`);
+- a hard budget (`costs.Budget`, the run folder's): the worst case of each HTTP attempt, retries
+  included, is reserved in the folder's spend ledger before it is sent and settled to what it
+  cost when it ends (a 200 with a broken body, a timeout or a dropped connection may have been
+  billed, so it keeps its worst case; an error status or a refused connection costs nothing); an
+  attempt that would cross the cap is not sent (`Completion.extra["over_budget"]`);
 - online rate limits: an endpoint's `rpm` / `tpm` caps, and the server's
   `x-ratelimit-remaining-*` / `x-ratelimit-reset-*` headers, pace the next request to it;
 - for batch-mode endpoints, the folder of the Batch API ledger (`batch_dir`, see `llm.batch`),
@@ -19,8 +22,9 @@ through the official `openai` package and adds what long data-generation runs ne
 
 Text arriving from a server is made safe once, here, before anything stores it: a lone UTF-16
 surrogate (half an emoji, cut by a server) becomes U+FFFD, since it cannot be written as UTF-8
-and would otherwise fail the cache and the store on every rerun of the same request; and the API
-key, in any letter case, becomes `***` in replies and in failure reasons alike.
+and would otherwise fail the cache and the store on every rerun of the same request; and every
+API key (`keys.scrub`), in any letter case, becomes `***` in replies and in failure reasons alike.
+Keys come from `keys.key_for`, the one reader of the environment.
 
 Requests go through `AsyncOpenAI.post(..., cast_to=bytes)` and the JSON is read here: that keeps
 the package's transport, auth and error types while skipping its per-request model validation,
@@ -47,6 +51,7 @@ import httpx
 import openai
 from tqdm.auto import tqdm
 
+from ..keys import key_for, scrub
 from ..records import repair_text
 from .batch import MAX_BYTES, MAX_REQUESTS
 from .cache import ResponseCache, default_cache_dir
@@ -228,20 +233,15 @@ class LLMClient:
         if hit is not None:
             usage.cached += 1
             return hit
-        reserved = worst_case(endpoint, request, batch=False) if self.budget is not None else 0.0
-        if self.budget is not None and not self.budget.reserve(reserved):
-            usage.requests -= 1  # not asked: the stage stops before it
-            return Completion(error="not sent: over the budget", extra={"over_budget": True})
-        try:
-            completion = await self._fetch(endpoint, body, usage, prompt_token_bound(endpoint, request) + request.max_tokens)
-        finally:
-            if self.budget is not None:
-                self.budget.settle(reserved, None)
+        worst = worst_case(endpoint, request, batch=False) if self.budget is not None else 0.0
+        completion = await self._fetch(endpoint, body, usage, prompt_token_bound(endpoint, request) + request.max_tokens,
+                                       worst)
+        if completion.extra.get("over_budget"):
+            usage.requests -= 1  # not asked (or not asked again): the stage stops before it
+            return completion
         if not completion.ok:
             usage.failures += 1
             return completion
-        if self.budget is not None:
-            self.budget.spent += dollars(endpoint, completion.prompt_tokens, completion.completion_tokens) or 0.0
         usage.add_tokens(completion.prompt_tokens, completion.completion_tokens, endpoint.price_prompt, endpoint.price_completion)
         if self.cache is not None:
             entry = {
@@ -278,8 +278,7 @@ class LLMClient:
     def parse_reply(self, raw: bytes, endpoint: Endpoint) -> Completion:
         """A completion body as `complete` reads it: first choice, repaired text, no key."""
         completion = parse_completion(raw, endpoint.mode == "chat")
-        api_key = (os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None) or "EMPTY"
-        completion.text = _scrub(repair_text(completion.text), api_key)
+        completion.text = scrub(repair_text(completion.text))
         return completion
 
     async def stream(
@@ -347,6 +346,8 @@ class LLMClient:
         return [usage_line(label, usage) for label, usage in self.usage.items()]
 
     async def aclose(self) -> None:
+        if self.budget is not None:
+            self.budget.close()  # the spend ledger's file (reopened if the client is used again)
         clients, self._clients = self._clients, {}
         for client in clients.values():
             try:
@@ -416,19 +417,26 @@ class LLMClient:
             pacer = self._pacers[key] = Pacer(endpoint.rpm, endpoint.tpm)
         return pacer
 
-    async def _fetch(self, endpoint: Endpoint, body: dict, usage: Usage, tokens: int = 0) -> Completion:
+    async def _fetch(self, endpoint: Endpoint, body: dict, usage: Usage, tokens: int = 0, worst: float = 0.0) -> Completion:
+        """Send `body`, retrying what may pass; each HTTP attempt reserves `worst` USD first and
+        settles what it may have cost (see the module docstring). Over the budget before an
+        attempt: `Completion.extra["over_budget"]`."""
         chat = endpoint.mode == "chat"
         path = "/chat/completions" if chat else "/completions"
-        api_key = (os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None) or "EMPTY"
+        api_key = key_for(endpoint)
         urls = endpoint.base_urls
         first = self._first_turn(endpoint)
         reason = "no attempt made"
         attempts = 0
         for retry in range(self.max_retries + 1):
+            token = self.budget.reserve(worst) if self.budget is not None else ""
+            if token is None:
+                return Completion(error="not sent: over the budget", extra={"over_budget": True})
             attempts += 1
             client = self._client(urls[(first + retry) % len(urls)], api_key, endpoint.timeout or self.timeout)
             wait: float | None = None
             pacer = self._pacer(endpoint)
+            billed: float | None = worst  # what this attempt may have cost until known better
             try:
                 if pacer.rpm or pacer.tpm or pacer.not_before:
                     await pacer.wait(tokens)
@@ -436,11 +444,13 @@ class LLMClient:
                     response = await client.post(path, body=body, cast_to=httpx.Response)
                 pacer.note(response.headers)
                 completion = parse_completion(response.content, chat)
-                completion.text = _scrub(repair_text(completion.text), api_key)
+                completion.text = scrub(repair_text(completion.text))
+                billed = dollars(endpoint, completion.prompt_tokens, completion.completion_tokens)
                 return completion
-            except MalformedResponse as exc:
+            except MalformedResponse as exc:  # a 200: the server may have billed it (worst case kept)
                 reason = str(exc)
             except openai.APIStatusError as exc:
+                billed = None  # an error status: nothing generated, nothing billed
                 status = exc.status_code
                 message = re.sub(r"^Error code: \d+ - ", "", exc.message or "")
                 reason = f"HTTP {status}: {message}"
@@ -448,8 +458,13 @@ class LLMClient:
                     break
                 wait = retry_after_seconds(getattr(exc.response, "headers", None))
                 pacer.note(getattr(exc.response, "headers", None))
-            except openai.APIConnectionError as exc:  # timeouts included
+            except openai.APIConnectionError as exc:  # timeouts included: the server may still bill
                 reason = _connection_failure(exc, endpoint.timeout or self.timeout)
+                if _never_sent(exc):
+                    billed = None
+            finally:
+                if self.budget is not None:
+                    self.budget.settle(token, billed)
             if retry == self.max_retries:
                 break
             usage.retries += 1
@@ -458,7 +473,7 @@ class LLMClient:
             else:
                 delay = self._backoff(retry)
             await asyncio.sleep(delay)
-        reason = _scrub(repair_text(reason), api_key)
+        reason = scrub(repair_text(reason))
         return Completion(error=f"{reason} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})")
 
 
@@ -478,9 +493,14 @@ def _connection_failure(exc: openai.APIConnectionError, timeout: float) -> str:
     return f"connection error: {type(root).__name__}: {root}"
 
 
-def _scrub(text: str, api_key: str) -> str:
-    """`text` without the API key, matched in any letter case (servers and proxies echo keys,
-    some upper-cased)."""
-    if api_key and api_key != "EMPTY" and api_key.lower() in text.lower():
-        text = re.sub(re.escape(api_key), "***", text, flags=re.IGNORECASE)
-    return text
+def _never_sent(exc: openai.APIConnectionError) -> bool:
+    """A connection the server refused: the request never reached it, so nothing was billed."""
+    root: BaseException = exc
+    for _ in range(10):
+        if isinstance(root, ConnectionRefusedError):
+            return True
+        deeper = root.__cause__ or root.__context__
+        if deeper is None:
+            break
+        root = deeper
+    return isinstance(root, ConnectionRefusedError) or "Connection refused" in str(root)

@@ -17,10 +17,11 @@ An endpoint without a price counts as free (a local vLLM server), so a budget ne
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from dataclasses import dataclass, field
 
-from ..errors import EXIT_BUDGET, LemaError
+from ..errors import EXIT_BUDGET, ConfigError, LemaError
 from .types import Endpoint, Request
 
 BATCH_DISCOUNT = 0.5  # the OpenAI Batch API bills half the online price
@@ -106,38 +107,67 @@ class BudgetStop(LemaError):
 
 
 class Budget:
-    """A hard cap in USD over one command: money is reserved (worst case) before a request or
-    a batch is sent and settled to the real cost when the answer is in.
+    """The run folder's budget: `cap` USD at most over everything its spend ledger (`spend`)
+    holds, this command and every earlier one (`cap` None: no cap, spending still recorded).
 
-    Once a reservation is refused the budget stays closed, so a stage stops at one place
-    instead of skipping the large requests and sending the small ones that still fit.
+    Money is reserved (the worst case) before each HTTP attempt or batch is sent, in the ledger,
+    and settled to the real cost when the answer is in (`reserve` / `settle`). Once a reservation
+    is refused the budget stays closed, so a stage stops at one place instead of skipping the
+    large requests and sending the small ones that still fit.
     """
 
-    def __init__(self, cap: float):
-        self.cap = float(cap)
-        self.spent = 0.0  # settled: what answered requests cost
-        self.reserved = 0.0  # worst case of requests in flight or batches submitted
+    def __init__(self, cap: float | None = None, spend=None):
+        from .spend import SpendLedger
+
+        if cap is not None and not (math.isfinite(cap) and cap >= 0):
+            raise ConfigError(f"--max-cost must be a number of USD of at least 0, not {cap!r}")
+        self.cap = None if cap is None else float(cap)
+        self.spend = spend if spend is not None else SpendLedger()
+        self.before = self.spend.spent  # what earlier commands spent in this folder
         self.closed = False
 
-    def reserve(self, amount: float) -> bool:
-        if self.closed or self.spent + self.reserved + amount > self.cap + 1e-12:
-            self.closed = self.closed or amount > 0
+    @property
+    def spent(self) -> float:
+        """USD spent or reserved in the folder, earlier commands included."""
+        return self.spend.spent
+
+    @property
+    def left(self) -> float | None:
+        return None if self.cap is None else max(0.0, self.cap - self.spent)
+
+    def fits(self, amount: float) -> bool:
+        """Whether `amount` more fits under the cap now (the budget is not changed)."""
+        if self.closed:
             return False
-        self.reserved += amount
+        return amount <= 0 or self.cap is None or self.spent + amount <= self.cap + 1e-12
+
+    def allows(self, amount: float) -> bool:
+        """Whether `amount` more fits under the cap (refusing closes the budget)."""
+        if not self.fits(amount):
+            self.closed = True
+            return False
         return True
 
-    def settle(self, reserved: float, actual: float | None) -> None:
-        self.reserved = max(0.0, self.reserved - reserved)
-        self.spent += actual or 0.0
+    def reserve(self, amount: float) -> str | None:
+        """Reserve `amount` USD in the ledger before sending; the token to settle, "" for a free
+        request, None when it does not fit (nothing may be sent)."""
+        if not self.allows(amount):
+            return None
+        return self.spend.reserve(amount) if amount > 0 else ""
 
-    def commit(self, reserved: float) -> None:
-        """A submitted batch: its worst case counts as spent by this command."""
-        self.settle(reserved, reserved)
+    def settle(self, token: str | None, actual: float | None) -> None:
+        """What the reserved attempt or batch really cost (None: nothing)."""
+        if token:
+            self.spend.settle(token, actual or 0.0)
+
+    def close(self) -> None:
+        self.spend.close()
 
     def stop_line(self) -> str:
-        return (f"budget: stopped before --max-cost ${self.cap:.2f} would be crossed "
-                f"(${self.spent:.4f} spent or committed); nothing paid for is lost: "
-                "run again with a larger --max-cost to continue")
+        cap = f"${self.cap:.2f}" if self.cap is not None else "no cap"
+        return (f"budget: stopped before this run folder's --max-cost {cap} would be crossed: "
+                f"${self.spent:.4f} spent or reserved here so far (this command ${self.spent - self.before:.4f}), "
+                f"${self.left or 0.0:.4f} left; nothing paid for is lost: run again with a larger --max-cost to continue")
 
 
 @dataclass

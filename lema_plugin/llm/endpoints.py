@@ -12,9 +12,13 @@ Grammar::
   like ``;;;`` is a typo, not a choice), and so is a MODEL that looks like a URL (a forgotten
   ``MODEL@``, which would otherwise send the OpenAI key to the OpenAI API).
 - Several URLs spread the load over several servers that serve the same model.
-- A MODEL without URL goes to ``$OPENAI_BASE_URL`` if set, else the OpenAI API, with the key
-  read from ``$OPENAI_API_KEY`` (or the variable named by ``key_env``).
-- ``price`` is USD per million prompt / completion tokens, used only for the cost summary.
+- Keys (`lema_plugin.keys`): ``key_env=VAR`` sends the key in ``$VAR``, which must be set. A
+  MODEL with a URL and no ``key_env`` is a keyless server (vLLM, llama.cpp, the embedded model):
+  no key is sent. A MODEL without URL goes to ``$OPENAI_BASE_URL`` if set, else the OpenAI API,
+  with the key in ``$OPENAI_API_KEY`` (or the variable named by ``key_env``), which must be set.
+  An error never shows a key: a value that looks like one is shown as ``***``.
+- ``price`` is USD per million prompt / completion tokens (finite, at least 0): the cost figures,
+  the budget (``--max-cost``) and ``--estimate`` use it.
 - ``concurrency`` caps this endpoint's requests in flight (below the client's overall limit);
   ``timeout`` is its seconds per request. Both suit slow or rate-limited servers.
 - ``mode=batch`` (chat) or ``mode=completion+batch`` sends this endpoint's requests through the
@@ -32,11 +36,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Iterator, Sequence
 
+from lema_plugin.bounds import MAX_CONCURRENCY, MAX_COUNT, MAX_SECONDS
 from lema_plugin.errors import EndpointError
+from lema_plugin.keys import HIDDEN, looks_like_key, remember
 from lema_plugin.llm.embedded import ENDPOINT_NAME, embedded_server, served_model_name
 from lema_plugin.llm.types import Endpoint
 
@@ -52,8 +59,10 @@ _HOST_PORT = re.compile(r"^([\w.-]+:\d+/|(localhost|[\d.]+):\d+$)")
 def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
     """Turn one endpoint spec into an `Endpoint` (see the module docstring for the grammar)."""
 
+    shown = shown_spec(spec)
+
     def fail(why: str) -> EndpointError:
-        return EndpointError(f"endpoint spec {spec!r}: {why}")
+        return EndpointError(f"endpoint spec {shown!r}: {why}")
 
     head, *options = (spec or "").strip().split(";")
     name_model, _, urls = head.partition("@")
@@ -74,7 +83,7 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
         key, eq, value = option.partition("=")
         key, value = key.strip(), value.strip()
         if not eq or not value:
-            raise fail(f"option {option.strip()!r} must look like key=value")
+            raise fail(f"option {_shown_option(option.strip())!r} must look like key=value")
         if key not in OPTIONS:
             raise fail(f"unknown option {key!r} (expected {', '.join(OPTIONS)})")
         if key in settings:
@@ -95,8 +104,6 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
             price_prompt, price_completion = (float(p) for p in parts)
         except ValueError:
             raise fail(f"price must be IN/OUT in USD per 1M tokens, e.g. 2.5/10, not {settings['price']!r}") from None
-        if price_prompt < 0 or price_completion < 0:
-            raise fail("price must not be negative")
 
     try:
         concurrency = int(settings["concurrency"]) if "concurrency" in settings else None
@@ -107,11 +114,15 @@ def parse_endpoint(spec: str, default_name: str | None = None) -> Endpoint:
         raise fail("concurrency, rpm and tpm must be whole numbers and timeout a number of seconds") from None
     if any(v is not None and v <= 0 for v in (concurrency, timeout, rpm, tpm)):
         raise fail("concurrency, timeout, rpm and tpm must be positive")
+    if (concurrency or 0) > MAX_CONCURRENCY or max(rpm or 0, tpm or 0) > MAX_COUNT or \
+            (timeout is not None and not (math.isfinite(timeout) and timeout <= MAX_SECONDS)):
+        raise fail(f"concurrency at most {MAX_CONCURRENCY:,}, rpm and tpm at most {MAX_COUNT:,}, timeout at most "
+                   f"{MAX_SECONDS:g} s")
 
     return make_endpoint(
         model, base_urls, name=name or default_name or None, mode=mode, api_key_env=settings.get("key_env"),
         price_prompt=price_prompt, price_completion=price_completion, max_concurrency=concurrency, timeout=timeout,
-        batch=batch, rpm=rpm, tpm=tpm, where=f"endpoint spec {spec!r}",
+        batch=batch, rpm=rpm, tpm=tpm, where=f"endpoint spec {shown!r}",
     )
 
 
@@ -148,8 +159,16 @@ def make_endpoint(
             raise EndpointError(f"{where}: URL {url!r} must start with http:// or https://")
     if mode not in MODES:
         raise EndpointError(f"{where}: mode must be chat or completion, not {mode!r}")
-    if api_key_env is not None and not api_key_env.replace("_", "a").isalnum():
-        raise EndpointError(f"{where}: key_env {api_key_env!r} is not an environment variable name")
+    if api_key_env is not None and looks_like_key(api_key_env):
+        raise EndpointError(f"{where}: key_env holds what looks like an API key (not shown), not the name of the "
+                            "variable that holds it: export KEY_VAR=... and write key_env=KEY_VAR")
+    if api_key_env is not None and not _variable_name(api_key_env):
+        raise EndpointError(f"{where}: key_env is not an environment variable name (letters, digits and _; "
+                            "the value is not shown, in case it is a key)")
+    for price in (price_prompt, price_completion):
+        if price is not None and not (math.isfinite(price) and price >= 0):
+            raise EndpointError(f"{where}: price must be two finite numbers of at least 0 (USD per 1M tokens), "
+                                f"not {price!r}")
     if batch and model == EMBEDDED:
         raise EndpointError(f"{where}: the embedded model has no Batch API; drop batch mode")
     if model == EMBEDDED:
@@ -173,6 +192,33 @@ def make_endpoint(
         rpm=rpm,
         tpm=tpm,
     )
+
+
+_SECRET_WORDS = ("key", "token", "secret", "password", "auth", "bearer")
+
+
+def shown_spec(spec: str) -> str:
+    """`spec` as an error may show it: the value of an option named like a secret (a stray
+    `;api_key=...`), a value that looks like a pasted key, or a key_env that is no variable name,
+    becomes `***`."""
+    head, *options = (spec or "").split(";")
+    return ";".join([head, *(_shown_option(option) for option in options)])
+
+
+def _shown_option(option: str) -> str:
+    key, eq, value = option.partition("=")
+    if not eq:
+        return HIDDEN if looks_like_key(option.strip()) or len(option.strip()) >= 16 else option
+    name, value = key.strip().lower(), value.strip()
+    secret = name != "key_env" and any(word in name for word in _SECRET_WORDS)
+    if not secret and not looks_like_key(value) and (name != "key_env" or _variable_name(value)):
+        return option
+    remember(value)  # scrubbed wherever it might turn up again
+    return f"{key}={HIDDEN}"
+
+
+def _variable_name(name: str) -> bool:
+    return bool(name) and name.replace("_", "a").isalnum() and name.isascii() and not name[0].isdigit()
 
 
 def needs_embedded(endpoint: Endpoint) -> bool:

@@ -19,6 +19,7 @@ import os
 import openai
 
 from ..errors import EndpointError
+from ..keys import key_for, scrub
 from .types import Endpoint
 
 PROBE_TIMEOUT = 15.0  # seconds: a GET of a short list
@@ -36,7 +37,7 @@ def is_checked(endpoint: Endpoint) -> bool:
 async def check_endpoint(endpoint: Endpoint, role: str = "model", timeout: float = PROBE_TIMEOUT) -> None:
     """Raise EndpointError (one line: role, label, URL and what is wrong) unless every base URL of
     `endpoint` answers, accepts the key and, where it lists its models, lists this one."""
-    api_key = (os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None) or "EMPTY"
+    api_key = key_for(endpoint)  # an unset key_env variable is refused here, before anything is sent
     for url in endpoint.base_urls:
         if _key(endpoint, url) in _checked:
             continue
@@ -46,12 +47,13 @@ async def check_endpoint(endpoint: Endpoint, role: str = "model", timeout: float
             page = await client.models.list()
             served = [getattr(m, "id", None) for m in getattr(page, "data", None) or []]
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            hint = f" (from ${endpoint.api_key_env})" if endpoint.api_key_env else " (no key_env set: none was sent)"
+            hint = f" (from ${endpoint.api_key_env})" if endpoint.api_key_env else \
+                " (no key_env set, so none was sent: name the variable that holds it with key_env)"
             raise EndpointError(f"{where}: the key was refused{hint}: HTTP {exc.status_code}") from None
         except openai.APIConnectionError as exc:
             root = exc.__cause__ or exc.__context__ or exc
             reason = "no answer within {:g} s".format(timeout) if isinstance(exc, openai.APITimeoutError) \
-                else f"{type(root).__name__}: {root}"
+                else scrub(f"{type(root).__name__}: {root}")
             raise EndpointError(f"{where} does not answer ({reason}); nothing was requested") from None
         except (openai.APIStatusError, ValueError, TypeError, AttributeError):
             served = []  # no usable /models here: the first requests will tell

@@ -92,9 +92,13 @@ class Completion:
 @dataclass(frozen=True)
 class Ask:
     """One request a stage wants answered: the id its record is stored under, where to ask,
-    what to ask, and whatever the stage needs to turn the answer into a record (`owner`)."""
+    what to ask, and whatever the stage needs to turn the answer into a record (`owner`).
+
+    `item` names the input several asks serve (a mistake's attempts): the Batch API caps the
+    failed submissions per item across all of its asks, not per ask (None: each ask alone)."""
 
     id: str
     endpoint: Endpoint
     request: Request
     owner: Any = None
+    item: str | None = None

@@ -19,7 +19,7 @@ from ..llm.types import Ask
 from ..problems import Problem
 from ..prompts import check_template, load_prompt
 from ..records import make_id
-from ..settings import JudgeSettings, decisive
+from ..settings import MAX_COUNT, MAX_SAMPLES, MAX_TOKENS, JudgeSettings, decisive
 from ..solving import solve_request
 from ..stage import Funnel, Role, Stage
 from ..steps import split_steps
@@ -29,17 +29,17 @@ from .paths import MISTAKES_FILE, PATH_FIELDS, PATHS_FILE, SUMMARY_FILE
 class SampleSettings(JudgeSettings):
     """How paths are sampled and which of them become mistakes."""
 
-    samples: int = Field(4, ge=1, description="Paths sampled per question and generator.")
+    samples: int = Field(4, ge=1, le=MAX_SAMPLES, description="Paths sampled per question and generator.")
     temperature: float = decisive(0.7, ge=0, description="Sampling temperature.")
     top_p: float = decisive(1.0, gt=0, le=1, description="Nucleus sampling.")
-    max_tokens: int = decisive(512, ge=1, description="Token limit per path (paths that hit it are 'truncated').")
+    max_tokens: int = decisive(512, ge=1, le=MAX_TOKENS, description="Token limit per path (paths that hit it are 'truncated').")
     prompt: str = decisive("solve", description="Prompt template: a shipped one by name (lema_plugin/prompts/NAME.txt) "
                            "or your own .txt file with a {question} placeholder; the user message in chat mode, the "
                            "prompt in completion mode.")
     seed: int | None = decisive(None, description="Base seed for servers that honour it (sample k uses seed+k).",
                                 json_schema_extra={"default_text": "none, the server's own"})
     max_mistakes_per_question: int | None = Field(
-        None, ge=0, description="Keep at most N distinct mistakes per question, taking generators in turn.",
+        None, ge=0, le=MAX_COUNT, description="Keep at most N distinct mistakes per question, taking generators in turn.",
         json_schema_extra={"default_text": "all"})
     keep_unfinished: bool = Field(False, description="Also keep paths with no extractable answer and truncated paths as mistakes.")
 

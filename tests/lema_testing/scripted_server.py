@@ -29,6 +29,15 @@ answers each line with the same responder (a `Reply` with status != 200 becomes 
 line, like a request the real API failed) or ends the batch `expired` (some lines answered) or
 `failed` (none). `batch_lines` counts the lines answered that way; `limit_headers` adds
 `x-ratelimit-*` headers to online answers.
+
+Money: with `prices=(IN, OUT)` (USD per 1M tokens) the server bills every answer it produces, as a
+hosted API does: online answers at full price, batch lines at half, a 200 with a broken body too,
+and an answer whose client went away before it arrived as well; `billed` is the running total, the
+figure a budget must never let past its cap. `on_hit(n)` is called as the n-th HTTP request of
+any kind arrives (`hits` counts them: completions, model lists, the Batch API), before it is
+answered: a test kills its client there. `finish_batches(damage={i: b"..."})` writes the
+given bytes in place of output line i, as a damaged download would; a batch error line echoes the
+key the batch was created with when the reply asks for it (`echo_key`).
 """
 from __future__ import annotations
 
@@ -104,7 +113,7 @@ class ScriptedServer:
     """
 
     def __init__(self, responder: Responder, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0,
-                 models: tuple[str, ...] = (), api_key: str | None = None):
+                 models: tuple[str, ...] = (), api_key: str | None = None, prices: tuple[float, float] | None = None):
         self.responder = responder
         self.models = tuple(models)
         self.api_key = api_key
@@ -121,9 +130,15 @@ class ScriptedServer:
         self.files: dict[str, dict] = {}  # Batch API: id -> {"purpose", "filename", "data"}
         self.batches: dict[str, dict] = {}  # id -> the batch object as the API returns it
         self.batch_lines = 0
+        self._batch_keys: dict[str, str] = {}  # batch id -> the key it was created with
         self.max_batch_requests = 50_000  # the API's per-batch limits
         self.max_batch_bytes = 200 * 1024 * 1024
         self.limit_headers: Callable[[int], dict] | None = None  # request number -> extra headers
+        self.prices = prices
+        self.billed = 0.0  # USD for every answer produced (see the module docstring)
+        self.hits = 0
+        self.on_hit: Callable[[int], None] | None = None
+        self._bill_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -182,7 +197,14 @@ class ScriptedServer:
 
     async def _main(self, ready: threading.Event) -> None:
         self._stopped = asyncio.Event()
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        @web.middleware
+        async def count_hits(request: web.Request, handler):
+            self.hits += 1
+            if self.on_hit is not None:
+                self.on_hit(self.hits)
+            return await handler(request)
+
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[count_hits])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_get("/v1/models", self._models)
@@ -283,12 +305,21 @@ class ScriptedServer:
             headers = {} if reply.retry_after is None else {"Retry-After": f"{reply.retry_after:g}"}
             message = f"scripted status {reply.status}" + (content if reply.echo_key else "")
             return _error(reply.status, message, headers)
+        self.bill(body, content)
         if reply.malformed:
             return web.Response(text='{"id": "cmpl-broken", "choices": [', content_type="application/json")
         headers = self.limit_headers(self.request_count) if self.limit_headers else None
         return web.json_response(completion_payload(body, content, reply.finish_reason, chat, self.request_count),
                                  headers=headers)
 
+
+    def bill(self, body: dict, content: str, share: float = 1.0) -> None:
+        """Charge one answer at the server's prices (a batch line at `share` 0.5)."""
+        if self.prices is None:
+            return
+        cost = (count_tokens(prompt_text(body)) * self.prices[0] + count_tokens(content) * self.prices[1]) / 1e6
+        with self._bill_lock:
+            self.billed += cost * share
 
     # -- the fake Batch API ------------------------------------------------------------------
 
@@ -319,6 +350,7 @@ class ScriptedServer:
         if body.get("endpoint") not in ("/v1/chat/completions", "/v1/completions") or body.get("completion_window") != "24h":
             return _error(400, "unsupported endpoint or completion window")
         batch_id = f"batch_{len(self.batches) + 1}"
+        self._batch_keys[batch_id] = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.batches[batch_id] = {
             "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "input_file_id": body["input_file_id"],
             "completion_window": "24h", "status": "in_progress", "created_at": int(time.time()),
@@ -344,16 +376,18 @@ class ScriptedServer:
             self._finish(batch, "cancelled", answered=0)
         return web.json_response(batch)
 
-    def finish_batches(self, status: str = "completed", answered: int | None = None) -> int:
+    def finish_batches(self, status: str = "completed", answered: int | None = None,
+                       damage: dict[int, bytes] | None = None) -> int:
         """End every batch still in progress with `status` (`completed`, `expired`, `failed` or
-        `cancelled`); with `expired`, the first `answered` lines get answers (default none).
-        Returns how many batches it ended."""
+        `cancelled`); with `expired`, the first `answered` lines get answers (default none);
+        `damage` puts the given bytes in place of output lines (0-based). Returns how many
+        batches it ended."""
         pending = [b for b in self.batches.values() if b["status"] == "in_progress"]
         for batch in pending:
-            self._finish(batch, status, answered)
+            self._finish(batch, status, answered, damage or {})
         return len(pending)
 
-    def _finish(self, batch: dict, status: str, answered: int | None) -> None:
+    def _finish(self, batch: dict, status: str, answered: int | None, damage: dict[int, bytes] | None = None) -> None:
         lines = [json.loads(line) for line in self.files[batch["input_file_id"]]["data"].splitlines()]
         if status == "failed":
             batch.update(status="failed", errors={"object": "list", "data": [{"code": "invalid_request", "message": "scripted failure"}]})
@@ -378,20 +412,27 @@ class ScriptedServer:
                 reply = Reply(status=500, content=repr(exc))
             if isinstance(reply, str):
                 reply = Reply(content=reply)
+            key = self._batch_keys.get(batch["id"], "")
+            content = f"{reply.content} (your key {key}, {key.upper()})" if reply.echo_key else reply.content
             if reply.status != 200:
+                message = f"scripted status {reply.status}" + (content if reply.echo_key else "")
                 errors.append({"id": f"batch_req_{number}", "custom_id": line["custom_id"],
                                "response": {"status_code": reply.status, "request_id": f"req_{number}",
-                                            "body": {"error": {"message": f"scripted status {reply.status}", "type": "scripted_error"}}},
+                                            "body": {"error": {"message": message, "type": "scripted_error"}}},
                                "error": None})
                 continue
+            self.bill(body, content, share=0.5)
             output.append({"id": f"batch_req_{number}", "custom_id": line["custom_id"],
                            "response": {"status_code": 200, "request_id": f"req_{number}",
-                                        "body": completion_payload(body, reply.content, reply.finish_reason, chat, number)},
+                                        "body": completion_payload(body, content, reply.finish_reason, chat, number)},
                            "error": None})
         for name, rows in (("output_file_id", output), ("error_file_id", errors)):
             if rows:
                 file_id = f"file-{len(self.files) + 1}"
-                data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+                encoded = [json.dumps(row, ensure_ascii=False).encode("utf-8") for row in rows]
+                if name == "output_file_id":
+                    encoded = [(damage or {}).get(i, line) for i, line in enumerate(encoded)]
+                data = b"".join(line + b"\n" for line in encoded)
                 self.files[file_id] = {"purpose": "batch_output", "filename": f"{batch['id']}_{name}.jsonl", "data": data}
                 batch[name] = file_id
         batch["status"] = status
