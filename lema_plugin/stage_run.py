@@ -208,16 +208,19 @@ def role_specs(stage: Stage, given: Mapping[str, Sequence[str]], settings) -> li
 
 
 @contextlib.contextmanager
-def open_stage(stage: Stage, given: Mapping[str, Sequence], settings):
+def open_stage(stage: Stage, given: Mapping[str, Sequence], settings, start: bool = True):
     """Open the endpoints `stage` asks (the specs given per role, else each role's default) and
     its judge, starting the embedded model once if any of them is it; yields the endpoints by
-    role and the settings with the judge made reachable."""
-    from .llm.endpoints import open_endpoints
+    role and the settings with the judge made reachable. With `start` False (a cost preview)
+    the specs are only parsed: no server is started."""
+    from .llm.endpoints import open_endpoints, parse_endpoint
 
     chosen = role_specs(stage, given, settings)
     judge = getattr(settings, "judge", None)
     flat = [spec for _, specs in chosen for spec in specs] + ([judge] if judge is not None else [])
-    with open_endpoints(flat) as opened:
+    opening = open_endpoints(flat) if start else contextlib.nullcontext(
+        [spec if not isinstance(spec, str) else parse_endpoint(spec) for spec in flat])
+    with opening as opened:
         if judge is not None:
             settings = settings.model_copy(update={"judge": opened[-1]})
         endpoints, start = {}, 0

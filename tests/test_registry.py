@@ -282,3 +282,19 @@ def test_pipeline_order_comes_from_what_stages_read_and_produce():
     assert [s.name for s in registry.feedback_chain(registry.get("evolve"))] == ["sample", "correct"]
     assert "import" not in order  # an alternative to sampling, not a step of a run
     assert textwrap.dedent(registry.get("correct").one_line()).startswith("Correct mistakes")
+
+
+def test_a_stage_preview_starts_no_server_and_writes_nothing(tmp_path, monkeypatch):
+    """`--estimate` with the default embedded generator prices the plan without starting it."""
+    import lema_plugin.llm.endpoints as endpoints
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a preview started the embedded model")
+
+    monkeypatch.setattr(endpoints, "embedded_server", refuse)
+    data = problems_file(tmp_path / "p.jsonl")
+    result = CliRunner().invoke(main, ["sample", "--data-file", str(data), "-k", "2", "--out", str(tmp_path / "out"),
+                                       "--estimate"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^smollm2-135m\s+6\s", result.output, re.M)  # 3 problems x 2 paths, priced
+    assert not (tmp_path / "out").exists()

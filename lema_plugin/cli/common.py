@@ -221,21 +221,6 @@ def make_client(out_dir: Path, client_settings, cache_dir: Path | None = None, n
                    max_cost=max_cost, estimate=estimate)
 
 
-@contextlib.contextmanager
-def open_stage_endpoints(specs, settings):
-    """`open_endpoints` for a stage's own endpoints plus its settings' judge, if any: yields the
-    stage's endpoints and the settings with the judge made reachable (the embedded model is
-    started once, whoever asks for it)."""
-    from lema_plugin.llm.endpoints import open_endpoints
-
-    judge = getattr(settings, "judge", None)
-    with open_endpoints([*specs, *([judge] if judge is not None else [])]) as endpoints:
-        if judge is None:
-            yield endpoints, settings
-        else:
-            yield endpoints[:-1], settings.model_copy(update={"judge": endpoints[-1]})
-
-
 def print_outcome(client, summary) -> None:
     """A stage's summary and this run's usage, or, with --estimate, the cost preview alone."""
     if client.estimate is not None:

@@ -43,7 +43,7 @@ def stage_command(stage: Stage) -> click.Command:
         client = make_client(out_dir, client_settings, cache_dir, no_cache, quiet, max_cost, estimate)
         from lema_plugin.stage_run import open_stage, run_stage
 
-        with open_stage(stage, specs, settings) as (endpoints, settings):
+        with open_stage(stage, specs, settings, start=not estimate) as (endpoints, settings):  # a preview starts no server
             summary = run_async(run_stage(stage, items, endpoints, client, out_dir, settings), client)
         print_outcome(client, summary)
         if client.estimate is None:
