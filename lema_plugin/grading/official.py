@@ -35,9 +35,14 @@ import string
 
 from .datasets import dataset_kind
 
-__all__ = ["gsm8k_value", "math_answer", "normalize", "official_match"]
+__all__ = ["METRICS", "PAPER_METRIC", "gsm8k_value", "math_answer", "normalize", "official_match"]
 
 ANSWER = "The answer is "
+# The per-question scores the lema lm-eval tasks log: the paper-comparable one first, then the
+# robust views (strict: "The answer is X" or a final box, judged by the robust grader; exact:
+# flexible extraction and equivalence). Every command that picks one defaults to PAPER_METRIC.
+PAPER_METRIC = "official_match"
+METRICS = (PAPER_METRIC, "strict_match", "exact_match")
 
 # ----------------------------------------------------------------------------- GSM8K
 
