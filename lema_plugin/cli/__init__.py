@@ -31,6 +31,7 @@ COMMANDS = {
     "report": "report:report",
     "compare": "compare:compare",
     "recipes": "recipes:recipes",
+    "doctor": "doctor:doctor",
     "tasks-path": "tasks_path:tasks_path",
 }
 

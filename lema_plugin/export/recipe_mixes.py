@@ -2,7 +2,9 @@
 
 The SFT mixes get the ready axolotl config of the recipe's base config (checked against the
 export format before any paid stage runs: `base_config`); the step-level kinds are built from the
-same corrections, optionally restricted to the corrections the first-error check confirmed.
+same corrections, optionally restricted to the corrections the first-error check confirmed, and,
+when the recipe asks for ready configs at all, get theirs from the same writer and their kind's
+shipped config (`step_kinds.DEFAULT_CONFIGS`), with the recipe's model and step count.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def config_overrides(recipe: Recipe) -> dict:
 
 def build_mixes(recipe: Recipe, out: Path, corrections: Path, report) -> None:
     from .build import build_dataset
-    from .step_kinds import STEP_KINDS, build_step_dataset
+    from .step_kinds import DEFAULT_CONFIGS, STEP_KINDS, build_step_dataset
 
     base, overrides = base_config(recipe), config_overrides(recipe)
     for mix in recipe.export.mixes:
@@ -42,8 +44,10 @@ def build_mixes(recipe: Recipe, out: Path, corrections: Path, report) -> None:
             checks = out / "first-error" / "checks.jsonl" if recipe.first_error.confirmed_only else None
             info = build_step_dataset(out / "data" / mix, mix, out / "cot" / "cot.jsonl", corrections,
                                       val_fraction=recipe.export.val_fraction, seed=recipe.export.seed,
-                                      checks_path=checks)
+                                      checks_path=checks, axolotl_config=DEFAULT_CONFIGS[mix] if base else None,
+                                      config_overrides=overrides)
             report.add(f"examples {mix}", count_line(info))
+            _notes(report, mix, info)
             continue
         info = build_dataset(
             out / "data" / mix,
@@ -59,10 +63,17 @@ def build_mixes(recipe: Recipe, out: Path, corrections: Path, report) -> None:
             config_overrides=overrides,
         )
         report.add(f"examples {mix}", count_line(info))
-        if info.get("token_budget", {}).get("over"):
-            budget = info["token_budget"]
-            report.add(f"over budget {mix}", f"{budget['over']} rows over {budget['budget']} tokens "
-                                             f"(axolotl will {budget['axolotl_excess_length_strategy']} them)")
+        _notes(report, mix, info)
+
+
+def _notes(report, mix: str, info: dict) -> None:
+    """What the build warned about, in the run summary: rows over budget, missing special tokens."""
+    if info.get("token_budget", {}).get("over"):
+        budget = info["token_budget"]
+        report.add(f"over budget {mix}", f"{budget['over']} rows over {budget['budget']} tokens "
+                                         f"(axolotl will {budget['axolotl_excess_length_strategy']} them)")
+    for warning in info.get("warnings", []):
+        report.add(f"warning {mix}", warning)
 
 
 def count_line(info: dict) -> str:
