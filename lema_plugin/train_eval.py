@@ -128,7 +128,9 @@ def train(recipe: Recipe, out: Path, report, echo) -> None:
         report.add("adapter", f"{adapter} (already trained on these files with this config)")
         return
     planned = info["train_command"]
-    env = {**info.get("environment", {}), **train_environment(info["axolotl_config"]["gpus"], planned["env"], echo)}
+    ready = info["axolotl_config"]
+    per_node = ready["gpus"] // ready.get("nodes", 1)
+    env = {**info.get("environment", {}), **train_environment(per_node, planned["env"], echo)}
     argv = [tool(planned["argv"][0]), *planned["argv"][1:]]
     run_logged(argv, out / "train" / "train.log", echo, env)
     report.add("adapter", str(adapter))

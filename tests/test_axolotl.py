@@ -220,4 +220,6 @@ def test_cpu_smoke_training_runs_and_saves_the_adapter(model_dir, tmp_path, shar
     [results] = (tmp_path / "data" / "eval").rglob("results_*.json")
     scores = json.loads(results.read_text())
     assert {"official_match,none", "strict_match,none"} <= set(scores["results"]["lema_gsm8k"])
-    assert str(out) in json.dumps(scores["config"]["model_args"])
+    # the adapter the printed command names (adapter/current) is the one just trained
+    assert str(out.parent / "current") in json.dumps(scores["config"]["model_args"])
+    assert (out.parent / "current").resolve() == out.resolve()

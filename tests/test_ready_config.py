@@ -85,7 +85,9 @@ def test_next_commands_for_gpu_and_cpu_configs(tmp_path, monkeypatch):
     assert args[:3] == ["lm_eval", "--model", "vllm"]
     key = info["axolotl_config"]["key"]
     assert args[args.index("--model_args") + 1] == \
-        f"pretrained=runs/x/data/lema/adapter/{key}/merged,tensor_parallel_size=4,dtype=bfloat16"
+        "pretrained=runs/x/data/lema/adapter/current/merged,tensor_parallel_size=4,dtype=bfloat16"
+    # adapter/current: one stable name for the keyed folder of the newest build, what the README can print
+    assert (tmp_path / "runs/x/data/lema/adapter/current").resolve() == (tmp_path / "runs/x/data/lema/adapter" / key).resolve()
     assert args[args.index("--tasks") + 1] == "lema_gsm8k" and "--apply_chat_template" not in args
     assert args[args.index("--output_path") + 1] == "runs/x/data/lema/eval" and "--metadata" not in args
     assert "official_match is the paper-comparable score" in metric_note
@@ -109,8 +111,7 @@ def test_next_commands_for_gpu_and_cpu_configs(tmp_path, monkeypatch):
     assert train == "axolotl train runs/x/data/chat/axolotl.yml --launcher python"
     args = shlex.split(evaluate)
     assert args[args.index("--model") + 1] == "hf" and "--apply_chat_template" in args and "--metadata" not in args
-    key = chat["axolotl_config"]["key"]
-    assert args[args.index("--model_args") + 1] == f"pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,peft=runs/x/data/chat/adapter/{key}"
+    assert args[args.index("--model_args") + 1] == "pretrained=HuggingFaceTB/SmolLM2-135M-Instruct,peft=runs/x/data/chat/adapter/current"
     check_lm_eval_command(evaluate)  # against lm-eval's HFLM signature
 
 
@@ -135,6 +136,26 @@ def test_a_local_base_model_and_the_offline_environment(tmp_path, monkeypatch, s
     bare = CliRunner().invoke(main, ["build", "--cot", str(COT), "--corrections", str(CORRECTIONS), "--base-model", "m",
                                      "--out", "p"])
     assert bare.exit_code == 2 and "give --axolotl-config too" in bare.output
+
+
+def test_a_layout_over_several_nodes_prints_the_rendezvous_each_node_runs(tmp_path, monkeypatch):
+    no_validation(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    info = build_dataset("o", COT, CORRECTIONS, mix="lema", fmt="input_output", bos_token="<s>", eos_token="</s>",
+                         axolotl_config="llama2-70b-gsm8k-lema", gpus=16, nodes=2)
+    config = yaml.safe_load((tmp_path / "o" / "axolotl.yml").read_text())
+    assert config["micro_batch_size"] * config["gradient_accumulation_steps"] * 16 == 96  # 6 x 1 x 16
+    key = info["axolotl_config"]["key"]
+    assert info["next_commands"][1] == (
+        "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 axolotl train o/axolotl.yml --launcher torchrun -- --nnodes 2 "
+        f"--node_rank $NODE_RANK --rdzv_id lema-{key} --rdzv_backend c10d --rdzv_endpoint $HEAD_ADDR:29400 "
+        "--nproc_per_node 8")
+    header = (tmp_path / "o" / "axolotl.yml").read_text().split("\n\n")[0]
+    assert "# Effective batch: 96 = 6 per GPU x 1 accumulation x 16 GPUs (one process per GPU: the train command " \
+           "starts exactly 8 on each of 2 nodes, on GPUs 0-7)." in header
+    with pytest.raises(AxolotlConfigError, match="--nodes 3: the 16 GPUs"):
+        build_dataset("p", COT, CORRECTIONS, mix="lema", fmt="input_output", axolotl_config="llama2-70b-gsm8k-lema",
+                      gpus=16, nodes=3)
 
 
 def test_input_output_rows_without_bos_or_eos_are_warned_about(tmp_path):

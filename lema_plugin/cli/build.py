@@ -64,12 +64,15 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--gpus", type=click.IntRange(1), show_default="the axolotl config's layout",
               help="With --axolotl-config: train on this many GPUs. The effective batch stays the config's "
               "(gradient accumulation is derived), and the printed command starts exactly this many processes.")
+@click.option("--nodes", type=click.IntRange(1), default=1, show_default=True,
+              help="With --axolotl-config: spread the --gpus GPUs over this many machines; each runs the printed "
+              "command with its NODE_RANK (0 on the head) and the head's HEAD_ADDR set.")
 @click.option("--prompt", type=click.Choice(["lema", "wizardmath"]), show_default="wizardmath for a WizardMath model, else lema",
               help="SFT mixes: the prompt every example is written in. lema: the LeMa solve and correction prompts; "
               "wizardmath: WizardMath's Alpaca frame, as the official evaluation asks WizardMath models.")
 @friendly_errors
 def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, extra_cot_path, bos_token, eos_token,
-          axolotl_config, max_tokens, tokenizer, checks_path, base_model, gpus, prompt):
+          axolotl_config, max_tokens, tokenizer, checks_path, base_model, gpus, nodes, prompt):
     """Build one training mix (an SFT mix or a step-level kind) in an axolotl dataset format.
 
     Correction examples teach: given a question and a wrong solution in numbered steps, name the
@@ -85,21 +88,21 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
 
     if checks_path and mix not in STEP_KINDS:
         raise click.UsageError(f"--confirmed applies to the step-level kinds ({', '.join(STEP_KINDS)}), not to {mix}")
-    if (base_model or gpus) and not axolotl_config:
-        raise click.UsageError("--base-model and --gpus shape the ready axolotl config: give --axolotl-config too")
+    if (base_model or gpus or nodes > 1) and not axolotl_config:
+        raise click.UsageError("--base-model, --gpus and --nodes shape the ready axolotl config: give --axolotl-config too")
     if prompt and mix in STEP_KINDS:
         raise click.UsageError(f"--prompt applies to the SFT mixes, not to {mix} (its rows use the LeMa solve prompt)")
     overrides = {"base_model": base_model} if base_model else None
     if mix in STEP_KINDS:
         info = build_step_dataset(out_dir, mix, cot_path, corrections_path, val_fraction=val_fraction, seed=seed,
                                   checks_path=checks_path, axolotl_config=axolotl_config, config_overrides=overrides,
-                                  gpus=gpus, max_tokens=max_tokens, tokenizer=tokenizer)
+                                  gpus=gpus, max_tokens=max_tokens, tokenizer=tokenizer, nodes=nodes)
     else:
         info = build_dataset(
             out_dir, cot_path, corrections_path, mix=mix, fmt=fmt, val_fraction=val_fraction, seed=seed,
             extra_cot_path=extra_cot_path, bos_token=bos_token, eos_token=eos_token,
             axolotl_config=axolotl_config, max_tokens=max_tokens, tokenizer=tokenizer,
-            config_overrides=overrides, gpus=gpus, prompt=prompt,
+            config_overrides=overrides, gpus=gpus, prompt=prompt, nodes=nodes,
         )
     click.echo(format_table(("split", "kind", "source", "examples"), count_rows(info)))
     for name, spec in info["inputs"].items():

@@ -58,14 +58,16 @@ class Layout:
     def total(self) -> int:
         return self.micro * self.accumulation * max(self.gpus, 1)
 
-    def line(self) -> str:
+    def line(self, nodes: int = 1) -> str:
         if not self.gpus:
             return (f"Effective batch: {self.total} = {self.micro} per process x {self.accumulation} accumulation "
                     "x 1 CPU process.")
-        devices = "GPU 0" if self.gpus == 1 else f"GPUs 0-{self.gpus - 1}"
+        per_node = self.gpus // nodes
+        devices = "GPU 0" if per_node == 1 else f"GPUs 0-{per_node - 1}"
+        where = f"exactly {self.gpus}, on {devices}" if nodes == 1 else \
+            f"exactly {per_node} on each of {nodes} nodes, on {devices}"
         return (f"Effective batch: {self.total} = {self.micro} per GPU x {self.accumulation} accumulation x "
-                f"{self.gpus} GPU{'s' if self.gpus > 1 else ''} (one process per GPU: the train command starts "
-                f"exactly {self.gpus}, on {devices}).")
+                f"{self.gpus} GPU{'s' if self.gpus > 1 else ''} (one process per GPU: the train command starts {where}).")
 
 
 def shipped_configs() -> list[str]:
@@ -244,8 +246,26 @@ def deviations(base_path: Path) -> list[str]:
     return ["differs: " + " ".join(parts) for parts in notes]
 
 
+def point_current(adapters: Path, key: str) -> Path | None:
+    """`adapters/current`, a relative link to the folder of the newest ready config (`key`), so the
+    printed and documented commands name one stable path; None where links cannot be made."""
+    import os
+
+    adapters.mkdir(parents=True, exist_ok=True)
+    link = adapters / "current"
+    staged = adapters / f".current-{os.getpid()}"
+    try:
+        if staged.is_symlink():
+            staged.unlink()
+        os.symlink(key, staged, target_is_directory=True)
+        os.replace(staged, link)  # atomic: the link always names one build or the one before
+    except OSError:
+        return None
+    return link
+
+
 def write_ready(info: dict, base_path: Path, base: dict, out_dir: Path, overrides: dict | None = None,
-                gpus: int | None = None, task: str | None = None) -> None:
+                gpus: int | None = None, task: str | None = None, nodes: int = 1) -> None:
     """Validate, then write OUT/axolotl.yml with its commands in the header; record both in `info`
     (`axolotl_config`, `next_commands`, `environment`, `train_command`)."""
     from lema_plugin.store import write_atomic
@@ -255,19 +275,24 @@ def write_ready(info: dict, base_path: Path, base: dict, out_dir: Path, override
     out = Path(out_dir)
     fmt = info["axolotl"]["datasets"][0]["type"]
     layout = layout_for(read_layout(base_path, base), gpus, shown(base_path))
+    if nodes > 1 and (not layout.gpus or layout.gpus % nodes):
+        raise AxolotlConfigError(f"--nodes {nodes}: the {layout.gpus} GPUs of the layout must split evenly over the nodes "
+                                 "(--gpus counts the GPUs of all nodes together)")
     if overrides and {"micro_batch_size", "gradient_accumulation_steps"} & overrides.keys():  # the caller's own batch
         layout = Layout(int(overrides.get("micro_batch_size", layout.micro)),
                         int(overrides.get("gradient_accumulation_steps", layout.accumulation)), layout.gpus)
     config = ready_config(base, info, out, overrides, layout)
     note = validate(config, layout.gpus)
     config_path = out / "axolotl.yml"
-    commands = next_commands(config, config_path, out, fmt, task, layout.gpus)
     key = Path(config["output_dir"]).name
+    current = point_current(out / "adapter", key)
+    commands = next_commands(config, config_path, out, fmt, task, layout.gpus, current, nodes, f"lema-{key}")
     header = [
         f"Written by `lema build` from {shown(base_path)} for the {info['mix']} data in this folder ({fmt} rows).",
-        layout.line(),
+        layout.line(nodes),
         f"dataset_prepared_path and output_dir are named by a hash ({key}) of the built files and of this config: a",
-        "rebuild or a changed setting trains from fresh tokens into a new adapter folder, never an old one.",
+        "rebuild or a changed setting trains from fresh tokens into a new adapter folder, never an old one"
+        + (f" (adapter/current links to adapter/{key})." if current else "."),
     ]
     if "token_budget" in info:
         budget = info["token_budget"]
@@ -280,7 +305,7 @@ def write_ready(info: dict, base_path: Path, base: dict, out_dir: Path, override
     write_atomic(config_path, text)
     info["axolotl_config"] = {
         "path": str(config_path.resolve()), "base": str(base_path.resolve()), "check": note, "key": key,
-        "gpus": layout.gpus, "effective_batch": layout.total, "micro_batch_size": layout.micro,
+        "gpus": layout.gpus, "nodes": nodes, "effective_batch": layout.total, "micro_batch_size": layout.micro,
         "gradient_accumulation_steps": layout.accumulation, "output_dir": config["output_dir"],
     }
     info["environment"] = commands["environment"]

@@ -63,11 +63,13 @@ def build_dataset(
     config_overrides: dict | None = None,
     gpus: int | None = None,
     prompt: str | None = None,
+    nodes: int = 1,
 ) -> dict:
     """Write OUT/train.jsonl (+ OUT/val.jsonl) and OUT/dataset_info.json; return the info.
 
     With `axolotl_config` (a base config), also write OUT/axolotl.yml, ready to train on this
-    build on `gpus` GPUs (default: the base config's own layout), and the commands that train and
+    build on `gpus` GPUs (default: the base config's own layout) over `nodes` machines, and the
+    commands that train and
     evaluate it (`info["next_commands"]`). `config_overrides` replace base config keys (a local
     `base_model`, say). Rows longer than `max_tokens` (default: the config's `sequence_len`) are
     counted with `tokenizer` (default: the config's model) when it is on disk.
@@ -149,7 +151,7 @@ def build_dataset(
     if base is not None:
         from .next_steps import eval_task
 
-        write_ready(info, base_path, base, out, overrides, gpus, eval_task(info))
+        write_ready(info, base_path, base, out, overrides, gpus, eval_task(info), nodes)
     write_atomic(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
 

@@ -34,8 +34,9 @@ WIZARDMATH_TASKS = {"gsm8k": "lema_gsm8k_wizardmath", "math": "lema_math_wizardm
 
 
 def shown(path: str | Path) -> str:
-    """A path as a user types it: relative to the working folder when inside it."""
-    path = Path(path).resolve()
+    """A path as a user types it: relative to the working folder when inside it (links kept as
+    links: `adapter/current` stays itself)."""
+    path = Path(os.path.abspath(path))
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
@@ -71,23 +72,37 @@ def environment(config: dict) -> dict[str, str]:
     return env
 
 
-def train_command(config: dict, config_path: Path, gpus: int) -> tuple[dict[str, str], list[str]]:
-    """(environment, argv) that train the ready config on exactly `gpus` GPUs (0: on CPU)."""
+def train_command(config: dict, config_path: Path, gpus: int, nodes: int = 1,
+                  rendezvous: str = "lema") -> tuple[dict[str, str], list[str]]:
+    """(environment, argv) that train the ready config on exactly `gpus` GPUs (0: on CPU), spread
+    over `nodes` machines. Over several nodes, each runs the same command with its own NODE_RANK
+    (0 on the head) and the head's address in HEAD_ADDR, as torchrun's rendezvous needs (axolotl
+    passes the arguments after `--` to torchrun)."""
     argv = ["axolotl", "train", shown(config_path)]
     if gpus == 0:
         return {}, [*argv, "--launcher", "python"]
-    devices = ",".join(str(i) for i in range(gpus))
-    return {"CUDA_VISIBLE_DEVICES": devices}, [*argv, "--launcher", "torchrun", "--", "--nproc_per_node", str(gpus)]
+    per_node = gpus // nodes
+    devices = ",".join(str(i) for i in range(per_node))
+    launcher = ["--launcher", "torchrun", "--"]
+    if nodes > 1:
+        launcher += ["--nnodes", str(nodes), "--node_rank", "$NODE_RANK", "--rdzv_id", rendezvous,
+                     "--rdzv_backend", "c10d", "--rdzv_endpoint", "$HEAD_ADDR:29400"]
+    return {"CUDA_VISIBLE_DEVICES": devices}, [*argv, *launcher, "--nproc_per_node", str(per_node)]
 
 
 def command_line(env: dict[str, str], argv: list[str]) -> str:
-    return " ".join([*(f"{key}={shlex.quote(value)}" for key, value in env.items()), shlex.join(argv)])
+    """The shell line; `$NODE_RANK`-style words stay unquoted so the shell fills them in."""
+    words = [word if word.startswith("$") and word[1:].replace(":", "").replace("_", "").isalnum() else shlex.quote(word)
+             for word in argv]
+    return " ".join([*(f"{key}={shlex.quote(value)}" for key, value in env.items()), *words])
 
 
-def eval_commands(config: dict, config_path: Path, out_dir: Path, fmt: str, task: str, gpus: int) -> list[str]:
+def eval_commands(config: dict, config_path: Path, out_dir: Path, fmt: str, task: str, gpus: int,
+                  adapter: Path | None = None) -> list[str]:
     """merge-lora (legacy, bf16) + vLLM on merged weights for GPU configs; hf + peft for CPU configs.
-    Results go to OUT/eval, where `lema report` finds them and names them by the mix folder."""
-    output_dir = Path(config["output_dir"])
+    Results go to OUT/eval, where `lema report` finds them and names them by the mix folder.
+    `adapter` names the adapter folder in the commands (a stable link to the config's `output_dir`)."""
+    output_dir = Path(adapter or config["output_dir"])
     common = ["--include_path", shown(LM_EVAL_TASKS), "--tasks", task]
     if fmt.startswith("chat_template"):
         common.append("--apply_chat_template")
@@ -106,16 +121,17 @@ def eval_commands(config: dict, config_path: Path, out_dir: Path, fmt: str, task
     return [shlex.join(["lm_eval", "--model", "hf", "--model_args", model_args, *common, "--batch_size", "8"])]
 
 
-def next_commands(config: dict, config_path: Path, out_dir: Path, fmt: str, task: str | None, gpus: int) -> dict:
+def next_commands(config: dict, config_path: Path, out_dir: Path, fmt: str, task: str | None, gpus: int,
+                  adapter: Path | None = None, nodes: int = 1, rendezvous: str = "lema") -> dict:
     """The commands of one ready config: `environment` (exported once), `train` (env, argv),
     and `lines`, what is printed after `Next:` and in the config's header."""
     env = environment(config)
-    train_env, train_argv = train_command(config, config_path, gpus)
+    train_env, train_argv = train_command(config, config_path, gpus, nodes, rendezvous)
     lines = ["export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()), command_line(train_env, train_argv)]
     if task is None:
         lines.append("# a process reward model scores steps: no lm-eval task generates with it")
     else:
-        lines += eval_commands(config, config_path, out_dir, fmt, task, gpus)
+        lines += eval_commands(config, config_path, out_dir, fmt, task, gpus, adapter)
         if gpus:
             lines.append("# the merge is axolotl's legacy one: the adapter merged into the bf16 base, as the "
                          "official qlora_merge.py does")

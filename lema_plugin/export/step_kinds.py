@@ -118,6 +118,7 @@ def build_step_dataset(
     gpus: int | None = None,
     max_tokens: int | None = None,
     tokenizer: str | None = None,
+    nodes: int = 1,
 ) -> dict:
     """Write OUT/train.jsonl (+ OUT/val.jsonl) and OUT/dataset_info.json for a step kind.
 
@@ -189,7 +190,7 @@ def build_step_dataset(
         from .next_steps import eval_task
 
         task = None if kind == LABEL_KIND else eval_task(info)  # a PRM scores steps; it is not asked to solve
-        write_ready(info, base_path, base, out, overrides, gpus, task)
+        write_ready(info, base_path, base, out, overrides, gpus, task, nodes)
     write_atomic(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
 
