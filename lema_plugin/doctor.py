@@ -213,25 +213,28 @@ def config_checks(path: Path, gpus: list[Gpu], report: Report, echo=None) -> dic
     config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     name = path.stem if path.name != "axolotl.yml" else f"{path.parent.name}/axolotl.yml"
     layout = read_layout(path, config)
+    spread = re.search(r"exactly (\d+) on each of (\d+) nodes", path.read_text(encoding="utf-8"))
+    needed = int(spread.group(1)) if spread else layout.gpus  # GPUs this machine must show
     where = "CPU" if not layout.gpus else f"{layout.gpus} GPU{'s' if layout.gpus > 1 else ''}"
+    where += f" over {spread.group(2)} nodes" if spread else ""
     report.add(f"{name} batch", "ok", f"effective batch {layout.total} = {layout.micro} x {layout.accumulation} "
                                       f"accumulation on {where}", echo)
     if layout.gpus:
         if not gpus:
-            report.add(f"{name} GPUs", "skip", f"needs {layout.gpus}; none visible here (the CPU part runs below)", echo)
-        elif len(gpus) < layout.gpus:
-            report.add(f"{name} GPUs", "fail", f"needs {layout.gpus}, {len(gpus)} visible: "
+            report.add(f"{name} GPUs", "skip", f"needs {needed}; none visible here (the CPU part runs below)", echo)
+        elif len(gpus) < needed:
+            report.add(f"{name} GPUs", "fail", f"needs {needed}, {len(gpus)} visible: "
                                                f"`lema build --gpus {len(gpus)}` keeps the batch on them", echo)
         else:
-            extra = f"; {len(gpus) - layout.gpus} more idle (`lema build --gpus {len(gpus)}` uses them)" \
-                if len(gpus) > layout.gpus else ""
-            report.add(f"{name} GPUs", "ok", f"needs {layout.gpus}, {len(gpus)} visible{extra}", echo)
+            extra = f"; {len(gpus) - needed} more idle (`lema build --gpus {len(gpus)}` uses them)" \
+                if len(gpus) > needed and not spread else ""
+            report.add(f"{name} GPUs", "ok", f"needs {needed}, {len(gpus)} visible{extra}", echo)
         shape = architecture(config.get("base_model", ""))
         need = memory_estimate_gb(config, shape)
         if need is None:
             report.add(f"{name} memory", "skip", f"unknown architecture for {config.get('base_model')}", echo)
         elif gpus:
-            smallest = min(g.memory_mb for g in gpus[: layout.gpus]) / 1024
+            smallest = min(g.memory_mb for g in gpus[:needed]) / 1024
             status = "ok" if need <= smallest * 0.95 else "warn"
             report.add(f"{name} memory", status, f"about {need:g} GB per GPU for training (rough estimate), "
                                                  f"{smallest:.0f} GB on the smallest visible", echo)

@@ -55,6 +55,7 @@ def test_gpu_extras_resolve_to_the_pinned_versions(tmp_path):
     assert "vllm" not in train
 
     assert (serve["vllm"], serve["torch"], serve["lm-eval"]) == ("0.32.0", "2.13.0", "0.4.11")
+    assert "ray" in serve, "lm-eval's vLLM backend imports ray at load time"
     assert "axolotl" not in serve
     # the model is tokenized and loaded by the same libraries where it trains and where it is scored
     assert {name: train[name] for name in SHARED} == {name: serve[name] for name in SHARED}
