@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from lema_plugin.cli import main
-from lema_plugin.export.axolotl_config import KERNELS, gpu_count, read_layout
+from lema_plugin.export.axolotl_config import KERNELS, gpu_count, layout_for, read_layout
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "axolotl_configs").glob("*.yml"))
@@ -197,6 +197,10 @@ def test_every_config_header_states_its_effective_batch(path):
         assert all(config.get(key) is False for key in KERNELS), "LoRA kernels set explicitly"
     assert config.get("attn_implementation") in ("sdpa", "eager"), "nothing fetched at run time"
     assert "dataset_prepared_path" not in config, "the ready config names it by content"
+    if layout.gpus:  # the usual node sizes keep the batch: 1, 2, 4 and 8 GPUs divide it
+        for gpus in (1, 2, 4, 8):
+            moved = layout_for(layout, gpus, path.name)
+            assert (moved.micro, moved.total) == (layout.micro, layout.total) and moved.accumulation >= 1
 
 
 def test_the_small_model_twins_train_the_same_number_of_updates():
