@@ -138,3 +138,14 @@ def test_what_the_original_code_cannot_read_is_no_answer():
     assert math_answer("The answer is $\\frac$.") == ""
     assert math_answer("So the answer is \\boxed 5.") == ""
     assert math_answer("The answer is $\\boxed{\\frac{1}{3}}$.") == "\\frac{1}{3}"
+
+
+def test_the_run_summary_names_official_match_as_the_paper_comparable_score():
+    from lema_plugin.train_eval import score_line
+
+    metrics = {"alias": "lema_gsm8k", "exact_match,none": 0.5, "strict_match,none": 0.25, "official_match,none": 0.125,
+               "official_match_stderr,none": 0.01}
+    assert score_line(metrics) == ("official_match 0.125 (paper-comparable: the official LeMa scoring), strict_match "
+                                   "0.250, exact_match 0.500; strict_match and exact_match are the robust views")
+    # results written before official_match existed still show, without claiming to be comparable
+    assert score_line({"exact_match,none": 0.5, "strict_match,none": 0.25}) == "strict_match 0.250, exact_match 0.500"
