@@ -208,3 +208,24 @@ def test_lema_run_refuses_a_gpu_layout_this_machine_cannot_run(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
     with pytest.raises(ConfigError, match=r"names 2 GPUs but the ready config is written for 4: rebuild it with `lema build --gpus 2`"):
         train_environment(4, {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}, notes.append)
+
+
+def test_lema_run_refuses_a_gpu_recipe_before_any_paid_stage(tmp_path, monkeypatch):
+    """A recipe that trains a GPU config on a machine without the GPUs stops before its first request."""
+    from lema_plugin.doctor import visible_gpus
+    from lema_testing.scripted_server import ScriptedServer
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    if visible_gpus():
+        pytest.skip("this machine has GPUs: the refusal needs one without")
+    with ScriptedServer(lambda body, attempt: "The answer is 1.") as server:
+        recipe = {"dataset": "gsm8k", "split": "train", "limit": 2, "out": str(tmp_path / "run"),
+                  "generators": [{"name": "g", "model": "m", "base_url": server.base_url, "samples": 1}],
+                  "corrector": {"name": "c", "model": "m", "base_url": server.base_url},
+                  "export": {"format": "input_output", "axolotl_config": "llama2-70b-gsm8k-lema"},
+                  "train": {"config": "axolotl_configs/llama2-70b-gsm8k-lema.yml"}}
+        path = tmp_path / "r.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        result = CliRunner().invoke(main, ["run", str(path)])
+        assert result.exit_code == 1 and "trains on 1 GPU and this machine shows none" in result.output
+        assert server.request_count == 0

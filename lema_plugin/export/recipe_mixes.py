@@ -15,12 +15,18 @@ from lema_plugin.recipe import Recipe
 
 
 def base_config(recipe: Recipe) -> str | None:
-    """The base of each mix's ready axolotl config, checked against the export format up front."""
-    from .axolotl_config import find_base_config, load_base_config
+    """The base of each mix's ready axolotl config, checked against the export format up front;
+    a recipe that trains is also checked against this machine's GPUs, before any paid stage."""
+    from .axolotl_config import find_base_config, gpu_count, load_base_config
 
     name = recipe.export.axolotl_config or (recipe.train.config if recipe.train else None)
     if name:
-        load_base_config(find_base_config(name), recipe.export.format)
+        path = find_base_config(name)
+        load_base_config(path, recipe.export.format)
+        if recipe.train:
+            from lema_plugin.train_eval import train_environment
+
+            train_environment(gpu_count(path), {}, lambda line: None)
     return name
 
 
