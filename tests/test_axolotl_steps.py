@@ -65,7 +65,7 @@ def test_gpu_config_passes_axolotl_validation(config, kind, built):
     from axolotl.utils.dict import DictDefault
 
     text = config.read_text()
-    assert text.startswith("# ") and "axolotl train " + f"axolotl_configs/{config.name}" in text
+    assert text.startswith("# ") and f"--axolotl-config {config.stem}" in text  # built into a ready config
     raw = yaml.safe_load(text)
     (dataset,) = raw["datasets"]
     stanza = built[kind]["axolotl"]
@@ -128,6 +128,17 @@ def test_axolotl_tokenizes_the_labels_one_per_step(built, model_dir, tmp_path):
             assert tokenizer.decode(ids[labelled[j - 1] + 1 : labelled[j]]) == row["completions"][j]
 
 
+def ready_smoke(config: Path, kind: str, model_dir: str, tmp_path: Path) -> tuple[Path, dict]:
+    """The ready config `lema build --mix KIND --axolotl-config CONFIG` writes, with held-out rows
+    (so its val.jsonl is evaluated) and the CPU settings and the embedded model as overrides."""
+    info = build_step_dataset(tmp_path / "data", kind, FIXTURES / "cot.jsonl", FIXTURES / "corrections.jsonl",
+                              val_fraction=0.25, axolotl_config=config,
+                              config_overrides={**CPU_SMOKE, "base_model": model_dir})
+    assert info["axolotl_config"]["check"] == "validated with axolotl's schema"
+    assert (tmp_path / "data" / "val.jsonl").exists()
+    return tmp_path / "data" / "axolotl.yml", info
+
+
 def _train(config: Path, tmp_path: Path) -> str:
     command = [str(Path(sys.executable).parent / "axolotl"), "train", str(config), "--launcher", "python"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
@@ -151,14 +162,18 @@ def _adapter(out: Path, model_dir: str) -> dict:
     return {"config": adapter_config, "weights": weights}
 
 
-def test_step_dpo_smoke_training_runs_on_cpu(built, model_dir, tmp_path):
-    log = _train(smoke_config(DPO, built["step-dpo"], model_dir, tmp_path), tmp_path)
+def test_step_dpo_ready_config_trains_on_cpu(model_dir, tmp_path):
+    path, info = ready_smoke(DPO, "step-dpo", model_dir, tmp_path)
+    log = _train(path, tmp_path)
     assert "rewards/chosen" in log, "the DPO trainer ran"
-    _adapter(tmp_path / "out", model_dir)
+    assert "eval_loss" in log, "the held-out pairs (val.jsonl, test_datasets) are evaluated"
+    _adapter(Path(info["axolotl_config"]["output_dir"]), model_dir)
 
 
-def test_prm_smoke_training_runs_on_cpu(built, model_dir, tmp_path):
-    _train(smoke_config(PRM, built["prm"], model_dir, tmp_path), tmp_path)
-    adapter = _adapter(tmp_path / "out", model_dir)
+def test_prm_ready_config_trains_on_cpu(model_dir, tmp_path):
+    path, info = ready_smoke(PRM, "prm", model_dir, tmp_path)
+    log = _train(path, tmp_path)
+    assert "eval_loss" in log, "the held-out labels (val.jsonl, test_datasets) are evaluated"
+    adapter = _adapter(Path(info["axolotl_config"]["output_dir"]), model_dir)
     assert adapter["config"]["task_type"] == "TOKEN_CLS"
     assert any("score" in name and "lora" not in name for name in adapter["weights"]), "the new score head is saved"

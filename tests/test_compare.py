@@ -20,14 +20,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def write_samples(path: Path, scores: list[int], docs: list[dict] | None = None, shuffle: bool = False) -> Path:
-    """A samples file shaped like lm-eval 0.4's --log_samples output."""
+    """A samples file shaped like lm-eval 0.4's --log_samples output; `scores` are the paper-comparable
+    official_match, the robust views are 0 (so a comparison of the wrong metric shows)."""
     rows = []
     for i, score in enumerate(scores):
         doc = (docs or [{}] * len(scores))[i] or {"question": f"question {i}?", "answer": str(i)}
         rows.append({"doc_id": i, "doc": doc, "target": doc.get("answer"), "arguments": [], "resps": [["..."]],
-                     "filtered_resps": ["..."], "filter": "none", "metrics": ["exact_match", "strict_match"],
+                     "filtered_resps": ["..."], "filter": "none", "metrics": ["official_match", "strict_match", "exact_match"],
                      "doc_hash": f"h{i}", "prompt_hash": "p", "target_hash": "t",
-                     "exact_match": float(score), "strict_match": 0.0})
+                     "official_match": float(score), "strict_match": 0.0, "exact_match": 0.0})
     if shuffle:
         random.Random(1).shuffle(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,11 +111,25 @@ def test_a_line_without_the_metric_names_file_and_line(tmp_path):
     b = write_samples(tmp_path / "b" / name, [1, 0])
     lines = b.read_text().splitlines()
     broken = json.loads(lines[1])
-    del broken["exact_match"]
+    del broken["official_match"]
     b.write_text(lines[0] + "\n" + json.dumps(broken) + "\n")
     result = CliRunner().invoke(main, ["compare", str(a), str(b)])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {b}:2: field 'exact_match': missing; the task logs strict_match"
+    assert result.output.strip() == (f"Error: {b}:2: field 'official_match': missing; the task logs strict_match, "
+                                     "exact_match (choose one with --metric)")
+    # the robust views stay one option away
+    result = CliRunner().invoke(main, ["compare", str(a), str(b), "--metric", "strict_match"])
+    assert result.exit_code == 0 and "metric strict_match; 2 paired questions" in result.output
+
+
+def test_compare_and_report_default_to_the_paper_comparable_metric():
+    from lema_plugin.grading.official import PAPER_METRIC
+
+    assert PAPER_METRIC == "official_match"
+    for name in ("compare", "report"):
+        command = main.get_command(None, name)
+        [option] = [p for p in command.params if p.name == "metric"]
+        assert option.default == PAPER_METRIC and list(option.type.choices)[0] == PAPER_METRIC
 
 
 @pytest.mark.slow
@@ -148,11 +163,11 @@ def test_compare_two_real_lm_eval_runs(shared_data, tmp_path):
             task = path.name.split("_2")[0].removeprefix("samples_")
             for line in path.read_text().splitlines():
                 row = json.loads(line)
-                scores.setdefault(name, {})[(task, row["doc_id"])] = row["exact_match"]
+                scores.setdefault(name, {})[(task, row["doc_id"])] = row["official_match"]
     assert len(scores["a"]) == len(scores["b"]) == 8
     a_only = sum(scores["a"][k] > scores["b"][k] for k in scores["a"])
     b_only = sum(scores["b"][k] > scores["a"][k] for k in scores["a"])
-    assert "metric exact_match; 8 paired questions" in result.output
+    assert "metric official_match; 8 paired questions" in result.output
     assert f"McNemar exact test: {a_only} right only in A, {b_only} right only in B, p = {exact_mcnemar(a_only, b_only):.3g}" in result.output
     assert "95% paired-bootstrap interval [" in result.output
     assert "by task:" in result.output and "by level:" in result.output and "by subject:" in result.output

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from lema_plugin.cli import main
-from lema_plugin.export.axolotl_config import gpu_count
+from lema_plugin.export.axolotl_config import KERNELS, gpu_count, layout_for, read_layout
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "axolotl_configs").glob("*.yml"))
@@ -91,6 +91,13 @@ def test_paper_config_follows_the_official_script(path):
     assert config["sample_packing"] is False and config["excess_length_strategy"] == "truncate"
     assert config["optimizer"] == "paged_adamw_32bit"
     assert "deepspeed" not in config
+    # PEFT's LoRA layers, as the official script: axolotl's fused kernels (no dropout on the
+    # down-projection input) would switch on if these were left unset
+    assert all(config[key] is False for key in KERNELS)
+    # the adapter is merged into the bf16 base, as the official qlora_merge.py does
+    assert config["merge_method"] == "legacy"
+    # an attention backend that needs nothing installed or fetched at run time
+    assert config["attn_implementation"] == "sdpa" and "batch_flattening" not in config
     text = path.read_text()
     for key in ("max_steps", "save_steps", "micro_batch_size", "learning_rate", "sequence_len", "seed"):
         line = next(line for line in text.splitlines() if line.startswith(f"{key}:"))
@@ -107,7 +114,7 @@ def test_twins_differ_only_in_their_data():
     pairs = [(p, p.with_name(p.name.replace("-lema.yml", "-cot.yml"))) for p in PAPER if p.name.endswith("-lema.yml")]
     pairs = [(a, b) for a, b in pairs if b.exists()]
     assert {a.stem for a, _ in pairs} == {"llama2-70b-gsm8k-lema", "llama2-70b-math-lema", "metamath-70b-gsm8k-lema",
-                                          "wizardmath-70b-math-lema"}
+                                          "wizardmath-70b-gsm8k-lema", "wizardmath-70b-math-lema"}
     for lema, cot in pairs:
         a, b = yaml.safe_load(lema.read_text()), yaml.safe_load(cot.read_text())
         for config in (a, b):
@@ -118,10 +125,15 @@ def test_twins_differ_only_in_their_data():
 def test_specialized_rows_start_from_their_public_checkpoints():
     models = {p.stem: yaml.safe_load(p.read_text())["base_model"] for p in PAPER}
     assert models["metamath-70b-gsm8k-lema"] == models["metamath-70b-gsm8k-cot"] == "meta-math/MetaMath-70B-V1.0"
-    assert models["wizardmath-70b-math-lema"] == models["wizardmath-70b-math-cot"] == "WizardLMTeam/WizardMath-70B-V1.0"
-    for stem in ("metamath-70b-gsm8k-lema", "wizardmath-70b-math-lema"):
+    for row in ("wizardmath-70b-math", "wizardmath-70b-gsm8k"):
+        assert models[f"{row}-lema"] == models[f"{row}-cot"] == "WizardLMTeam/WizardMath-70B-V1.0"
+    for stem in ("metamath-70b-gsm8k-lema", "wizardmath-70b-math-lema", "wizardmath-70b-gsm8k-lema"):
         text = header(REPO / "axolotl_configs" / f"{stem}.yml")
         assert "Prompt:" in text and "--tasks lema_" in text
+        # WizardMath rows are built and asked with WizardMath's prompt, as the official evaluation asks them
+        wizard = stem.startswith("wizardmath")
+        assert ("--prompt wizardmath" in text) == wizard and ("_wizardmath --output_path" in text) == wizard
+    assert "84.2" in header(REPO / "axolotl_configs" / "wizardmath-70b-gsm8k-lema.yml")
 
 
 def test_multi_gpu_configs_are_plain_ddp_and_fsdp_qlora():
@@ -143,7 +155,7 @@ def test_header_commands_parse_against_the_real_clis(path, tmp_path, monkeypatch
     config = yaml.safe_load(path.read_text())
     reward_model = bool(config.get("process_reward_model"))  # scores steps, generates nothing to evaluate
     assert any(c.startswith("lema build") for c in commands)
-    assert reward_model or (any(c.startswith("lm_eval") for c in commands) and "strict_match" in header(path))
+    assert reward_model or (any(c.startswith("lm_eval") for c in commands) and "official_match" in header(path))
     chat = config["datasets"][0]["type"].startswith("chat_template")
     for command in commands:
         args = shlex.split(command)
@@ -156,12 +168,45 @@ def test_header_commands_parse_against_the_real_clis(path, tmp_path, monkeypatch
             with build.make_context("build", args[2:]) as ctx:
                 if path.stem in STEP_LEVEL:
                     assert ctx.params["mix"] in ("step-dpo", "solution-dpo", "prm")
-                else:
-                    assert ctx.params["axolotl_config"].endswith(path.name) or ctx.params["axolotl_config"] == path.stem
+                assert ctx.params["axolotl_config"].endswith(path.name) or ctx.params["axolotl_config"] == path.stem
+                assert ctx.params["prompt"] == ("wizardmath" if path.stem.startswith("wizardmath") else None)
         elif args[0] == "lm_eval":
             check_lm_eval_command(command)
             assert ("--apply_chat_template" in args) == chat, command
-            assert args[args.index("--tasks") + 1] == ("lema_math" if "-math-" in path.name else "lema_gsm8k")
+            task = "lema_math" if "-math-" in path.name else "lema_gsm8k"
+            task += "_wizardmath" if path.stem.startswith("wizardmath") else ""
+            assert args[args.index("--tasks") + 1] == task
+        elif args[:2] == ["axolotl", "merge-lora"]:
+            assert args[3:] == ["--merge-method", "legacy"], command  # the bf16 merge, as the paper merged
+        elif args[:2] == ["axolotl", "train"] and config.get("bf16"):
+            gpus = gpu_count(path)  # exactly as many processes as the config's batch is written for
+            assert args[3:] == ["--launcher", "torchrun", "--", "--nproc_per_node", str(gpus)], command
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config_header_states_its_effective_batch(path):
+    """`# Effective batch: TOTAL = MICRO per GPU x ACCUMULATION accumulation x N GPUs`, read back and
+    checked against the config's own keys (a header that disagrees is refused by the reader)."""
+    config = yaml.safe_load(path.read_text())
+    layout = read_layout(path)
+    assert (layout.micro, layout.accumulation) == (config["micro_batch_size"], config["gradient_accumulation_steps"])
+    assert layout.gpus == (4 if path.stem.endswith(("-ddp", "-fsdp")) else 1 if config.get("bf16") else 0)
+    assert f"# Effective batch: {layout.total} = " in header(path)
+    assert not config.get("sample_packing"), "a packed row holds a varying number of examples"
+    if config.get("adapter") in ("lora", "qlora"):
+        assert all(config.get(key) is False for key in KERNELS), "LoRA kernels set explicitly"
+    assert config.get("attn_implementation") in ("sdpa", "eager"), "nothing fetched at run time"
+    assert "dataset_prepared_path" not in config, "the ready config names it by content"
+    if layout.gpus:  # the usual node sizes keep the batch: 1, 2, 4 and 8 GPUs divide it
+        for gpus in (1, 2, 4, 8):
+            moved = layout_for(layout, gpus, path.name)
+            assert (moved.micro, moved.total) == (layout.micro, layout.total) and moved.accumulation >= 1
+
+
+def test_the_small_model_twins_train_the_same_number_of_updates():
+    config = yaml.safe_load((REPO / "axolotl_configs" / "qwen2.5-1.5b-instruct-gsm8k-lema.yml").read_text())
+    assert config["max_steps"] == 1000 and "num_epochs" not in config and config["sample_packing"] is False
+    assert read_layout(REPO / "axolotl_configs" / "qwen2.5-1.5b-instruct-gsm8k-lema.yml").total == 96
 
 
 def test_the_vllm_lora_path_needs_the_adapter_rank():

@@ -78,7 +78,7 @@ def test_task_manager_indexes_tasks_and_groups():
     for group in ("lema_math", "lema_math_4shot"):
         config = manager._get_config(group)
         assert config["task"] == [f"{group}_{s}" for s in SUBJECTS]
-        assert {m["metric"] for m in config["aggregate_metric_list"]} == {"exact_match", "strict_match"}
+        assert [m["metric"] for m in config["aggregate_metric_list"]] == ["official_match", "strict_match", "exact_match"]
         assert all(m["weight_by_size"] for m in config["aggregate_metric_list"])
 
 
@@ -86,7 +86,8 @@ def test_tasks_load_with_both_metrics_and_levels(local_tasks, data_dir):
     math_tasks = {name: task for name, task in local_tasks.items() if name.startswith("lema_math_") and "4shot" not in name}
     assert set(math_tasks) == {f"lema_math_{s}" for s in SUBJECTS}
     for task in local_tasks.values():
-        assert [m["metric"] for m in task.config.metric_list] == ["exact_match", "strict_match"]
+        # the paper-comparable score first, then the robust views
+        assert [m["metric"] for m in task.config.metric_list] == ["official_match", "strict_match", "exact_match"]
         assert task.config.generation_kwargs["do_sample"] is False
         assert "Question:" in task.config.generation_kwargs["until"]
     # The subject tasks split the MATH file between them, each doc tagged with level and subject.
@@ -229,12 +230,14 @@ def test_correction_task_prompts_like_the_training_data(tmp_path, monkeypatch):
     assert task.fewshot_context(doc, 0) == render("fix_mistake", question="How much does Janet make?", steps=render_steps(steps))
     fixed = ("Incorrect Step: Step 1.\nExplanation: She also bakes with four eggs.\nCorrect Solution:\n"
              "Janet has 16 - 3 - 4 = 9 eggs left.\nShe makes 9 * 2 = 18 dollars.\nThe answer is 18.")
-    assert task.process_results(doc, [fixed]) == {"exact_match": 1.0, "strict_match": 1.0}
-    assert task.process_results(doc, [fixed.replace("18", "26")]) == {"exact_match": 0.0, "strict_match": 0.0}
+    scored = {"official_match": 1.0, "strict_match": 1.0, "exact_match": 1.0}
+    assert task.process_results(doc, [fixed]) == scored
+    assert task.process_results(doc, [fixed.replace("18", "26")]) == dict.fromkeys(scored, 0.0)
     # A step the path does not have, or no correction shape at all: the answer counts, the form does not.
-    assert task.process_results(doc, [fixed.replace("Step 1.", "Step 7.")]) == {"exact_match": 1.0, "strict_match": 0.0}
+    form_only = {"official_match": 0.0, "strict_match": 0.0, "exact_match": 1.0}
+    assert task.process_results(doc, [fixed.replace("Step 1.", "Step 7.")]) == form_only
     resolved = "Janet has 16 - 3 - 4 = 9 eggs left.\nShe makes 9 * 2 = 18 dollars.\nThe answer is 18."
-    assert task.process_results(doc, [resolved]) == {"exact_match": 1.0, "strict_match": 0.0}
+    assert task.process_results(doc, [resolved]) == form_only
 
 
 def test_correction_task_needs_a_valid_mistakes_file(tmp_path, monkeypatch):
@@ -245,6 +248,35 @@ def test_correction_task_needs_a_valid_mistakes_file(tmp_path, monkeypatch):
     bad.write_text(json.dumps(_mistake("q", "1", ["a"])) + "\n" + json.dumps(_mistake("q", "1", "one string")) + "\n")
     with pytest.raises(RecordError, match=r"mistakes.jsonl:2: field 'steps'"):
         _tasks(["lema_gsm8k_correction"], mistakes_file=str(bad))
+
+
+def test_tasks_read_lema_data_dir_like_every_lema_command(data_dir, shared_data, monkeypatch):
+    """No --metadata: the tasks read $LEMA_DATA_DIR (offline), the folder every lema command reads."""
+    monkeypatch.setenv("LEMA_DATA_DIR", str(data_dir))
+    task = _tasks(["lema_gsm8k"])["lema_gsm8k"]
+    test = [json.loads(line)["question"] for line in (shared_data / "gsm8k" / "test.jsonl").open()]
+    assert [doc["question"] for doc in task.test_docs()] == test
+    # --metadata still names another folder for one run, over the environment's
+    monkeypatch.setenv("LEMA_DATA_DIR", str(shared_data / "no-such-folder"))
+    assert len(_tasks(["lema_gsm8k"], data_dir=str(data_dir))["lema_gsm8k"].test_docs()) == len(test)
+    with pytest.raises(RecordError, match="no-such-folder"):
+        _tasks(["lema_gsm8k"])
+
+
+def test_wizardmath_tasks_ask_with_the_wizardmath_prompt(data_dir, monkeypatch):
+    monkeypatch.setenv("LEMA_DATA_DIR", str(data_dir))
+    tasks = _tasks(["lema_gsm8k_wizardmath", "lema_math_wizardmath"])
+    for name, task in tasks.items():
+        doc = task.test_docs()[0]
+        prompt = task.fewshot_context(doc, 0)
+        assert prompt == (
+            "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+            f"\n\n### Instruction:\n{doc['question']}\n\n### Response: Let's think step by step.\n"
+        ), name
+        assert [m["metric"] for m in task.config.metric_list] == ["official_match", "strict_match", "exact_match"]
+    # one MATH task over every subject: its mean is the problem-weighted mean of the lema_math group
+    lines = (data_dir / "math" / "test_sample1000.jsonl").read_text().splitlines()
+    assert len(tasks["lema_math_wizardmath"].test_docs()) == len(lines)
 
 
 def test_local_data_never_stands_in_for_another_set(shared_data):
@@ -277,7 +309,7 @@ def test_lm_eval_cli_runs_the_tasks_on_the_embedded_model(data_dir, tmp_path, mo
     [results_file] = out.rglob("results_*.json")
     results = json.loads(results_file.read_text())["results"]
     for name in ["lema_gsm8k", "lema_math", "lema_math500", *(f"lema_math_{s}" for s in SUBJECTS)]:
-        for metric in ("exact_match,none", "strict_match,none"):
+        for metric in ("official_match,none", "strict_match,none", "exact_match,none"):
             assert 0.0 <= results[name][metric] <= 1.0, (name, metric, results[name])
 
     for name, dataset in [("lema_gsm8k", "gsm8k"), ("lema_math500", "math"), ("lema_math_geometry", "math")]:
@@ -393,6 +425,7 @@ def test_hub_rows_are_read_from_the_documented_datasets(shared_data, monkeypatch
         return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in hub[(path, name)].items()})
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.delenv("LEMA_DATA_DIR", raising=False)  # no local folder named: the hub
     utils = _utils()
     docs = utils.load_docs("gsm8k")
     assert [d["answer"] for d in docs["test"]] == [r["answer"].rsplit("####", 1)[1].strip() for r in gsm8k]

@@ -95,11 +95,12 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems, monkeyp
         next_lines = result.output.split("Next:\n", 1)[1].splitlines()
         for mix in ("lema", "cot-only"):
             config = out / "data" / mix / "axolotl.yml"
-            assert f"  axolotl train {config} --launcher python" in next_lines
+            assert f"  axolotl train {config} --launcher python" in next_lines  # a CPU config: one CPU process
             [evaluate] = [line for line in next_lines if line.startswith("  lm_eval") and f"data/{mix}/adapter" in line]
             assert "--apply_chat_template" in evaluate and "--tasks lema_gsm8k" in evaluate
             assert yaml.safe_load(config.read_text())["datasets"][0]["path"] == str(out / "data" / mix / "train.jsonl")
-        assert any("strict_match is the paper-comparable score" in line for line in next_lines)
+        assert any("official_match is the paper-comparable score" in line for line in next_lines)
+        assert next_lines[0] == f"  export AXOLOTL_DO_NOT_TRACK=1 LEMA_DATA_DIR={Path(os.environ['LEMA_DATA_DIR']).resolve()}"
 
         again = CliRunner().invoke(main, ["run", str(recipe)])
         assert again.exit_code == 0, again.output
@@ -121,7 +122,8 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems, monkeyp
     info = json.loads((out / "data/lema/dataset_info.json").read_text())
     assert config["datasets"] == info["axolotl"]["datasets"]
     assert config["datasets"][0]["path"].endswith("data/lema/train.jsonl")
-    assert (config["base_model"], config["max_steps"], config["output_dir"]) == ("/models/small", 2, str(out / "data/lema/adapter"))
+    assert (config["base_model"], config["max_steps"]) == ("/models/small", 2)
+    assert Path(config["output_dir"]).parent == out / "data/lema/adapter"  # keyed by the data and config
     # the cot-only twin's ready config is the same but for its data and folders
     twin = yaml.safe_load((out / "data/cot-only/axolotl.yml").read_text())
     different = {k for k in config.keys() | twin.keys() if config.get(k) != twin.get(k)}
@@ -129,7 +131,7 @@ def test_recipe_runs_every_stage_and_reruns_for_free(tmp_path, problems, monkeyp
     command = eval_command(full, out)
     assert command[command.index("--tasks") + 1] == "lema_gsm8k" and "--limit" in command
     assert "--apply_chat_template" in command  # the data was exported as chat_template
-    assert json.loads(command[command.index("--metadata") + 1]) == {"data_dir": os.environ["LEMA_DATA_DIR"]}
+    assert "--metadata" not in command  # the tasks read LEMA_DATA_DIR, as every lema command
 
 
 NEW_QUESTIONS = [  # what the "strong model" invents, one per seed: (question, answer)
@@ -313,10 +315,12 @@ def test_run_summary_tokens_are_what_the_client_paid_for_in_every_stage(tmp_path
     assert summary["usage"]["prompt_tokens"] + summary["usage"]["completion_tokens"] == sum(billed.values())
 
 
-def test_recipe_exports_the_step_level_kinds(tmp_path, problems):
+def test_recipe_exports_the_step_level_kinds(tmp_path, problems, monkeypatch):
+    monkeypatch.setattr("lema_plugin.export.axolotl_config.validate", lambda config, n_gpu=1: "checked")
     with ScriptedServer(make_responder(problems)) as server:
         recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run",
-                              export={"mixes": ["lema", "step-dpo", "solution-dpo", "prm"], "val_fraction": 0.0})
+                              export={"mixes": ["lema", "step-dpo", "solution-dpo", "prm"], "val_fraction": 0.0,
+                                      "axolotl_config": "smollm2-135m-cpu-smoke"})
         result = CliRunner().invoke(main, ["run", str(recipe)])
         assert result.exit_code == 0, result.output
     out = tmp_path / "run"
@@ -330,6 +334,13 @@ def test_recipe_exports_the_step_level_kinds(tmp_path, problems):
     assert sorted(r["kind"] for r in labels) == sorted(["first-error"] * LIMIT + ["corrected"] * LIMIT + ["gold"] * LIMIT)
     summary = json.loads((out / "run_summary.json").read_text())["rows"]
     assert summary["examples step-dpo"] == f"{LIMIT} train (step-pair {LIMIT})"
+    # each kind gets its ready config from the same writer, and its commands after Next:
+    next_lines = result.output.split("Next:\n", 1)[1].splitlines()
+    for kind in ("step-dpo", "solution-dpo", "prm"):
+        ready = yaml.safe_load((out / "data" / kind / "axolotl.yml").read_text())
+        assert Path(ready["datasets"][0]["path"]) == out / "data" / kind / "train.jsonl"
+        assert f"  # {kind}" in next_lines
+        assert any(f"axolotl train {out / 'data' / kind / 'axolotl.yml'}" in line for line in next_lines)
 
 
 def test_recipe_checks_first_errors_and_builds_from_confirmed_corrections(tmp_path, problems):

@@ -48,14 +48,17 @@ def test_readme_command_parses(line, tmp_path, monkeypatch):
         assert ctx.params
 
 
-def readme_lines(program: str) -> list[str]:
+def readme_lines(program: str, with_env: bool = False) -> list[str]:
+    """Lines of the README's bash blocks that run `program`, environment settings before it
+    (`CUDA_VISIBLE_DEVICES=0 axolotl train ...`) removed unless `with_env`."""
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     lines = []
     for block in blocks:
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("  #", 1)[0].strip()
-            if line.startswith(f"{program} "):
-                lines.append(line)
+            bare = re.sub(r"^([A-Z_]+=\S*\s+)+", "", line)
+            if bare.startswith(f"{program} "):
+                lines.append(line if with_env else bare)
     return lines
 
 
@@ -88,5 +91,27 @@ def test_readme_trains_and_evaluates_the_configs_its_commands_write(monkeypatch)
     assert {args[1] for args in used} == {"train", "merge-lora"}
     for args in used:
         assert args[2] in written, args
-        if args[1] == "train" and "ddp" in args[2]:
-            assert args[3:] == ["--launcher", "torchrun", "--", "--nproc_per_node", "4"]
+        if args[1] == "merge-lora":
+            assert args[3:] == ["--merge-method", "legacy"], args  # the bf16 merge, as the paper merged
+
+
+def test_readme_trains_on_exactly_the_gpus_each_ready_config_is_written_for(monkeypatch):
+    """Each `axolotl train` line starts as many processes, on as many GPUs, as the `lema build`
+    that wrote its config laid the batch out for (--gpus, else the base config's own layout)."""
+    from lema_plugin.export.axolotl_config import find_base_config, gpu_count
+
+    gpus = {}
+    for line in readme_lines("lema"):
+        args = shlex.split(line)
+        if args[1] == "build" and "--axolotl-config" in args:
+            base = find_base_config(args[args.index("--axolotl-config") + 1])
+            count = int(args[args.index("--gpus") + 1]) if "--gpus" in args else gpu_count(base)
+            gpus[args[args.index("--out") + 1] + "/axolotl.yml"] = count
+    trains = [line for line in readme_lines("axolotl", with_env=True) if " axolotl train " in f" {line}"]
+    assert trains
+    for line in trains:
+        words = shlex.split(line)
+        devices = next(w for w in words if w.startswith("CUDA_VISIBLE_DEVICES=")).split("=", 1)[1].split(",")
+        config = words[words.index("train") + 1]
+        count = gpus[config]
+        assert len(devices) == count and words[-2:] == ["--nproc_per_node", str(count)], line

@@ -171,19 +171,28 @@ def test_eval_scores_show_per_results_file(run_dir, tmp_path):
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(".cache"))
-    results = {"results": {"lema_gsm8k": {"alias": "lema_gsm8k", "exact_match,none": 0.25, "exact_match_stderr,none": 0.1,
-                                          "strict_match,none": 0.125}},
+    results = {"results": {"lema_gsm8k": {"alias": "lema_gsm8k", "official_match,none": 0.375, "exact_match,none": 0.25,
+                                          "exact_match_stderr,none": 0.1, "strict_match,none": 0.125}},
                "config": {"model_args": {"pretrained": "base", "peft": "run/data/lema/adapter"}}}  # as lm-eval 0.4.11 logs it
     (copy / "eval" / "base__model").mkdir(parents=True)
     (copy / "eval" / "base__model" / "results_2026-01-01T00-00-00.json").write_text(json.dumps(results))
-    [row] = read_run(copy).evals
-    assert (row["task"], row["exact_match"], row["strict_match"]) == ("lema_gsm8k", 0.25, 0.125)
+    # where the printed `Next:` commands write: data/<mix>/eval/<model>/ (named by the mix, not "data")
+    cot = {**results, "config": {"model_args": "pretrained=run/data/cot-only/adapter/merged"}}
+    (copy / "data" / "cot-only" / "eval" / "merged").mkdir(parents=True)
+    (copy / "data" / "cot-only" / "eval" / "merged" / "results_2026-01-02T00-00-00.json").write_text(json.dumps(cot))
+    rows = sorted(read_run(copy).evals, key=lambda r: r["file"])
+    assert [row["source"] for row in rows] == ["cot-only", ""]
+    row = rows[1]
+    assert (row["task"], row["official_match"], row["strict_match"], row["exact_match"]) == ("lema_gsm8k", 0.375, 0.125, 0.25)
     assert row["model"] == "pretrained=base,peft=run/data/lema/adapter"
     result = CliRunner().invoke(main, ["report", str(copy)])
     assert result.exit_code == 0, result.output
     html = (copy / "report.html").read_text()
     assert "id='eval'" in html and "<td class=\"text\">lema (this run&#x27;s adapter)</td>" in html
-    assert "<td>0.250</td><td>0.125</td>" in html
+    assert "<td class=\"text\">cot-only</td>" in html and "<td class=\"text\">data</td>" not in html
+    # the paper-comparable score first, then the robust views
+    assert "<th>official_match</th><th>strict_match</th><th>exact_match</th>" in html
+    assert "<td>0.375</td><td>0.125</td><td>0.250</td>" in html
 
 
 # -- in a real browser ----------------------------------------------------------------------

@@ -26,6 +26,7 @@ TOOLS = {
     "report": "report:report",
     "compare": "compare:compare",
     "recipes": "recipes:recipes",
+    "doctor": "doctor:doctor",
     "tasks-path": "tasks_path:tasks_path",
 }
 

@@ -58,34 +58,51 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--confirmed", "checks_path", type=_FILE, show_default="all",
               help="Step-level kinds only: keep the corrections whose first error this check confirmed "
               "(checks.jsonl from `lema first-error`).")
+@click.option("--base-model", show_default="the axolotl config's",
+              help="With --axolotl-config: the model to fine-tune, a local folder or a hub name (written as the "
+              "ready config's base_model; its tokenizer also counts the row tokens).")
+@click.option("--gpus", type=click.IntRange(1), show_default="the axolotl config's layout",
+              help="With --axolotl-config: train on this many GPUs. The effective batch stays the config's "
+              "(gradient accumulation is derived), and the printed command starts exactly this many processes.")
+@click.option("--nodes", type=click.IntRange(1), default=1, show_default=True,
+              help="With --axolotl-config: spread the --gpus GPUs over this many machines; each runs the printed "
+              "command with its NODE_RANK (0 on the head) and the head's HEAD_ADDR set.")
+@click.option("--prompt", type=click.Choice(["lema", "wizardmath"]), show_default="wizardmath for a WizardMath model, else lema",
+              help="SFT mixes: the prompt every example is written in. lema: the LeMa solve and correction prompts; "
+              "wizardmath: WizardMath's Alpaca frame, as the official evaluation asks WizardMath models.")
 @friendly_errors
 def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, extra_cot_path, bos_token, eos_token,
-          axolotl_config, max_tokens, tokenizer, checks_path):
+          axolotl_config, max_tokens, tokenizer, checks_path, base_model, gpus, nodes, prompt):
     """Build one training mix (an SFT mix or a step-level kind) in an axolotl dataset format.
 
     Correction examples teach: given a question and a wrong solution in numbered steps, name the
     first wrong step, explain it, and solve from there. CoT examples teach: the zero-shot solve
     prompt -> a rationale ending in "The answer is X.". The step-level kinds turn the same
     corrections into preference pairs (`rl: dpo`) or per-step labels for a process reward model.
-    With --axolotl-config, OUT/axolotl.yml is the config to train; without it, the printed
-    `datasets:` lines go into your own config.
+    With --axolotl-config, OUT/axolotl.yml is the config to train (for every mix and kind), and
+    the commands that train and evaluate it are printed with the environment they need; without
+    it, the printed `datasets:` lines go into your own config.
     """
     from lema_plugin.export import STEP_KINDS, build_step_dataset
     from lema_plugin.export.build import build_dataset, count_rows
 
     if checks_path and mix not in STEP_KINDS:
         raise click.UsageError(f"--confirmed applies to the step-level kinds ({', '.join(STEP_KINDS)}), not to {mix}")
-    if mix in STEP_KINDS and (axolotl_config or max_tokens or tokenizer):
-        raise click.UsageError(f"--axolotl-config, --max-tokens and --tokenizer apply to the SFT mixes, not to {mix}: "
-                               "paste the printed lines into axolotl_configs/qwen2.5-1.5b-instruct-gsm8k-*.yml")
+    if (base_model or gpus or nodes > 1) and not axolotl_config:
+        raise click.UsageError("--base-model, --gpus and --nodes shape the ready axolotl config: give --axolotl-config too")
+    if prompt and mix in STEP_KINDS:
+        raise click.UsageError(f"--prompt applies to the SFT mixes, not to {mix} (its rows use the LeMa solve prompt)")
+    overrides = {"base_model": base_model} if base_model else None
     if mix in STEP_KINDS:
         info = build_step_dataset(out_dir, mix, cot_path, corrections_path, val_fraction=val_fraction, seed=seed,
-                                  checks_path=checks_path)
+                                  checks_path=checks_path, axolotl_config=axolotl_config, config_overrides=overrides,
+                                  gpus=gpus, max_tokens=max_tokens, tokenizer=tokenizer, nodes=nodes)
     else:
         info = build_dataset(
             out_dir, cot_path, corrections_path, mix=mix, fmt=fmt, val_fraction=val_fraction, seed=seed,
             extra_cot_path=extra_cot_path, bos_token=bos_token, eos_token=eos_token,
             axolotl_config=axolotl_config, max_tokens=max_tokens, tokenizer=tokenizer,
+            config_overrides=overrides, gpus=gpus, prompt=prompt, nodes=nodes,
         )
     click.echo(format_table(("split", "kind", "source", "examples"), count_rows(info)))
     for name, spec in info["inputs"].items():
@@ -95,8 +112,8 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
     if info.get("size_matching"):
         pad = info["size_matching"]
         click.echo(f"size-matched to {pad['target']}: {pad['extra_cot']} extra CoT, {pad['repeated']} repeated")
-    if fmt == "input_output" and not eos_token:
-        click.echo("warning: no --eos-token: axolotl adds none in input_output, so the model will not learn to stop", err=True)
+    for warning in info.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
     check_outcome(info["counts"]["train"]["examples"], "training examples")  # before any "Next:" to train on nothing
     if "token_budget" in info:
         report = info["token_budget"]
@@ -107,10 +124,15 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
         click.echo(line, err=bool(report["over"]))
     if "axolotl_config" in info:
         ready = info["axolotl_config"]
-        click.echo(f"wrote {Path(out_dir) / 'train.jsonl'} and {Path(out_dir) / 'axolotl.yml'} ({ready['check']})")
+        click.echo(f"wrote {Path(out_dir) / 'train.jsonl'} and {Path(out_dir) / 'axolotl.yml'} ({ready['check']}; "
+                   f"effective batch {ready['effective_batch']} on {_devices(ready['gpus'])})")
         click.echo("Next:")
         for line in info["next_commands"]:
             click.echo(f"  {line}")
         return
     click.echo(f"wrote {Path(out_dir) / 'train.jsonl'}; axolotl config lines:\n")
     click.echo(yaml.safe_dump(info["axolotl"], sort_keys=False), nl=False)
+
+
+def _devices(gpus: int) -> str:
+    return "CPU" if not gpus else f"{gpus} GPU{'s' if gpus > 1 else ''}"

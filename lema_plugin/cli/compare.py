@@ -6,13 +6,15 @@ from pathlib import Path
 import click
 
 from lema_plugin.cli.common import friendly_errors
+from lema_plugin.grading.official import METRICS, PAPER_METRIC
 
 
 @click.command("compare")
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
-@click.option("--metric", type=click.Choice(["exact_match", "strict_match"]), default="exact_match", show_default=True,
-              help="Per-question score to compare.")
+@click.option("--metric", type=click.Choice(METRICS), default=PAPER_METRIC, show_default=True,
+              help="Per-question score to compare: official_match follows the official LeMa scoring (the paper-comparable one); "
+              "strict_match and exact_match are the robust grader's views.")
 @click.option("--show", default=10, show_default=True, type=click.IntRange(0), help="Flipped questions to list each way.")
 @click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="Also write the comparison as an HTML page here.",
               show_default="none")

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from lema_plugin.cli.common import friendly_errors
+from lema_plugin.grading.official import METRICS, PAPER_METRIC
 from lema_plugin.cli.options import old_spellings
 
 
@@ -16,8 +17,9 @@ from lema_plugin.cli.options import old_spellings
               show_default="RUN_DIR/report.html")
 @click.option("--compare", "compare_pair", nargs=2, type=click.Path(path_type=Path), show_default="none",
               help="Two lm-eval --log_samples outputs (files or folders) to compare in the report, A then B.")
-@click.option("--metric", type=click.Choice(["exact_match", "strict_match"]), default="exact_match", show_default=True,
-              help="Score compared by --compare.")
+@click.option("--metric", type=click.Choice(METRICS), default=PAPER_METRIC, show_default=True,
+              help="Score compared by --compare: official_match follows the official LeMa scoring (the paper-comparable one); "
+              "strict_match and exact_match are the robust grader's views.")
 @friendly_errors
 def report(run_dir: Path, html: Path | None, compare_pair: tuple[Path, Path] | None, metric: str) -> None:
     """Write an HTML report of RUN_DIR: a `lema run` folder or the --out of any single stage.

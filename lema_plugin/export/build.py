@@ -9,9 +9,9 @@ from pathlib import Path
 from lema_plugin.errors import ConfigError
 from lema_plugin.store import write_atomic, write_jsonl_atomic
 
-from .examples import Example, load_examples
+from .examples import PROMPTS, Example, load_examples
 from .formats import FORMATS, axolotl_stanza, to_row
-from .axolotl_config import find_base_config, load_base_config, write_ready_config
+from .axolotl_config import find_base_config, load_base_config, write_ready
 from .mixes import MIXES, make_mix
 from .token_budget import check_budget
 
@@ -61,13 +61,22 @@ def build_dataset(
     max_tokens: int | None = None,
     tokenizer: str | None = None,
     config_overrides: dict | None = None,
+    gpus: int | None = None,
+    prompt: str | None = None,
+    nodes: int = 1,
 ) -> dict:
     """Write OUT/train.jsonl (+ OUT/val.jsonl) and OUT/dataset_info.json; return the info.
 
     With `axolotl_config` (a base config), also write OUT/axolotl.yml, ready to train on this
-    build, and the commands that train and evaluate it (`info["next_commands"]`). Rows longer
-    than `max_tokens` (default: the config's `sequence_len`) are counted with `tokenizer`
-    (default: the config's model) when it is on disk.
+    build on `gpus` GPUs (default: the base config's own layout) over `nodes` machines, and the
+    commands that train and
+    evaluate it (`info["next_commands"]`). `config_overrides` replace base config keys (a local
+    `base_model`, say). Rows longer than `max_tokens` (default: the config's `sequence_len`) are
+    counted with `tokenizer` (default: the config's model) when it is on disk.
+
+    `prompt` is the prompt style of every example: `lema` (the LeMa solve and correction prompts)
+    or `wizardmath` (WizardMath's Alpaca frame around them, which the official evaluation uses for
+    WizardMath models); default: `wizardmath` for a WizardMath base model, else `lema`.
 
     Raises RecordError for bad input records and ValueError for bad options or a base config
     that cannot read this format (before anything is written).
@@ -79,12 +88,15 @@ def build_dataset(
     if mix != "cot-only" and corrections_path is None:
         raise ConfigError(f"mix {mix!r} needs a corrections file")
     base_path = base = None
+    overrides = {k: v for k, v in (config_overrides or {}).items() if v is not None}
     if axolotl_config is not None:
         base_path = find_base_config(axolotl_config)
         base = load_base_config(base_path, fmt)
-        overrides = config_overrides or {}
         tokenizer = tokenizer or overrides.get("base_model") or base.get("tokenizer_config") or base["base_model"]
         max_tokens = max_tokens or base.get("sequence_len")
+    prompt = prompt or default_prompt(overrides.get("base_model") or (base or {}).get("base_model"))
+    if prompt not in PROMPTS:
+        raise ConfigError(f"unknown prompt style {prompt!r}; choose one of {', '.join(PROMPTS)}")
     out = Path(out_dir)
     inputs: dict[str, dict] = {}
     loaded: dict[str, list[Example]] = {}
@@ -96,7 +108,7 @@ def build_dataset(
         if path is None:
             loaded[name] = []
             continue
-        examples, skipped = load_examples(path, kind)
+        examples, skipped = load_examples(path, kind, prompt)
         loaded[name] = examples
         inputs[name] = {
             "path": str(Path(path).resolve()),
@@ -120,6 +132,7 @@ def build_dataset(
         "format": fmt,
         "seed": seed,
         "val_fraction": val_fraction,
+        "prompt": prompt,
         "special_tokens": {"bos": bos_token, "eos": eos_token} if fmt == "input_output" else None,
         "inputs": inputs,
         "files": files,
@@ -130,35 +143,35 @@ def build_dataset(
             fmt, str(train_path.resolve()), str(val_path.resolve()) if result.val else None
         ),
     }
+    info["warnings"] = special_token_warnings(fmt, bos_token, eos_token)
     if max_tokens:
         report = check_budget(train_path, fmt, max_tokens, tokenizer)
         strategy = (base or {}).get("excess_length_strategy") or "drop"
         info["token_budget"] = {**report.to_dict(), "axolotl_excess_length_strategy": strategy if base else None}
     if base is not None:
-        _ready_config(info, base_path, base, out, config_overrides)
+        from .next_steps import eval_task
+
+        write_ready(info, base_path, base, out, overrides, gpus, eval_task(info), nodes)
     write_atomic(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
 
 
-def _ready_config(info: dict, base_path: Path, base: dict, out: Path, overrides: dict | None) -> None:
-    """Write OUT/axolotl.yml with the commands for it in its header; record both in `info`."""
-    from .axolotl_config import ready_config
-    from .next_steps import eval_task, next_commands, shown
+def default_prompt(base_model: str | None) -> str:
+    """WizardMath models are asked with their own prompt (the official LeMa evaluation does so)."""
+    return "wizardmath" if base_model and "wizardmath" in str(base_model).lower() else "lema"
 
-    config_path = out / "axolotl.yml"
-    commands = next_commands(ready_config(base, info, out, overrides), config_path, base_path, info["format"], eval_task(info))
-    header = [
-        f"Written by `lema build` from {shown(base_path)} for the {info['mix']} mix in this folder ({info['format']} rows).",
-        "dataset_prepared_path is named by a hash of the built files, so a rebuild never trains on stale tokens.",
-    ]
-    if "token_budget" in info:
-        budget = info["token_budget"]
-        header.append(f"Rows over sequence_len: {budget['over']} of {budget['rows']} ({budget['counted_with']}); "
-                      f"axolotl will {budget['axolotl_excess_length_strategy']} them.")
-    header += ["", *(line[2:] if line.startswith("# ") else f"$ {line}" for line in commands)]
-    path, note = write_ready_config(base_path, base, info, out, header, overrides)
-    info["axolotl_config"] = {"path": str(path.resolve()), "base": str(base_path.resolve()), "check": note}
-    info["next_commands"] = commands
+
+def special_token_warnings(fmt: str, bos_token: str, eos_token: str) -> list[str]:
+    """input_output rows get no special tokens from axolotl: each one left out is a warning."""
+    if fmt != "input_output":
+        return []
+    warnings = []
+    if not bos_token:
+        warnings.append("no --bos-token: axolotl adds none in input_output, so every row starts without the model's "
+                        "BOS token (LLaMA-2 trains with '<s>'; a model without a BOS token needs none)")
+    if not eos_token:
+        warnings.append("no --eos-token: axolotl adds none in input_output, so the model will not learn to stop")
+    return warnings
 
 
 def _write(path: Path, rows: list[dict]) -> dict:

@@ -19,6 +19,10 @@ CORRECTION_FIELDS = (
     "id", "problem_id", "question", "steps", "incorrect_step", "explanation", "corrected_solution",
 )
 _ANSWER_LINE = re.compile(r"The answer is\b", re.IGNORECASE)
+# Prompt styles: (solve template, correction template). `wizardmath` is WizardMath's Alpaca frame
+# ("### Instruction: ... ### Response: Let's think step by step."), which the official LeMa
+# evaluation uses for WizardMath models; their training rows are built in the same frame.
+PROMPTS = {"lema": ("solve", "fix_mistake"), "wizardmath": ("wizardmath_solve", "wizardmath_fix_mistake")}
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,8 @@ def correction_response(incorrect_step: int, explanation: str, corrected_solutio
     )
 
 
-def cot_example(record: dict, where: tuple[Path, int]) -> Example:
-    """A CoT record -> the LeMa solve prompt and its rationale."""
+def cot_example(record: dict, where: tuple[Path, int], prompt: str = "lema") -> Example:
+    """A CoT record -> the solve prompt (of style `prompt`) and its rationale."""
     rationale = _with_answer_line(record["rationale"], record.get("answer"), where, "rationale")
     return Example(
         id=str(record["id"]),
@@ -69,12 +73,12 @@ def cot_example(record: dict, where: tuple[Path, int]) -> Example:
         problem_id=str(record["problem_id"]),
         dataset=str(record.get("dataset") or "unknown"),
         source=str(record.get("source") or "unknown"),
-        prompt=render("solve", question=str(record["question"]).strip()),
+        prompt=render(PROMPTS[prompt][0], question=str(record["question"]).strip()),
         response=rationale,
     )
 
 
-def correction_example(record: dict, where: tuple[Path, int]) -> Example:
+def correction_example(record: dict, where: tuple[Path, int], prompt: str = "lema") -> Example:
     """A verified correction -> (question + numbered wrong steps) and the three-part correction."""
     from lema_plugin.steps import render_steps
 
@@ -93,7 +97,7 @@ def correction_example(record: dict, where: tuple[Path, int]) -> Example:
         problem_id=str(record["problem_id"]),
         dataset=str(record.get("dataset") or "unknown"),
         source=str(record.get("corrector") or "unknown"),
-        prompt=render("fix_mistake", question=str(record["question"]).strip(), steps=render_steps(steps)),
+        prompt=render(PROMPTS[prompt][1], question=str(record["question"]).strip(), steps=render_steps(steps)),
         response=correction_response(step, record["explanation"], solution),
         mistake_model=str(record.get("source_model") or "unknown"),
     )
@@ -105,8 +109,8 @@ def _record_lines(path: Path) -> list[int]:
         return [n for n, line in enumerate(handle, 1) if line.strip()]
 
 
-def load_examples(path: str | Path, kind: str) -> tuple[list[Example], dict[str, int]]:
-    """Read a cot.jsonl or corrections.jsonl file into examples.
+def load_examples(path: str | Path, kind: str, prompt: str = "lema") -> tuple[list[Example], dict[str, int]]:
+    """Read a cot.jsonl or corrections.jsonl file into examples, prompted in style `prompt`.
 
     Returns the examples and counts of skipped records: repeated ids (files concatenated twice),
     corrections marked `correct: false` (a rejected.jsonl passed by mistake must not train
@@ -127,7 +131,7 @@ def load_examples(path: str | Path, kind: str) -> tuple[list[Example], dict[str,
         if record.get("correct") is False:
             skipped["not_verified"] += 1
             continue
-        example = convert(record, where)
+        example = convert(record, where, prompt)
         if example.id in seen:
             skipped["duplicate_id"] += 1
             continue

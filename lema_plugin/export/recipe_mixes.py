@@ -2,7 +2,9 @@
 
 The SFT mixes get the ready axolotl config of the recipe's base config (checked against the
 export format before any paid stage runs: `base_config`); the step-level kinds are built from the
-same corrections, optionally restricted to the corrections the first-error check confirmed.
+same corrections, optionally restricted to the corrections the first-error check confirmed, and,
+when the recipe asks for ready configs at all, get theirs from the same writer and their kind's
+shipped config (`step_kinds.DEFAULT_CONFIGS`), with the recipe's model and step count.
 """
 from __future__ import annotations
 
@@ -13,12 +15,18 @@ from lema_plugin.recipe import Recipe
 
 
 def base_config(recipe: Recipe) -> str | None:
-    """The base of each mix's ready axolotl config, checked against the export format up front."""
-    from .axolotl_config import find_base_config, load_base_config
+    """The base of each mix's ready axolotl config, checked against the export format up front;
+    a recipe that trains is also checked against this machine's GPUs, before any paid stage."""
+    from .axolotl_config import find_base_config, gpu_count, load_base_config
 
     name = recipe.export.axolotl_config or (recipe.train.config if recipe.train else None)
     if name:
-        load_base_config(find_base_config(name), recipe.export.format)
+        path = find_base_config(name)
+        load_base_config(path, recipe.export.format)
+        if recipe.train:
+            from lema_plugin.train_eval import train_environment
+
+            train_environment(gpu_count(path), {}, lambda line: None)
     return name
 
 
@@ -34,7 +42,7 @@ def config_overrides(recipe: Recipe) -> dict:
 
 def build_mixes(recipe: Recipe, out: Path, corrections: Path, report) -> None:
     from .build import build_dataset
-    from .step_kinds import STEP_KINDS, build_step_dataset
+    from .step_kinds import DEFAULT_CONFIGS, STEP_KINDS, build_step_dataset
 
     base, overrides = base_config(recipe), config_overrides(recipe)
     for mix in recipe.export.mixes:
@@ -42,8 +50,10 @@ def build_mixes(recipe: Recipe, out: Path, corrections: Path, report) -> None:
             checks = out / "first-error" / "checks.jsonl" if recipe.first_error.confirmed_only else None
             info = build_step_dataset(out / "data" / mix, mix, out / "cot" / "cot.jsonl", corrections,
                                       val_fraction=recipe.export.val_fraction, seed=recipe.export.seed,
-                                      checks_path=checks)
+                                      checks_path=checks, axolotl_config=DEFAULT_CONFIGS[mix] if base else None,
+                                      config_overrides=overrides)
             report.add(f"examples {mix}", count_line(info))
+            _notes(report, mix, info)
             continue
         info = build_dataset(
             out / "data" / mix,
@@ -59,10 +69,17 @@ def build_mixes(recipe: Recipe, out: Path, corrections: Path, report) -> None:
             config_overrides=overrides,
         )
         report.add(f"examples {mix}", count_line(info))
-        if info.get("token_budget", {}).get("over"):
-            budget = info["token_budget"]
-            report.add(f"over budget {mix}", f"{budget['over']} rows over {budget['budget']} tokens "
-                                             f"(axolotl will {budget['axolotl_excess_length_strategy']} them)")
+        _notes(report, mix, info)
+
+
+def _notes(report, mix: str, info: dict) -> None:
+    """What the build warned about, in the run summary: rows over budget, missing special tokens."""
+    if info.get("token_budget", {}).get("over"):
+        budget = info["token_budget"]
+        report.add(f"over budget {mix}", f"{budget['over']} rows over {budget['budget']} tokens "
+                                         f"(axolotl will {budget['axolotl_excess_length_strategy']} them)")
+    for warning in info.get("warnings", []):
+        report.add(f"warning {mix}", warning)
 
 
 def count_line(info: dict) -> str:

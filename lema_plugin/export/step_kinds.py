@@ -5,7 +5,9 @@ The same contract as the SFT mixes (`build.py`): rows carry their provenance (`i
 holds out whole problems, drawn from the problem ids of the CoT and correction inputs exactly as
 the mixes draw them, so every kind built from the same inputs and seed holds out the same
 problems; `dataset_info.json` holds counts, skips by reason, input hashes and the `datasets:`
-lines for axolotl.
+lines for axolotl; and with a base axolotl config, the same ready-config writer as the SFT mixes
+(`axolotl_config.write_ready`) writes `OUT/axolotl.yml` and the commands that train (and, for
+the preference kinds, evaluate) it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from lema_plugin.errors import ConfigError
 from lema_plugin.store import write_atomic, write_jsonl_atomic
 
+from .axolotl_config import find_base_config, load_base_config, write_ready
 from .build import sha256_file
 from .mixes import _rng, held_out_problems
 from .preference import PREFERENCE_KINDS, preference_pair, preference_stanza
@@ -24,6 +27,11 @@ from .process_labels import LABEL_KIND, LABEL_POLICY, corrected_labels, first_er
 from .steps import confirmed_ids, load_gold_solutions, load_step_corrections
 
 STEP_KINDS = (*PREFERENCE_KINDS, LABEL_KIND)
+# The axolotl dataset type each kind is written in, and the shipped config that trains it.
+AXOLOTL_TYPES = {"step-dpo": "chat_template.default", "solution-dpo": "chat_template.default",
+                 "prm": "stepwise_supervised"}
+DEFAULT_CONFIGS = {"step-dpo": "qwen2.5-1.5b-instruct-gsm8k-step-dpo",
+                   "solution-dpo": "qwen2.5-1.5b-instruct-gsm8k-step-dpo", "prm": "qwen2.5-1.5b-instruct-gsm8k-prm"}
 
 
 @dataclass(frozen=True)
@@ -105,16 +113,33 @@ def build_step_dataset(
     val_fraction: float = 0.0,
     seed: int = 0,
     checks_path: str | Path | None = None,
+    axolotl_config: str | Path | None = None,
+    config_overrides: dict | None = None,
+    gpus: int | None = None,
+    max_tokens: int | None = None,
+    tokenizer: str | None = None,
+    nodes: int = 1,
 ) -> dict:
     """Write OUT/train.jsonl (+ OUT/val.jsonl) and OUT/dataset_info.json for a step kind.
 
     `checks_path` (checks.jsonl from the first-error check) restricts the corrections to those
-    whose named first error it confirmed.
+    whose named first error it confirmed. With `axolotl_config` (a base config that reads this
+    kind's rows, e.g. `DEFAULT_CONFIGS[kind]`), also write OUT/axolotl.yml and its commands, as
+    `build_dataset` does for the SFT mixes; rows longer than `max_tokens` (default: the config's
+    `sequence_len`) are counted.
     """
     if kind not in STEP_KINDS:
         raise ConfigError(f"unknown step kind {kind!r}; choose one of {', '.join(STEP_KINDS)}")
     if corrections_path is None:
         raise ConfigError(f"kind {kind!r} needs a corrections file")
+    overrides = {k: v for k, v in (config_overrides or {}).items() if v is not None}
+    base_path = base = None
+    if axolotl_config is not None:
+        base_path = find_base_config(axolotl_config)
+        base = load_base_config(base_path, AXOLOTL_TYPES[kind],
+                                hint=f"pick a config that reads them, e.g. {DEFAULT_CONFIGS[kind]}")
+        tokenizer = tokenizer or overrides.get("base_model") or base.get("tokenizer_config") or base["base_model"]
+        max_tokens = max_tokens or base.get("sequence_len")
     out = Path(out_dir)
     confirmed = confirmed_ids(checks_path) if checks_path is not None else None
     corrections = load_step_corrections(corrections_path, confirmed)
@@ -155,6 +180,17 @@ def build_step_dataset(
         "label_policy": LABEL_POLICY if kind == LABEL_KIND else None,
         "axolotl": stanza(str(train_path.resolve()), str(val_path.resolve()) if val else None),
     }
+    if max_tokens:
+        from .token_budget import check_budget
+
+        report = check_budget(train_path, AXOLOTL_TYPES[kind], max_tokens, tokenizer)
+        strategy = (base or {}).get("excess_length_strategy") or "drop"
+        info["token_budget"] = {**report.to_dict(), "axolotl_excess_length_strategy": strategy if base else None}
+    if base is not None:
+        from .next_steps import eval_task
+
+        task = None if kind == LABEL_KIND else eval_task(info)  # a PRM scores steps; it is not asked to solve
+        write_ready(info, base_path, base, out, overrides, gpus, task, nodes)
     write_atomic(out / "dataset_info.json", json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return info
 

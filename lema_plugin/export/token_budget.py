@@ -40,33 +40,37 @@ def local_tokenizer(name: str | None):
         return None
 
 
-def _texts(row: dict, fmt: str) -> str | list[dict]:
+def _texts(row: dict, fmt: str) -> list[str | list[dict]]:
+    """The sequences one row becomes: one, or for a preference pair the prompt with each answer."""
     if fmt == "chat_template":
-        return row["messages"]
+        return [row["messages"]]
+    if fmt == "chat_template.default":  # DPO: prompt + chosen, prompt + rejected
+        return [row["messages"] + [row["chosen"]], row["messages"] + [row["rejected"]]]
+    if fmt == "stepwise_supervised":  # PRM: the prompt, then each step and its separator
+        return [row["prompt"] + "".join(f"{step}\n" for step in row["completions"])]
     if fmt == "input_output":
-        return "".join(segment["text"] for segment in row["segments"])
-    return f"{row['instruction']}\n\n{row['output']}"
+        return ["".join(segment["text"] for segment in row["segments"])]
+    return [f"{row['instruction']}\n\n{row['output']}"]
+
+
+def _length(text: str | list[dict], fmt: str, tokenizer) -> int:
+    if tokenizer is None:
+        if isinstance(text, list):
+            text = "\n".join(m["content"] for m in text)
+        return int(len(text) / CHARS_PER_TOKEN) + 1
+    if isinstance(text, list):
+        if getattr(tokenizer, "chat_template", None):
+            rendered = tokenizer.apply_chat_template(text, tokenize=False)
+            return len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+        return sum(len(tokenizer(m["content"])["input_ids"]) for m in text)
+    # input_output rows carry their BOS/EOS as text already; alpaca gets them from axolotl
+    return len(tokenizer(text, add_special_tokens=fmt != "input_output")["input_ids"])
 
 
 def row_lengths(rows: list[dict], fmt: str, tokenizer) -> list[int]:
-    """Tokens per row as the trainer sees them (the chat template rendered for chat rows)."""
-    lengths = []
-    for row in rows:
-        text = _texts(row, fmt)
-        if tokenizer is None:
-            if isinstance(text, list):
-                text = "\n".join(m["content"] for m in text)
-            lengths.append(int(len(text) / CHARS_PER_TOKEN) + 1)
-        elif isinstance(text, list):
-            if getattr(tokenizer, "chat_template", None):
-                rendered = tokenizer.apply_chat_template(text, tokenize=False)
-                lengths.append(len(tokenizer(rendered, add_special_tokens=False)["input_ids"]))
-            else:
-                lengths.append(sum(len(tokenizer(m["content"])["input_ids"]) for m in text))
-        else:
-            # input_output rows carry their BOS/EOS as text already; alpaca gets them from axolotl
-            lengths.append(len(tokenizer(text, add_special_tokens=fmt != "input_output")["input_ids"]))
-    return lengths
+    """Tokens per row as the trainer sees them (the chat template rendered for chat rows; the
+    longer of a preference pair's two sequences)."""
+    return [max(_length(text, fmt, tokenizer) for text in _texts(row, fmt)) for row in rows]
 
 
 def check_budget(train_path: Path, fmt: str, budget: int, tokenizer_name: str | None) -> BudgetReport:

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from lema_plugin.errors import LemaError
+from lema_plugin.grading.official import METRICS, PAPER_METRIC
 from lema_plugin.records import RecordError, numbered_jsonl
 from lema_plugin.tables import format_table
 
 SAMPLES_FILE = re.compile(r"^samples_(?P<task>.+)_\d{4}-\d{2}-\d{2}T[\d\-.:]+\.jsonl$")
-METRICS = ("exact_match", "strict_match")
 BOOTSTRAP = 10_000
 SEED = 0
 
@@ -102,8 +102,9 @@ def read_samples(source: str | Path, metric: str) -> dict[tuple, tuple[float, di
             if "doc_id" not in record:
                 raise RecordError(path, lineno, "missing (not an lm-eval --log_samples file?)", field="doc_id")
             if metric not in record:
-                raise RecordError(path, lineno, f"missing; the task logs {', '.join(k for k in METRICS if k in record) or 'neither metric'}",
-                                  field=metric)
+                logged = [k for k in METRICS if k in record]
+                hint = f"the task logs {', '.join(logged)} (choose one with --metric)" if logged else "the task logs none of " + ", ".join(METRICS)
+                raise RecordError(path, lineno, f"missing; {hint}", field=metric)
             try:
                 score = float(record[metric])
             except (TypeError, ValueError):
@@ -139,7 +140,7 @@ def paired_stats(a: np.ndarray, b: np.ndarray, label: str, rng: np.random.Genera
     return Paired(label, n, float(a.mean()), float(b.mean()), a_only, b_only, difference, float(low), float(high), float(p_value))
 
 
-def compare(a_source: str | Path, b_source: str | Path, metric: str = "exact_match", seed: int = SEED,
+def compare(a_source: str | Path, b_source: str | Path, metric: str = PAPER_METRIC, seed: int = SEED,
             rounds: int = BOOTSTRAP) -> Comparison:
     """Pair A's and B's samples by task and doc_id; overall, per task / level / subject, and the flips."""
     if metric not in METRICS:

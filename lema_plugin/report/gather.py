@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lema_plugin import stage as registry
 from lema_plugin.errors import LemaError
+from lema_plugin.grading.official import METRICS
 from lema_plugin.records import RecordError, numbered_jsonl
 from lema_plugin.summaries import USAGE_FILE, folder_usage
 
@@ -70,13 +71,25 @@ def _read_json(path: Path) -> dict:
         raise RecordError(path, exc.lineno, f"not valid JSON ({exc.msg})") from None
 
 
+def evaluated_mix(relative: Path) -> str:
+    """The mix a results file scored, from where lm-eval wrote it: the printed `Next:` commands
+    write `data/<mix>/eval/<model>/results_*.json`, a run that evaluates several mixes
+    `eval/<mix>/<model>/results_*.json`; `eval/<model>/...` (the run's own eval step) names none."""
+    parts = relative.parts[:-1]
+    if "eval" not in parts:
+        return ""
+    at = len(parts) - 1 - parts[::-1].index("eval")
+    before, after = parts[:at], parts[at + 1:]
+    if before and before[-1] not in ("data", "."):
+        return before[-1]
+    return after[0] if len(after) > 1 else ""
+
+
 def _eval_rows(path: Path, relative: Path) -> list[dict]:
-    """`exact_match` and `strict_match` per task from one lm-eval results file."""
+    """The scores per task (official_match, strict_match, exact_match) from one lm-eval results file."""
     content = _read_json(path)
     results = content.get("results", {})
-    # eval/<mix>/<model>/results_*.json names the mix when a run evaluates several
-    parts = [p for p in relative.parts[:-1] if p != "eval"]
-    source = parts[0] if len(parts) > 1 else ""
+    source = evaluated_mix(relative)
     model = (content.get("config") or {}).get("model_args") or ""
     if isinstance(model, dict):  # lm-eval 0.4 logs the parsed --model_args
         model = ",".join(f"{key}={value}" for key, value in model.items())
@@ -85,10 +98,9 @@ def _eval_rows(path: Path, relative: Path) -> list[dict]:
         row = {"file": str(relative), "source": source, "model": str(model), "task": task}
         for key, value in metrics.items():
             name = key.partition(",")[0]
-            if name in ("exact_match", "strict_match", "exact_match_stderr", "strict_match_stderr") \
-                    and isinstance(value, (int, float)):
+            if name.removesuffix("_stderr") in METRICS and isinstance(value, (int, float)):
                 row[name] = value
-        if "exact_match" in row or "strict_match" in row:
+        if any(metric in row for metric in METRICS):
             rows.append(row)
     return rows
 

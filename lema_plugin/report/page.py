@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from html import escape
 from importlib import resources
 
+from lema_plugin.grading.official import METRICS
+
 from .figures import FUNNEL, REASON_LABELS, Figures, totals
 
 
@@ -138,12 +140,15 @@ def _tokens_section(figures: Figures, svgs: dict[str, str], run_summary: dict | 
 def _eval_section(evals: list[dict]) -> str:
     if not evals:
         return ""
-    rows = [[_evaluated(e), e["task"], e.get("exact_match"), e.get("strict_match"), e["model"], e["file"]] for e in evals]
+    rows = [[_evaluated(e), e["task"], *(e.get(metric) for metric in METRICS), e["model"], e["file"]] for e in evals]
     return ("<section id='eval'><h2>lm-eval scores</h2>"
-            + _table(["evaluated", "task", "exact_match", "strict_match", "model_args", "results file"], rows, {0, 1, 4, 5})
-            + "<p class='note'>strict_match: credit only for \"The answer is X\" or a final \\boxed{}, "
-              "the paper-comparable score; exact_match: flexible answer extraction. <code>lema run</code> trains and evaluates the LeMa mix; "
-              "train the CoT-alone mix the same way and compare the two with <code>lema compare</code>.</p></section>")
+            + _table(["evaluated", "task", *METRICS, "model_args", "results file"], rows, {0, 1, 5, 6})
+            + "<p class='note'>official_match: the official LeMa scoring (the text after the last \"The answer is \", "
+              "compared as a number for GSM8K and, after the Hendrycks normalization, as a string for MATH), "
+              "the paper-comparable score; strict_match: \"The answer is X\" or a final \\boxed{}, judged by the robust "
+              "grader; exact_match: flexible answer extraction. Results without official_match were written by an "
+              "older version of the tasks. <code>lema run</code> trains and evaluates the LeMa mix; train the CoT-alone "
+              "mix the same way and compare the two with <code>lema compare</code>.</p></section>")
 
 
 def _evaluated(row: dict) -> str:

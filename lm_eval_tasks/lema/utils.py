@@ -6,9 +6,10 @@ LeMa `solve` prompt, and `fix_mistake` for the correction task), few-shot target
 targets of `lema_plugin.cot`, and answers are judged by `lema_plugin.grading`, the one grader
 that `lema grade` and every stage use.
 
-Data: the hub by default. Pass `--metadata '{"data_dir": "DIR"}'` to read local JSONL/Parquet
-files laid out as `DIR/gsm8k/{train,test}.jsonl`, `DIR/math/test*.jsonl` and
-`DIR/math500/test*.jsonl` (the same field names as the hub copies). The correction task reads
+Data: the same as every other lema command reads: local JSONL/Parquet files under
+`$LEMA_DATA_DIR` when it is set (laid out as `DIR/gsm8k/{train,test}.jsonl`, `DIR/math/test*.jsonl`
+and `DIR/math500/test*.jsonl`, the same field names as the hub copies), else the hub.
+`--metadata '{"data_dir": "DIR"}'` names another folder for one run. The correction task reads
 the mistakes file of `lema sample`, named by `$LEMA_MISTAKES_FILE` or `--metadata
 '{"mistakes_file": "PATH"}'`.
 """
@@ -19,6 +20,7 @@ import os
 from pathlib import Path
 
 from lema_plugin.grading import answers_match, extract_strict, is_correct
+from lema_plugin.grading.official import official_match
 from lema_plugin.grading.subproblems import asked_section
 from lema_plugin.problems import MATH_SUBJECTS, Problem, grader_dataset, local_split_file, normalize, read_problems_file
 from lema_plugin.prompts import render
@@ -52,9 +54,11 @@ def load_docs(dataset: str, subject: str | None = None, data_dir: str | None = N
     sample alone), `train` holds the four MATH training exemplars of the 4-shot tasks.
 
     `split` is the split the task scores (`train` for the mistake-collection tasks): it must exist.
+    Without `data_dir`, `$LEMA_DATA_DIR` is read, as every lema command reads it.
     """
     import datasets
 
+    data_dir = data_dir or os.environ.get("LEMA_DATA_DIR") or None
     if data_dir:
         splits = _local_splits(Path(data_dir), dataset, split)
         if subject:  # one local MATH file holds every subject; the hub has one config each
@@ -166,6 +170,12 @@ def solve_prompt(doc: dict) -> str:
     return render("solve", question=doc["question"])
 
 
+def wizardmath_prompt(doc: dict) -> str:
+    """WizardMath's own Alpaca-style prompt, which the official LeMa evaluation uses for the
+    WizardMath rows (`gsm8k_test_wizardmath_prompt.jsonl`)."""
+    return render("wizardmath_solve", question=doc["question"])
+
+
 def correction_prompt(doc: dict) -> str:
     """The same input a correction training example has: the question and the wrong steps."""
     from lema_plugin.steps import render_steps
@@ -189,14 +199,16 @@ def math_exemplars() -> list[dict]:
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
-    """Both metrics for one completion, judged by the project's grader.
+    """The three metrics of one completion.
 
-    strict_match: credit only when the answer is given as asked ("The answer is X" or a final
-    \\boxed{}), as the paper credits answers: the score to compare with the paper.
+    official_match: the official LeMa evaluation's reading and comparison
+    (`lema_plugin.grading.official`): the score to compare with the paper.
+    strict_match: the project's robust grader, crediting only an answer given as asked ("The answer
+    is X" or a final \\boxed{}), with equivalence (`\\frac{2}{4}` counts for `\\frac12`).
     exact_match: the grader's flexible extraction and equivalence (what `lema grade` reports), so
     format failures show apart from reasoning failures.
     """
-    return _scores(results[0], str(doc["answer"]), doc["dataset"], doc.get("question"))
+    return _scores(results[0], str(doc["answer"]), doc["dataset"], doc.get("question"), doc.get("solution"))
 
 
 def process_correction(doc: dict, results: list[str]) -> dict[str, float]:
@@ -212,22 +224,24 @@ def process_correction(doc: dict, results: list[str]) -> dict[str, float]:
     try:
         parsed = parse_correction(text)
     except UnparseableReply:
-        return {"exact_match": _scores(text, gold, dataset, doc.get("question"))["exact_match"], "strict_match": 0.0}
+        return {"official_match": 0.0, "strict_match": 0.0,
+                "exact_match": _scores(text, gold, dataset, doc.get("question"))["exact_match"]}
     scores = _scores(parsed.corrected_solution, gold, dataset, doc.get("question"))
     if not 1 <= parsed.incorrect_step <= len(doc["steps"]):
-        scores["strict_match"] = 0.0
+        scores["strict_match"] = scores["official_match"] = 0.0
     return scores
 
 
-def _scores(text: str, gold: str, dataset: str, question: str | None = None) -> dict[str, float]:
-    """The grader's rules alone (it maps the dataset name to its rules); no LLM judge is ever
-    asked here, so an lm-eval score is reproducible offline and costs nothing. The question
-    tells the grader which sub-problem a reply that solves several must be graded on."""
+def _scores(text: str, gold: str, dataset: str, question: str | None = None, solution: str | None = None) -> dict[str, float]:
+    """The official scoring and the grader's rules (it maps the dataset name to its rules); no
+    LLM judge is ever asked here, so an lm-eval score is reproducible offline and costs nothing.
+    The question tells the grader which sub-problem a reply that solves several must be graded on."""
     strict = extract_strict(asked_section(text, question) or text, dataset) if question else None
     strict = strict if strict is not None else extract_strict(text, dataset)
     return {
-        "exact_match": float(is_correct(text, gold, dataset, question)),
+        "official_match": float(official_match(text, gold, dataset, solution)),
         "strict_match": float(strict is not None and answers_match(strict, gold, dataset)),
+        "exact_match": float(is_correct(text, gold, dataset, question)),
     }
 
 
