@@ -243,8 +243,10 @@ def test_lm_eval_tasks_grade_the_subproblem_their_doc_asks():
     utils = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(utils)
     doc = {"dataset": "math", "answer": "3.8e-5", "question": MINERVA_QUESTION}
-    assert utils.process_results(doc, [TWO_BOXES]) == {"exact_match": 1.0, "strict_match": 1.0}
-    assert utils.process_results({**doc, "answer": "4.5e33"}, [TWO_BOXES]) == {"exact_match": 0.0, "strict_match": 0.0}
+    scores = utils.process_results(doc, [TWO_BOXES])
+    assert (scores["exact_match"], scores["strict_match"]) == (1.0, 1.0)  # official_match takes the last box, as the paper did
+    other = utils.process_results({**doc, "answer": "4.5e33"}, [TWO_BOXES])
+    assert (other["exact_match"], other["strict_match"]) == (0.0, 0.0)
 
 
 def test_lema_grade_reads_the_question_of_each_record(tmp_path):
