@@ -48,6 +48,7 @@ DEFAULT_PLUGINS = (  # the built-in stages, in the order `lema --help` lists the
     "lema_plugin.cot.spec",
     "lema_plugin.evolve.spec",
     "lema_plugin.first_error.spec",
+    "lema_plugin.score_corrector.spec",
 )
 
 
@@ -87,10 +88,14 @@ class Input:
     "mistakes", "corrections"); on the command line it is a file option (`--mistakes PATH`), the
     problem options (`--dataset/--split/--data-file/--limit`, one model for every command), or
     positional FILES. `load(source, limit, options)` reads it, checking every field before
-    anything is paid for; `options` is a settings model of reading options of its own."""
+    anything is paid for; `options` is a settings model of reading options of its own.
+
+    An input with neither a file option nor positional files is read from its options alone, as
+    the problems are: `load(options)` (or `options.load()` when no `load` is given) picks the
+    source itself, say a hub dataset by default and a file the options name."""
 
     artifact: str
-    option: str | None = None  # "--mistakes"; None for problems and for positional files
+    option: str | None = None  # "--mistakes"; None for positional files and inputs read from their options
     help: str = ""
     load: Callable[..., Any] | None = None
     limit_help: str | None = "Use only the first N."
@@ -100,6 +105,11 @@ class Input:
     @property
     def problems(self) -> bool:
         return self.artifact == "problems"
+
+    @property
+    def from_options(self) -> bool:
+        """Read from its options alone: no file option, no positional files (the problems are)."""
+        return self.option is None and not self.positional
 
 
 PROBLEMS = Input("problems", help="Which problems.", options=ProblemSource)
@@ -192,6 +202,11 @@ class Stage:
     def funnel(self, summary: dict) -> "Funnel":
         """The report's funnel row, from the stage's summary file (`summary.to_dict()`)."""
         return Funnel(self.name, [("records", int(summary.get("produced") or 0))])
+
+    def section(self, summary: dict) -> "Section | None":
+        """A section of the report of the stage's own, from its summary file, for what a funnel
+        row cannot say (a score table); None, the default, when the row is enough."""
+        return None
 
     # -- plans made before the upstream stage ran (--check, --estimate) -----------------------
 
@@ -328,3 +343,14 @@ class Funnel:
     stage: str
     steps: list[tuple[str, int]] = field(default_factory=list)  # (label, count), in order
     dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Section:
+    """A stage's own section of the report: a title, one table of plain values and a note. The
+    report escapes and lays it out, so a stage never writes HTML."""
+
+    title: str
+    headers: list[str]
+    rows: list[list]
+    note: str = ""
