@@ -413,3 +413,23 @@ def test_the_scripted_token_counts_are_what_the_replies_record(tmp_path):
     tokens = json.loads((out / "score_corrector_summary.json").read_text())["correctors"][0]["tokens"]
     total = sum(t["prompt_tokens"] + t["completion_tokens"] for t in tokens.values())
     assert total == sum(prompts.values())
+
+
+def test_batch_mode_scores_what_an_online_run_scores(tmp_path):
+    path = write_items(tmp_path / "mine.jsonl")
+    with ScriptedServer(responder) as server:
+        online = CliRunner().invoke(main, args(path, tmp_path / "online", f"m@{server.base_url}"))
+        assert online.exit_code == 0, online.output
+        batch = args(path, tmp_path / "batch", f"m@{server.base_url};mode=batch")
+        submitted = CliRunner().invoke(main, batch)
+        assert submitted.exit_code == 75, submitted.output
+        assert f"submitted {len(ITEMS) + 4} requests in 1 batch" in submitted.output
+        server.finish_batches()
+        collected = CliRunner().invoke(main, batch)
+    assert collected.exit_code == 0, collected.output
+
+    def verdicts(folder):
+        return sorted((v["protocol"], v["item_id"], v["index"], v["outcome"])
+                      for v in map(json.loads, (tmp_path / folder / "verdicts.jsonl").read_text().splitlines()))
+
+    assert verdicts("batch") == verdicts("online") and len(verdicts("online")) == len(ITEMS) + 4
