@@ -208,6 +208,11 @@ class Stage:
         row cannot say (a score table); None, the default, when the row is enough."""
         return None
 
+    def compare(self, a: dict, b: dict, a_name: str, b_name: str) -> "Section | None":
+        """Two of the stage's run folders side by side, from their summary files, for `lema compare
+        A B`; None, the default, when the stage has no such view."""
+        return None
+
     # -- plans made before the upstream stage ran (--check, --estimate) -----------------------
 
     def project(self, items, settings) -> list:

@@ -433,3 +433,31 @@ def test_batch_mode_scores_what_an_online_run_scores(tmp_path):
                       for v in map(json.loads, (tmp_path / folder / "verdicts.jsonl").read_text().splitlines()))
 
     assert verdicts("batch") == verdicts("online") and len(verdicts("online")) == len(ITEMS) + 4
+
+
+def test_it_is_a_command_not_a_step_of_lema_run():
+    from lema_plugin import stage as registry
+    from lema_plugin.recipe_check import schema_markdown
+
+    assert "score-corrector" in [s.name for s in registry.stages()]
+    assert "score-corrector" not in [s.name for s in registry.pipeline()]
+    assert "score_corrector" not in schema_markdown()
+
+
+def test_compare_puts_two_score_folders_side_by_side(tmp_path):
+    path = write_items(tmp_path / "mine.jsonl")
+    with ScriptedServer(responder) as server:
+        for folder, spec, extra in (("a", f"m@{server.base_url}", []),
+                                    ("b", f"m@{server.base_url}", ["--splits", "gsm8k", "--style", "zeroshot"])):
+            result = CliRunner().invoke(main, args(path, tmp_path / folder, spec, extra=extra))
+            assert result.exit_code == 0, result.output
+    compared = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert compared.exit_code == 0, compared.output
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    header = next(line for line in compared.output.splitlines() if line.startswith("measure"))
+    assert f"m ({a})" in header and f"m ({b})" in header  # the same label in both: named by folder
+    assert re.search(r"ProcessBench F1, average of 2 splits\s+25\.0\s+-", compared.output)  # b scored one split
+    assert re.search(r"ProcessBench F1, average of 1 split\s+-\s+50\.0", compared.output)
+    assert "scored different items" in compared.output
+    refused = CliRunner().invoke(main, ["compare", a, b, "--html", str(tmp_path / "c.html")])
+    assert refused.exit_code == 1 and "--html" in refused.output

@@ -140,6 +140,11 @@ class ScoreCorrectorStage(Stage):
             return None
         return Section("Corrector scores (ProcessBench)", list(table["headers"]), [list(r) for r in table["rows"]], GUIDE)
 
+    def compare(self, a: dict, b: dict, a_name: str, b_name: str) -> Section:
+        from .summary import side_by_side
+
+        return side_by_side(a, b, a_name, b_name)
+
 
 SCORE_CORRECTOR = ScoreCorrectorStage()
 

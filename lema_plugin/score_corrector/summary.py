@@ -182,3 +182,27 @@ def _usd(value: float | None) -> str:
 def _per(level) -> str:
     return f"{_usd(level.per_verified)} / {_usd(level.per_exported)} ({level.verified} verified, " \
            f"{'-' if level.exported is None else level.exported} exported)"
+
+
+def side_by_side(a: dict, b: dict, a_name: str, b_name: str):
+    """Two score folders' tables as one (`lema compare A B`): every corrector a column (with its
+    folder's name where both folders hold one of that name), rows matched by their measure."""
+    from lema_plugin.stage import Section
+
+    tables = [(a.get("table") or {}, a_name), (b.get("table") or {}, b_name)]
+    columns = [list(table.get("headers") or ["measure"])[1:] for table, _ in tables]
+    clash = set(columns[0]) & set(columns[1])
+    headers = ["measure"] + [f"{c} ({name})" if c in clash else c for cols, (_, name) in zip(columns, tables) for c in cols]
+    cells: list[dict[str, list]] = [{row[0]: row[1:] for row in table.get("rows") or []} for table, _ in tables]
+    labels = list(cells[0]) + [label for label in cells[1] if label not in cells[0]]
+    rows = [[label, *(cells[i].get(label) or ["-"] * len(columns[i]) for i in (0, 1))] for label in labels]
+    rows = [[row[0], *[cell for part in row[1:] for cell in part]] for row in rows]
+    note = GUIDE
+    if a.get("splits") != b.get("splits"):
+        note = (f"The two folders scored different items ({_items(a)} in {a_name}; {_items(b)} in {b_name}): only "
+                "rows of the same items compare. " + GUIDE)
+    return Section("Corrector scores side by side", headers, rows, note)
+
+
+def _items(summary: dict) -> str:
+    return ", ".join(f"{split} {info.get('items', 0)}" for split, info in (summary.get("splits") or {}).items()) or "none"
