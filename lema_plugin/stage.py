@@ -11,7 +11,9 @@ fields marked), the endpoint roles it asks, what it reads and writes, and four m
   that ask in rounds (corrections attempt by attempt, evolution's questions then answers)
   override it, still asking through `run.ask`, the one request loop;
 - `summarize(run) -> summary`: computed from what the run folder holds, with headline rows for
-  the run summary and funnel steps for the report.
+  the run summary and funnel steps for the report. From the summary file, `funnel` gives the
+  report's row, `section` a table of the stage's own for the report (if any), and `compare` two
+  of its folders side by side for `lema compare A B` (if it has such a view).
 
 The command line (`lema NAME`), a recipe's section, the pipeline's order, `--check`,
 `--estimate`, the run summary and the report's funnel are all built from the registered stages;
