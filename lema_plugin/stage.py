@@ -11,7 +11,9 @@ fields marked), the endpoint roles it asks, what it reads and writes, and four m
   that ask in rounds (corrections attempt by attempt, evolution's questions then answers)
   override it, still asking through `run.ask`, the one request loop;
 - `summarize(run) -> summary`: computed from what the run folder holds, with headline rows for
-  the run summary and funnel steps for the report.
+  the run summary and funnel steps for the report. From the summary file, `funnel` gives the
+  report's row, `section` a table of the stage's own for the report (if any), and `compare` two
+  of its folders side by side for `lema compare A B` (if it has such a view).
 
 The command line (`lema NAME`), a recipe's section, the pipeline's order, `--check`,
 `--estimate`, the run summary and the report's funnel are all built from the registered stages;
@@ -49,6 +51,7 @@ DEFAULT_PLUGINS = (  # the built-in stages, in the order `lema --help` lists the
     "lema_plugin.cot.spec",
     "lema_plugin.evolve.spec",
     "lema_plugin.first_error.spec",
+    "lema_plugin.score_corrector.spec",
 )
 
 
@@ -88,10 +91,14 @@ class Input:
     "mistakes", "corrections"); on the command line it is a file option (`--mistakes PATH`), the
     problem options (`--dataset/--split/--data-file/--limit`, one model for every command), or
     positional FILES. `load(source, limit, options)` reads it, checking every field before
-    anything is paid for; `options` is a settings model of reading options of its own."""
+    anything is paid for; `options` is a settings model of reading options of its own.
+
+    An input with neither a file option nor positional files is read from its options alone, as
+    the problems are: `load(options)` (or `options.load()` when no `load` is given) picks the
+    source itself, say a hub dataset by default and a file the options name."""
 
     artifact: str
-    option: str | None = None  # "--mistakes"; None for problems and for positional files
+    option: str | None = None  # "--mistakes"; None for positional files and inputs read from their options
     help: str = ""
     load: Callable[..., Any] | None = None
     limit_help: str | None = "Use only the first N."
@@ -101,6 +108,11 @@ class Input:
     @property
     def problems(self) -> bool:
         return self.artifact == "problems"
+
+    @property
+    def from_options(self) -> bool:
+        """Read from its options alone: no file option, no positional files (the problems are)."""
+        return self.option is None and not self.positional
 
 
 PROBLEMS = Input("problems", help="Which problems.", options=ProblemSource)
@@ -193,6 +205,16 @@ class Stage:
     def funnel(self, summary: dict) -> "Funnel":
         """The report's funnel row, from the stage's summary file (`summary.to_dict()`)."""
         return Funnel(self.name, [("records", int(summary.get("produced") or 0))])
+
+    def section(self, summary: dict) -> "Section | None":
+        """A section of the report of the stage's own, from its summary file, for what a funnel
+        row cannot say (a score table); None, the default, when the row is enough."""
+        return None
+
+    def compare(self, a: dict, b: dict, a_name: str, b_name: str) -> "Section | None":
+        """Two of the stage's run folders side by side, from their summary files, for `lema compare
+        A B`; None, the default, when the stage has no such view."""
+        return None
 
     # -- plans made before the upstream stage ran (--check, --estimate) -----------------------
 
@@ -329,3 +351,14 @@ class Funnel:
     stage: str
     steps: list[tuple[str, int]] = field(default_factory=list)  # (label, count), in order
     dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Section:
+    """A stage's own section of the report: a title, one table of plain values and a note. The
+    report escapes and lays it out, so a stage never writes HTML."""
+
+    title: str
+    headers: list[str]
+    rows: list[list]
+    note: str = ""

@@ -13,7 +13,9 @@ and a library caller all call. Around the stage's own work it does, once for eve
 - with a cost preview (`client.estimate`), prices the stage's plan instead: what the folder does
   not hold and the cache cannot answer, plus a bound on the judge's questions; nothing is written;
 - writes the summary (`<stage>_summary.json`), with requests, tokens and dollars taken from the
-  client's own counts over the stage, never added up from records.
+  client's own counts over the stage, never added up from records, and adds them to the folder's
+  ledger (`usage.jsonl`); a run that stops early (the budget, pending batches, failed requests,
+  Ctrl-C) adds what it paid to the ledger all the same.
 """
 from __future__ import annotations
 
@@ -160,9 +162,13 @@ async def run_stage(stage: Stage, items, endpoints, client, out_dir: str | Path,
             preview(run)
             await run.ask(stage.plan(items, endpoints, settings), lambda ask, completion: None)
             return None
-        await stage.run(run)
-        end_cycle(getattr(client, "batch_dir", None))  # nothing of this stage waits: failed items may be retried
-        summary = stage.summarize(run)
+        try:
+            await stage.run(run)
+            end_cycle(getattr(client, "batch_dir", None))  # nothing of this stage waits: failed items may be retried
+            summary = stage.summarize(run)
+        except BaseException:  # stopped early (budget, pending batches, failures, Ctrl-C): what it paid stays counted
+            record_usage(run.out_dir, stage.name, usage_since(client, run.usage_before))
+            raise
     summary.requests = run.requests
     summary.elapsed_s = round(time.monotonic() - run.started, 3)
     summary.usage = usage_since(client, run.usage_before)

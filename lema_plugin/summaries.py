@@ -66,9 +66,11 @@ def record_usage(out_dir: str | Path, stage: str, usage: dict) -> None:
         ledger.append({"id": make_id(stage, time.time_ns()), "stage": stage, "time": time.time(), **usage})
 
 
-def folder_usage(out_dir: str | Path) -> dict[str, dict]:
+def folder_usage(out_dir: str | Path, by_endpoint: bool = False) -> dict[str, dict]:
     """Stage -> prompt tokens, completion tokens, requests and dollars, summed over every run the
-    folder's ledger holds (None for dollars when no endpoint had a price)."""
+    folder's ledger holds (None for dollars when no endpoint had a price). With `by_endpoint`,
+    stage -> endpoint label -> the same figures (each ledger line keeps its run's counts per
+    endpoint too), for a stage that asks several endpoints and reports each."""
     from .records import numbered_jsonl
 
     path = Path(out_dir) / USAGE_FILE
@@ -76,14 +78,24 @@ def folder_usage(out_dir: str | Path) -> dict[str, dict]:
     if not path.exists():
         return totals
     for _, row in numbered_jsonl(path):
-        total = row.get("total") or {}
-        entry = totals.setdefault(row.get("stage", "?"), {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0,
-                                                           "cost": None})
-        for name in ("prompt_tokens", "completion_tokens", "requests"):
-            entry[name] += int(total.get(name) or 0)
-        if total.get("cost") is not None:
-            entry["cost"] = round((entry["cost"] or 0.0) + total["cost"], 6)
+        stage = row.get("stage", "?")
+        if by_endpoint:
+            for label, counts in (row.get("by_endpoint") or {}).items():
+                _add_counts(totals.setdefault(stage, {}).setdefault(label, _no_usage()), counts)
+        else:
+            _add_counts(totals.setdefault(stage, _no_usage()), row.get("total") or {})
     return totals
+
+
+def _no_usage() -> dict:
+    return {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0, "cost": None}
+
+
+def _add_counts(entry: dict, counts: dict) -> None:
+    for name in ("prompt_tokens", "completion_tokens", "requests"):
+        entry[name] += int(counts.get(name) or 0)
+    if counts.get("cost") is not None:
+        entry["cost"] = round((entry["cost"] or 0.0) + counts["cost"], 6)
 
 
 def top_reasons(summary, limit: int = 3) -> str:

@@ -24,8 +24,10 @@ from lema_plugin.sample import SampleSettings
 from lema_plugin.settings import ClientSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-# the order, with `first-error` (added since) where it runs: after evolve, before build
-PIPELINE_ORDER = ["sample", "import", "correct", "cot", "evolve", "first-error", "build", "run", "grade", "serve"]
+# the order, with `first-error` (added since) where it runs: after evolve, then the other
+# registered stage, `score-corrector`, before build
+PIPELINE_ORDER = ["sample", "import", "correct", "cot", "evolve", "first-error", "score-corrector", "build", "run",
+                  "grade", "serve"]
 
 
 def vocabulary_table() -> list[dict]:

@@ -6,7 +6,9 @@ from pathlib import Path
 import click
 
 from lema_plugin.cli.common import friendly_errors
+from lema_plugin.errors import ConfigError
 from lema_plugin.grading.official import METRICS, PAPER_METRIC
+from lema_plugin.tables import format_table
 
 
 @click.command("compare")
@@ -26,12 +28,43 @@ def compare(a: Path, b: Path, metric: str, show: int, html: Path | None) -> None
     e.g. the LeMa and the CoT-alone fine-tunes. Prints the accuracy difference A - B with a 95%
     paired-bootstrap interval and McNemar's exact p-value, the same by task, MATH level and
     subject, and the questions that flipped each way. `lema report RUN --compare A B` puts the
-    same section into a run's report.
+    same section into a run's report. Two folders of a stage that can be put side by side (two
+    `lema score-corrector` outputs) are shown as one table instead.
     """
     from lema_plugin.report import write_comparison
     from lema_plugin.report.compare import compare as compare_outputs, text
 
+    side_by_side = _stage_folders(a, b)
+    if side_by_side is not None:
+        if html is not None:
+            raise ConfigError("--html: only for lm-eval outputs; two stage folders are compared on the terminal")
+        click.echo("\n".join([side_by_side.title, "", format_table(side_by_side.headers, side_by_side.rows)]
+                             + (["", side_by_side.note] if side_by_side.note else [])))
+        return
     result = compare_outputs(a, b, metric=metric)
     click.echo(text(result, show=show))
     if html is not None:
         click.echo(f"\nhtml: {write_comparison(result, html)}")
+
+
+def _stage_folders(a: Path, b: Path):
+    """The side-by-side view of the first registered stage whose summary both folders hold, if it
+    has one (`Stage.compare`); else None."""
+    import json
+
+    from lema_plugin import stage as registry
+    from lema_plugin.records import RecordError
+
+    def read(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RecordError(path, getattr(exc, "lineno", None), f"not valid JSON ({exc})") from None
+
+    for stage in registry.stages():
+        files = [Path(folder) / stage.summary_file for folder in (a, b)]
+        if all(f.is_file() for f in files):
+            section = stage.compare(read(files[0]), read(files[1]), str(a), str(b))
+            if section is not None:
+                return section
+    return None

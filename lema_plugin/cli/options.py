@@ -57,7 +57,7 @@ def option_for(name: str, info: FieldInfo, spelling: str | tuple[str, ...] | Non
     default = info.default
     # a field whose default is None says what None means (`json_schema_extra={"default_text": ...}`)
     text = (info.json_schema_extra or {}).get("default_text")
-    shown = text if default is None or (default == () and text) else default not in (False, ())
+    shown = text if default is None or (default == () and text) else not (default is False or default == ())  # 0 is shown
     common = dict(help=info.description, show_default=shown)
     if kind is bool:
         return click.option(*decls, name, is_flag=True, default=bool(default), help=info.description)

@@ -87,7 +87,7 @@ def _input_options(stage: Stage):
     def decorate(func):
         if source.options is not None:
             func = settings_options(source.options, into="input_options")(func)
-        if source.problems:
+        if source.from_options:
             return func
         if source.positional:
             return click.argument("files", nargs=-1, required=True, type=_FILE)(func)
@@ -103,10 +103,11 @@ def _read_input(stage: Stage, given: dict):
     source = stage.input
     options = given.pop("input_options", None)
     verb = stage.verb or stage.name
-    if source.problems:
-        items = options.load() if isinstance(options, ProblemSource) else source.load(options)
+    if source.from_options:
+        items = source.load(options) if source.load is not None else options.load()
         if not items:
-            raise NothingProduced(f"no problems to {verb} (check --dataset, --split, --data-file)")
+            hint = " (check --dataset, --split, --data-file)" if isinstance(options, ProblemSource) else ""
+            raise NothingProduced(f"no {source.artifact} to {verb}{hint}")
         return items, None
     where = given.pop("files", None) if source.positional else given.pop("input_path")
     limit = given.pop("limit", None)

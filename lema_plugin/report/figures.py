@@ -53,6 +53,7 @@ class Figures:
     by_subject: dict[str, Rate]
     tokens: dict[str, dict[str, float]]  # stage -> prompt/completion tokens (+ cost), as the client counted them
     stages_funnel: list = field(default_factory=list)  # one `stage.Funnel` per registered stage that wrote here
+    stage_sections: list = field(default_factory=list)  # `stage.Section`s the stages that wrote here give of their own
     problems: int = 0  # distinct questions over all generators and stages
     cot: int = 0  # CoT examples
     items: dict = field(default_factory=dict)  # the viewer's data (see `viewer_data`)
@@ -133,7 +134,7 @@ def compute(data: RunData) -> Figures:
 
     for key, ids in problems.items():
         funnel[key]["problems"] = len(ids - {None})
-    tokens, stages_funnel = _stage_figures(data)
+    tokens, stages_funnel, stage_sections = _stage_figures(data)
 
     by_level: dict[str, Rate] = defaultdict(Rate)
     by_subject: dict[str, Rate] = defaultdict(Rate)
@@ -159,16 +160,17 @@ def compute(data: RunData) -> Figures:
         by_subject=dict(sorted(by_subject.items())),
         tokens=tokens,
         stages_funnel=stages_funnel,
+        stage_sections=stage_sections,
         items=viewer_data(data, mistakes),
         problems=len(set().union(*problems.values()) - {None}) if problems else 0,
         cot=data.cot,
     )
 
 
-def _stage_figures(data: RunData) -> tuple[dict, list]:
+def _stage_figures(data: RunData) -> tuple[dict, list, list]:
     """Per registered stage that wrote here: its tokens and dollars as the client counted them,
     over every run of it (the folder's `usage.jsonl`, the one ledger; never added up from
-    records), and its funnel row (from its summary file)."""
+    records), its funnel row and the section it gives of its own, if any (from its summary file)."""
     order = {stage.name: index for index, stage in enumerate(registry.stages())}
 
     def rank(key):
@@ -179,12 +181,17 @@ def _stage_figures(data: RunData) -> tuple[dict, list]:
         tokens[_stage_label(name, origin)] = {"prompt": total["prompt_tokens"], "completion": total["completion_tokens"]}
         if total.get("cost") is not None:
             tokens[_stage_label(name, origin)]["cost"] = total["cost"]
-    rows = []
+    rows, sections = [], []
     for (origin, name), summary in sorted(data.stage_summaries.items(), key=lambda kv: rank(kv[0])):
-        row = registry.get(name).funnel(summary)
+        stage = registry.get(name)
+        row = stage.funnel(summary)
         row.stage = _stage_label(name, origin)
         rows.append(row)
-    return tokens, rows
+        section = stage.section(summary)
+        if section is not None:
+            section.title = f"{section.title} (evolved)" if origin != ORIGINAL else section.title
+            sections.append(section)
+    return tokens, rows, sections
 
 
 def _stage_label(stage: str, origin: str) -> str:

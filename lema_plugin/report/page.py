@@ -137,6 +137,17 @@ def _tokens_section(figures: Figures, svgs: dict[str, str], run_summary: dict | 
               "(`;price=IN/OUT`; batch answers at the batch price).</p></section>")
 
 
+def _stage_sections(figures: Figures) -> str:
+    """The sections stages give of their own (`Stage.section`), each a title, a table and a note."""
+    html = []
+    for section in figures.stage_sections:
+        anchor = "stage-" + "".join(c if c.isalnum() else "-" for c in section.title.lower())
+        html.append(f"<section id='{escape(anchor)}'><h2>{escape(section.title)}</h2>"
+                    + _table(section.headers, section.rows)
+                    + (f"<p class='note'>{escape(section.note)}</p>" if section.note else "") + "</section>")
+    return "".join(html)
+
+
 def _eval_section(evals: list[dict]) -> str:
     if not evals:
         return ""
@@ -225,7 +236,7 @@ def render(title: str, figures: Figures | None = None, svgs: dict[str, str] | No
     body = [_overview(title, figures, run_summary)]
     if figures is not None:
         body += [_funnel_section(figures, svgs), _generators_section(figures, svgs),
-                 _corrections_section(figures, svgs), _tokens_section(figures, svgs, run_summary)]
+                 _corrections_section(figures, svgs), _stage_sections(figures), _tokens_section(figures, svgs, run_summary)]
     body.append(_eval_section(evals or []))
     body += [compare_section(c) for c in comparisons]
     if figures is not None:
