@@ -312,7 +312,7 @@ def test_the_budget_stops_the_run_and_a_rerun_finishes_without_paying_twice(tmp_
         spec = f"m@{server.base_url};price=100/100;concurrency=1"
         stopped = CliRunner().invoke(main, args(path, out, spec, extra=["--max-cost", "0.6", "--max-tokens", "200"]))
         assert stopped.exit_code == 3, stopped.output
-        assert "budget: stopped before --max-cost" in stopped.output
+        assert "budget: stopped before this run folder's --max-cost" in stopped.output
         first = server.request_count
         assert 0 < first < len(ITEMS) + 4
         done = CliRunner().invoke(main, args(path, out, spec, extra=["--max-cost", "50", "--max-tokens", "200"]))
