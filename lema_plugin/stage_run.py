@@ -167,7 +167,7 @@ async def run_stage(stage: Stage, items, endpoints, client, out_dir: str | Path,
             end_cycle(getattr(client, "batch_dir", None))  # nothing of this stage waits: failed items may be retried
             summary = stage.summarize(run)
         except BaseException:  # stopped early (budget, pending batches, failures, Ctrl-C): what it paid stays counted
-            with contextlib.suppress(OSError):  # a full disk: the error that stopped the stage is the one to show
+            with contextlib.suppress(Exception):  # a full disk: the error that stopped the stage is the one to show
                 record_usage(run.out_dir, stage.name, usage_since(client, run.usage_before))
             raise
     summary.requests = run.requests
