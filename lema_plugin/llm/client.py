@@ -13,7 +13,8 @@ through the official `openai` package and adds what long data-generation runs ne
 - a hard budget (`costs.Budget`): the worst case of each request is reserved before it is sent,
   and a request that would cross the budget is not sent (`Completion.extra["over_budget"]`);
 - online rate limits: an endpoint's `rpm` / `tpm` caps, and the server's
-  `x-ratelimit-remaining-*` / `x-ratelimit-reset-*` headers, pace the next request to it;
+  `x-ratelimit-remaining-*` / `x-ratelimit-reset-*` headers, pace the next request to it; a
+  timeout from a server on this machine halves what it gets in flight (`pacing.Pacer.overloaded`);
 - for batch-mode endpoints, the folder of the Batch API ledger (`batch_dir`, see `llm.batch`),
   and a cost preview (`estimate`) that makes the asking helper count instead of send.
 
@@ -432,8 +433,9 @@ class LLMClient:
             try:
                 if pacer.rpm or pacer.tpm or pacer.not_before:
                     await pacer.wait(tokens)
-                async with self._slots(endpoint), self._semaphore:
+                async with self._slots(endpoint), pacer.slot(), self._semaphore:
                     response = await client.post(path, body=body, cast_to=httpx.Response)
+                    pacer.answered()
                 pacer.note(response.headers)
                 completion = parse_completion(response.content, chat)
                 completion.text = _scrub(repair_text(completion.text), api_key)
@@ -450,6 +452,8 @@ class LLMClient:
                 pacer.note(getattr(exc.response, "headers", None))
             except openai.APIConnectionError as exc:  # timeouts included
                 reason = _connection_failure(exc, endpoint.timeout or self.timeout)
+                if isinstance(exc, openai.APITimeoutError) and _on_this_machine(urls[(first + retry) % len(urls)]):
+                    pacer.overloaded()  # the retry waits for room instead of queueing behind what timed out
             if retry == self.max_retries:
                 break
             usage.retries += 1
@@ -476,6 +480,12 @@ def _connection_failure(exc: openai.APIConnectionError, timeout: float) -> str:
     if isinstance(exc, openai.APITimeoutError) and timed_out:
         return f"timed out after {timeout:g} s"
     return f"connection error: {type(root).__name__}: {root}"
+
+
+def _on_this_machine(url: str) -> bool:
+    """A server on this machine (the embedded model, a local llama.cpp): its timeouts mean load."""
+    host = httpx.URL(url).host
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _scrub(text: str, api_key: str) -> str:

@@ -212,6 +212,21 @@ def failed_record(problem: Problem, model: str, sample_index: int, sample_id: st
     return record
 
 
+def drop_unasked_failures(out_dir: str | Path, labels: set[str], asked: set[str]) -> None:
+    """Take out of `paths.jsonl` the failure records of these generators for requests this run
+    does not ask (a misspelt model name fixed, fewer samples): they are no pending work, and
+    would keep the folder "failed" for good."""
+    path = Path(out_dir) / PATHS_FILE
+    if not path.exists():
+        return
+    with RunStore(path, PATH_FIELDS) as store:
+        records = list(store)
+    kept = [r for r in records if not (r.get("kind") == "failed" and r.get("model") in labels
+                                       and r.get("sample_id") not in asked)]
+    if len(kept) < len(records):
+        write_jsonl_atomic(path, kept)
+
+
 # -- finalizing a run folder ---------------------------------------------------------------
 
 
