@@ -90,3 +90,19 @@ def test_every_command_reads_and_grades_the_same_file_alike(tmp_path):
     figures = compute(read_run(tmp_path / "import"))
     shown = {question: gold for question, gold in figures.items["questions"]}
     assert shown[LINES[7][0]] == "1/8"  # the one mistake's question, its gold as written
+
+
+def test_a_gold_solution_that_states_no_answer_is_no_gold_anywhere(tmp_path):
+    """A `solution` field is a gold rationale: one that states no answer gives no gold, to a problem
+    file and to `lema grade` alike (never its text taken for the answer)."""
+    import pytest
+
+    from lema_plugin.grading.files import grade_file
+    from lema_plugin.records import RecordError
+
+    line = {"question": "How many?", "solution": "Count them one by one", "text": "The answer is 3."}
+    path = write_jsonl(tmp_path / "lines.jsonl", [line])
+    with pytest.raises(RecordError, match="field 'solution'"):
+        load_problems("math", data_file=path)
+    report = grade_file(path, "math")
+    assert report.graded == 0 and report.bad_lines == [(1, "field 'answer': missing or empty")]

@@ -83,6 +83,10 @@ def _first_text(value: object) -> str | None:
 def _gold_from(record: dict, gold_field: str | None, skip: tuple[str, ...] = ()) -> object:
     name = first_field(record, GOLD_FIELDS, gold_field, skip=skip)
     value = record.get(name) if name else None
+    if name == "solution" and not gold_field:  # a gold rationale: only one that states its answer, as a problem file reads it
+        from .gold import stated_answer
+
+        return value if stated_answer(value, "math") else None
     return None if value in (None, "") else value
 
 
