@@ -35,7 +35,8 @@ def test_the_walkthrough_is_what_the_test_runs():
 
 @pytest.mark.slow
 def test_the_walkthrough_runs_as_printed(tmp_path, embedded_endpoint):
-    spec = f"{embedded_endpoint.name}={embedded_endpoint.model}@{embedded_endpoint.base_urls[0]}"
+    spec = (f"{embedded_endpoint.name}={embedded_endpoint.model}@{embedded_endpoint.base_urls[0]}"
+            f";timeout={embedded_endpoint.timeout:g};concurrency={embedded_endpoint.max_concurrency}")  # as `embedded` has
     lines = []
     for line in walkthrough().splitlines():
         if line.startswith("lema "):
