@@ -84,7 +84,8 @@ class ProblemSource(Settings):
 
     dataset: Literal["gsm8k", "math", "math500"] = Field("gsm8k", description="Which problems.")
     split: str = Field("train", description="Dataset split (mistakes are collected on training questions).")
-    data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file.",
+    data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file: a `question` and its "
+                                  "`answer` a line, or GSM8K's / MATH's own fields (docs/records.md).",
                                   json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
     limit: int | None = Field(None, ge=1, description="Use only the first N problems.", json_schema_extra={"default_text": "all"})
 
