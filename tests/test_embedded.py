@@ -19,7 +19,7 @@ from lema_plugin.llm.endpoints import parse_endpoint
 
 
 def server_processes(port: int) -> list[int]:
-    """Pids of `transformers serve` processes listening on `port` (from /proc, Linux)."""
+    """Pids of `transformers serve` processes (run through `embedded.serving`) on `port` (from /proc, Linux)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -28,7 +28,8 @@ def server_processes(port: int) -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"transformers.cli.transformers" in argv and str(port).encode() in argv:
+        serves = b"lema_plugin.llm.embedded.serving" in argv or b"transformers.cli.transformers" in argv
+        if serves and str(port).encode() in argv:
             found.append(int(proc.name))
     return found
 

@@ -15,7 +15,8 @@ from lema_plugin.report import build_report, plots
 from lema_plugin.report.compare import compare
 from lema_plugin.report.figures import compute
 from lema_plugin.report.gather import read_run
-from lema_plugin.report.page import LONG, compare_section
+from lema_plugin.report.page import compare_section
+from lema_plugin.report.rows import LONG
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CORRECTIONS = [json.loads(line) for line in (FIXTURES / "corrections.jsonl").read_text().splitlines()]
@@ -101,7 +102,7 @@ def test_exported_rows_are_shown_as_axolotl_reads_them(run):
 def test_long_texts_are_folded(run):
     html = build_report(run).read_text()
     assert "var LONG = 800" in html  # the viewer folds long replies (the tiny corrector's ramble)
-    from lema_plugin.report.page import _long
+    from lema_plugin.report.rows import _long
 
     short, folded = _long("x" * 10), _long("y" * (LONG + 1))
     assert "<details" not in short and folded.startswith("<details class='long'>")
