@@ -37,6 +37,7 @@ from .llm.batch import BatchPending, run_batches
 from .llm.client import cache_key, request_body
 from .llm.costs import BudgetStop
 from .llm.types import Ask, Completion, Endpoint
+from .summaries import timeout_hint
 
 FIRST_FAILURES = 10  # a stage whose first this-many requests all fail stops
 _announced: set[tuple] = set()
@@ -104,7 +105,7 @@ async def ask_missing(
         top = "; ".join(f"{count}x {_short(reason)}" for reason, count in failures.most_common(3))
         names = ", ".join(dict.fromkeys(ask.endpoint.label for ask in online))
         raise RequestsFailed(f"{role} {names}: the first {FIRST_FAILURES} requests all failed, so the stage stopped "
-                             f"before the other {len(online) - FIRST_FAILURES}; top reasons: {top}")
+                             f"before the other {len(online) - FIRST_FAILURES}; top reasons: {top}{timeout_hint(failures)}")
     outcome = None
     batched = []
     for ask in todo:

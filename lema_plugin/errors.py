@@ -49,6 +49,11 @@ class RequestsFailed(LemaError):
 
 
 class NothingProduced(LemaError):
-    """A command ran but produced nothing for the next stage to use, so `a && b` stops here."""
+    """A command ran but produced nothing for the next stage to use, so `a && b` stops here.
+    `report` is what the command had to show before it stopped (a run's summary), if anything."""
 
     exit_code = EXIT_EMPTY
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report

@@ -268,6 +268,7 @@ def run_recipe(recipe, out: str | Path | None = None, echo=print, estimate: bool
     corrections = out / "data" / "corrections.jsonl"
     if not corrections.exists():
         write_jsonl_atomic(corrections, [])
+    _check_corrections(recipe, corrections, report)
     with _Timer(report, "build", echo):
         build_mixes(recipe, out, corrections, report)
     if recipe.train:
@@ -283,6 +284,26 @@ def run_recipe(recipe, out: str | Path | None = None, echo=print, estimate: bool
 
     report.html = str(build_report(out))
     return report
+
+
+NO_CORRECTIONS = "no verified corrections"
+
+
+def _check_corrections(recipe, corrections: Path, report: RunReport) -> None:
+    """A run whose corrector verified nothing would build a "lema" mix that is the CoT-only mix.
+    Say so first in the summary; stop there (exit 4, the summary written) unless the recipe
+    allows it (`export.allow_no_corrections`, as the demo does)."""
+    uses = [mix for mix in recipe.export.mixes if mix != "cot-only"]
+    if not uses or any(line.strip() for line in corrections.read_text(encoding="utf-8").splitlines()):
+        return
+    what = f"{NO_CORRECTIONS}: the corrector reached the right answer for no mistake, so {', '.join(uses)} would hold no " \
+           "correction (a GPT-4-class corrector is what makes LeMa data)"
+    if recipe.export.allow_no_corrections:
+        report.alerts.append(f"note: {what}; building anyway (export.allow_no_corrections): the lema mix is the CoT-only mix")
+        return
+    report.alerts.append(f"stopped: {what}; nothing was built (set export.allow_no_corrections to build anyway)")
+    write_atomic(Path(report.out) / "run_summary.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    raise NothingProduced(f"{NO_CORRECTIONS} in {corrections}: stopped before building", report=report)
 
 
 async def _data_stages(plan: list[Step], problems: list, out: Path, client, report: RunReport, echo) -> None:

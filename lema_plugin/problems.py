@@ -21,7 +21,6 @@ from .records import RecordError, check_fields, make_id, numbered_jsonl
 from pydantic import Field
 
 from .settings import DATASETS, MAX_COUNT, Dataset, Settings
-from .text import gsm8k_gold
 
 MATH_SUBJECTS = (
     "algebra",
@@ -35,8 +34,9 @@ MATH_SUBJECTS = (
 _LEVEL = re.compile(r"^\s*(?:level\s*)?(\d+|\?)\s*$", re.IGNORECASE)  # 3, "3", "Level 3", "Level ?"
 _NUMBER = (int, float)
 # Field types of a record already in the Problem format (checked before any request is paid for)
-PROBLEM_FIELDS = {"id": (str,), "dataset": (str,), "question": (str,), "answer": (str, *_NUMBER),
-                  "solution": (str, type(None)), "subject": (str, type(None))}
+_OPTIONAL = (str, type(None))
+PROBLEM_FIELDS = {"id": (str,), "dataset": (str,), "question": (str,), "problem": (str,), "answer": (str, *_NUMBER),
+                  "solution": _OPTIONAL, "subject": _OPTIONAL, "type": _OPTIONAL}  # checked when present and not null
 
 
 @dataclass
@@ -99,55 +99,63 @@ def _normalize_subject(value, path: str, line: int | None) -> str | None:
     return value.strip().lower().replace(" & ", "_and_").replace(" ", "_")
 
 
+# One accepted problem line, shown in the error a line that cannot be read gets
+EXAMPLE_LINE = '{"question": "Natalia sold 48 clips in April and half as many in May. How many in all?", "answer": "72"}'
+_SHAPES = f"a problem line looks like {EXAMPLE_LINE} (see docs/records.md, Problems)"
+_OWN_FIELDS = ("id", "dataset", "question", "problem", "answer", "solution", "level", "subject", "type")
+
+
 def normalize(record: dict, dataset: str, where: tuple[str, int | None] = ("<hub>", None)) -> Problem:
-    """Turn one raw record (hub or local, any supported shape) into a Problem."""
+    """Turn one raw record (hub or local, any supported shape) into a Problem.
+
+    The question is `question` (or `problem`, MATH's name); the gold answer is read from
+    `answer` by the one gold reader (a bare answer or a rationale that states it), else from
+    `solution`; the gold rationale is `solution`, else an `answer` that is a worked rationale.
+    The grading rules are the line's own `dataset` when it has one, else `dataset`. The id is the
+    line's own `id` when it has one, else a hash of the grading rules and the question, so the
+    same question gets the same id from the hub, LEMA_DATA_DIR or your own file.
+    """
+    from .grading.gold import gold_answer, stated_answer
+
     path, line = where
-
-    def need(name: str, numbers: bool = False) -> str:
-        value = record.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise RecordError(path, line, "missing or empty", field=name)
-        check_fields(record, {name: (str, *_NUMBER) if numbers else (str,)}, path, line)
-        return str(value)
-
-    if {"id", "dataset", "question", "answer"} <= record.keys():  # already a Problem
-        for name in ("id", "dataset", "question", "answer"):
-            need(name, numbers=name == "answer")
-        check_fields(record, PROBLEM_FIELDS, path, line)
-        if record["dataset"] not in DATASETS:
-            raise RecordError(path, line, f"unknown dataset {record['dataset']!r} (expected {', '.join(DATASETS)})",
-                              field="dataset")
-        problem = Problem.from_dict(record)
-        problem.answer = str(problem.answer)
-        problem.solution = problem.solution or ""
-        problem.level = parse_level(record.get("level"), path, line)
-        problem.subject = _normalize_subject(record.get("subject"), path, line)
-        return problem
-
-    if dataset == "gsm8k":
-        question, rationale = need("question"), need("answer")
-        gold = gsm8k_gold(rationale)
-        if gold is None:
-            raise RecordError(path, line, "no '#### <answer>' line", field="answer")
-        return Problem(make_id("gsm8k", question), "gsm8k", question, gold, rationale)
-
-    from .grading import gold_answer, last_boxed
-
-    question, solution = need("problem"), need("solution")
-    # the grader's gold reader: every value when a solution boxes several, not just the last box
-    given = need("answer", numbers=True) if record.get("answer") not in (None, "") else None
-    gold = given or (last_boxed(solution) and gold_answer(solution, "math"))
+    check_fields(record, {k: kinds for k, kinds in PROBLEM_FIELDS.items() if record.get(k) is not None}, path, line)
+    own = record.get("dataset")
+    if own is not None and own not in DATASETS:
+        raise RecordError(path, line, f"unknown dataset {own!r} (expected {', '.join(DATASETS)})", field="dataset")
+    kind = grader_dataset(own or dataset)
+    name = "question" if _given(record.get("question")) or not _given(record.get("problem")) else "problem"
+    if not _given(record.get(name)):
+        raise RecordError(path, line, f"missing or empty; {_SHAPES}", field="problem" if kind == "math" else "question")
+    question = record[name]
+    answer, solution = record.get("answer"), record.get("solution")
+    gold = gold_answer(answer, kind) or stated_answer(solution, kind)
     if not gold:
-        raise RecordError(path, line, "no \\boxed{} answer in the solution", field="solution")
+        what = "missing or empty" if not _given(answer) and not _given(solution) else \
+            "states no final answer (end it with '#### X', 'The answer is X' or \\boxed{X})"
+        raise RecordError(path, line, f"{what}; {_SHAPES}", field="answer" if _given(answer) or not _given(solution) else "solution")
+    rationale = solution if _given(solution) else (answer if isinstance(answer, str) and _worked(answer) else "")
+    extra = {k: v for k, v in record.items() if k not in _OWN_FIELDS} if _given(record.get("id")) else {}
     return Problem(
-        make_id("math", question),
-        "math",
-        question,
-        str(gold),
-        solution,
+        id=record["id"] if _given(record.get("id")) else make_id(kind, question),
+        dataset=own or kind,
+        question=question,
+        answer=gold,
+        solution=rationale,
         level=parse_level(record.get("level"), path, line),
-        subject=_normalize_subject(record.get("type") or record.get("subject"), path, line),
+        subject=_normalize_subject(record.get("subject") or record.get("type"), path, line),
+        extra=extra,
     )
+
+
+def _given(value) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _worked(answer: str) -> bool:
+    """Whether an `answer` field is a worked rationale rather than a bare answer (GSM8K's own
+    `answer` is "...reasoning...\\n#### 72")."""
+    text = answer.strip()
+    return "\n" in text or bool(text.split("####", 1)[0].strip()) and "####" in text
 
 
 def _read_local(path: Path) -> list[tuple[dict, int | None]]:
@@ -170,7 +178,7 @@ def read_problems_file(path: str | Path, dataset: str | None = None) -> list[Pro
         if not isinstance(record, dict):
             raise RecordError(path, line, "expected a JSON object")
         guess = dataset or ("gsm8k" if "question" in record and "problem" not in record else "math")
-        problems.append(normalize(record, grader_dataset(guess), (str(path), line)))
+        problems.append(normalize(record, guess, (str(path), line)))
     return problems
 
 
@@ -238,7 +246,8 @@ class ProblemSource(Settings):
 
     dataset: Dataset = Field("gsm8k", description="Which problems.")
     split: str = Field("train", description="Dataset split (mistakes are collected on training questions).")
-    data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file.",
+    data_file: str | None = Field(None, description="Problems from this JSONL/Parquet file: a `question` and its "
+                                  "`answer` a line, or GSM8K's / MATH's own fields (docs/records.md).",
                                   json_schema_extra={"default_text": "$LEMA_DATA_DIR, else the hub"})
     limit: int | None = Field(None, ge=1, le=MAX_COUNT, description="Use only the first N problems.",
                               json_schema_extra={"default_text": "all"})

@@ -49,6 +49,9 @@ class Export(Strict):
     axolotl_config: str | None = Field(
         None, description="Base axolotl config of the ready config written next to each mix.",
         json_schema_extra={"default_text": "train.config"})
+    allow_no_corrections: bool = Field(
+        False, description="Build, train and evaluate even when no correction was verified (the LeMa mix is then the "
+        "CoT-only mix); otherwise the run stops there with exit status 4.")
 
 
 class Train(Strict):

@@ -22,18 +22,20 @@ class RunReport:
     html: str | None = None  # the HTML report, written last
     by_endpoint: dict = field(default_factory=dict)  # the client's counts per endpoint over the run
     estimate: object = None  # the cost preview (`lema run --estimate`), when that is all that ran
+    alerts: list[str] = field(default_factory=list)  # what the reader must see first ("0 verified corrections: ...")
 
     def add(self, label: str, value: object) -> None:
         self.rows.append((label, str(value)))
 
     def table(self) -> str:
+        """The alerts first, then a row per figure."""
         rows = list(self.rows)
         if self.timings:
             rows.append(("time", ", ".join(f"{stage} {seconds:.0f}s" for stage, seconds in self.timings.items())))
         width = max(len(label) for label, _ in rows) if rows else 0
-        return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
+        return "\n".join([*self.alerts, *(f"{label.ljust(width)}  {value}" for label, value in rows)])
 
     def to_dict(self) -> dict:
-        return {"out": self.out, "rows": dict(self.rows), "timings": self.timings, "tokens": self.tokens,
+        return {"out": self.out, "alerts": self.alerts, "rows": dict(self.rows), "timings": self.timings, "tokens": self.tokens,
                 "costs": self.costs, "usage": self.usage, "by_endpoint": self.by_endpoint,
                 "next_commands": self.next_commands}

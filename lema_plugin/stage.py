@@ -183,6 +183,12 @@ class Stage:
         await run.settle()
         self.finish(run)
 
+    def answered(self, record: dict) -> bool:
+        """Whether a stored record holds an answer (not the record of a failed request): the run
+        folder remembers its settings at the first one, so a run whose requests all failed (a
+        misspelt model the server does not list) leaves nothing that refuses the fixed rerun."""
+        return True
+
     def done(self, run, record_id: str) -> bool:
         """Whether the record of `record_id` is stored (by default: in the first output)."""
         return run.store(self.outputs[0]).get(record_id) is not None

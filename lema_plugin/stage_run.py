@@ -5,7 +5,8 @@ and a library caller all call. Around the stage's own work it does, once for eve
 
 - checks the endpoints the stage's roles ask for (how many, which are needed);
 - refuses, before any request, a rerun whose decisive settings differ from what made the run
-  folder (`manifest.check`), and remembers them when the first record is stored;
+  folder (`manifest.check`), and remembers them when the first answer is stored (a failed
+  endpoint check, a preview or requests that all failed leave nothing to refuse the fixed rerun);
 - gives the stage its run stores (`run.store(NAME)`: one lock per folder, damaged lines set
   aside, fields checked) and the one request loop (`run.ask`, `asking.ask_missing`: cache, ids,
   endpoint check, first-failures stop, budget, batch mode, estimate) with the judge on it
@@ -73,9 +74,13 @@ class StageRun:
                                           before_append=self._remember)
         return self._stores[name]
 
-    def _remember(self) -> None:
+    def _remember(self, record: dict) -> bool:
+        """Save the folder's settings before the first answer is stored; the record of a failed
+        request (`Stage.answered` is False) holds nothing to protect, so it waits."""
         if self._remembered:
-            return
+            return True
+        if not self.stage.answered(record):
+            return False
         self._remembered = True
         from .manifest import endpoint_info
 
@@ -83,6 +88,7 @@ class StageRun:
                  for role, group in self.endpoints.items() for e in group}
         manifest.remember(self.out_dir, self.stage.name, self.fixed, saved or {"settings": self.settings.model_dump()},
                           [*self.stage.outputs, USAGE_FILE])
+        return True
 
     def close(self) -> None:
         for store in self._stores.values():

@@ -137,10 +137,11 @@ class RunStore:
     """Append-only JSONL records keyed by their `id`."""
 
     def __init__(self, path: str | Path, fields: dict[str, tuple[type, ...]] | None = None,
-                 read_only: bool = False, before_append: Callable[[], None] | None = None):
+                 read_only: bool = False, before_append: Callable[[dict], bool | None] | None = None):
         """`read_only` (a cost preview) reads what is stored and writes nothing: no folder, no
-        lock, no file, no damaged lines moved. `before_append` is called once, before the first
-        record this store writes (a run folder remembers its settings only once it holds a record)."""
+        lock, no file, no damaged lines moved. `before_append(record)` is called before the records
+        this store writes until it returns anything but False (a run folder remembers its settings
+        once it holds an answer: the record of a failed request does not count)."""
         self.path = Path(path)
         self.fields = fields or {}
         self.read_only = read_only
@@ -194,9 +195,8 @@ class RunStore:
             raise TypeError(f"{self.path}: record {record_id}: field {wrong[0]!r}: {wrong[1]}")
         if self.read_only:
             raise TypeError(f"{self.path}: a read-only store (a cost preview) was asked to write")
-        if self._before_append is not None:
-            hook, self._before_append = self._before_append, None
-            hook()
+        if self._before_append is not None and self._before_append(record) is not False:
+            self._before_append = None  # done once; a hook that returns False is asked again next time
         try:
             self._handle.write(dumps_line(record))
             self._handle.flush()

@@ -99,8 +99,21 @@ def _add_counts(entry: dict, counts: dict) -> None:
 
 
 def top_reasons(summary, limit: int = 3) -> str:
-    """"; top reasons: 4x HTTP 500: ..." from a summary's `failure_reasons` (empty when none)."""
+    """"; top reasons: 4x HTTP 500: ..." from a summary's `failure_reasons` (empty when none),
+    and which setting to change when most of them are timeouts."""
     reasons = getattr(summary, "failure_reasons", None) or []
     if not reasons:
         return ""
-    return "; top reasons: " + "; ".join(f"{count}x {reason}" for reason, count in reasons[:limit])
+    return "; top reasons: " + "; ".join(f"{count}x {reason}" for reason, count in reasons[:limit]) + timeout_hint(reasons)
+
+
+TIMEOUT_HINT = ("; most timed out: give each request longer (--timeout S, `;timeout=S` on the endpoint spec, "
+                "`timeout:` in a recipe) or send fewer at once (--concurrency N, `;concurrency=N`)")
+
+
+def timeout_hint(reasons) -> str:
+    """TIMEOUT_HINT when timeouts are most of `reasons` ((reason, count) pairs or a Counter)."""
+    pairs = list(reasons.items()) if hasattr(reasons, "items") else list(reasons)
+    total = sum(count for _, count in pairs)
+    timed_out = sum(count for reason, count in pairs if "timed out" in reason)
+    return TIMEOUT_HINT if total and timed_out * 2 > total else ""

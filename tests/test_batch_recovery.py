@@ -132,7 +132,7 @@ def test_fresh_while_a_batch_is_pending_is_refused_naming_the_batch(tmp_path, sh
             "dataset": "gsm8k", "limit": 2, "out": str(tmp_path / "run"),
             "generators": [{"name": "gen", "model": "m", "base_url": server.base_url, "samples": 1}],
             "corrector": {"name": "fixer", "model": "c", "base_url": server.base_url, "batch": True},
-            "export": {"mixes": ["lema"]}}))
+            "export": {"mixes": ["lema"], "allow_no_corrections": True}}))  # the batches are the point here
         assert CliRunner().invoke(main, ["run", str(recipe)]).exit_code == 75
         fresh = CliRunner().invoke(main, ["run", str(recipe), "--fresh"])
         assert fresh.exit_code == 1, fresh.output

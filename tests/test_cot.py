@@ -255,7 +255,7 @@ def test_cli_cot_model(gsm8k_train, tmp_path):
 
 def test_cli_cot_bad_data_file(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"question": "How many?", "answer": "no final line"}\n')
+    bad.write_text('{"question": "How many?", "answer": "Some reasoning\\nand no final line"}\n')
     result = CliRunner().invoke(main, ["cot", "--data-file", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert f"{bad}:1: field 'answer'" in result.output

@@ -19,7 +19,7 @@ from lema_plugin.llm.endpoints import parse_endpoint
 
 
 def server_processes(port: int) -> list[int]:
-    """Pids of `transformers serve` processes listening on `port` (from /proc, Linux)."""
+    """Pids of `transformers serve` processes (run through `embedded.serving`) on `port` (from /proc, Linux)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -28,7 +28,8 @@ def server_processes(port: int) -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"transformers.cli.transformers" in argv and str(port).encode() in argv:
+        serves = b"lema_plugin.llm.embedded.serving" in argv or b"transformers.cli.transformers" in argv
+        if serves and str(port).encode() in argv:
             found.append(int(proc.name))
     return found
 
@@ -283,3 +284,79 @@ def test_the_server_stays_within_its_memory_plan_under_the_stages_load():
     assert all(r.ok and r.completion_tokens > 0 for r in results), [r.error for r in results if not r.ok]
     assert sum(r.prompt_tokens + r.completion_tokens for r in results) > 16 * 200  # a few hundred tokens each
     assert 0 < peak[0] <= min(plan.needed_bytes, 1.5e9), f"peak RSS {peak[0] / 1e9:.2f} GB"
+
+
+@pytest.mark.slow
+def test_the_server_cancels_a_generation_its_client_gave_up_on(embedded_endpoint):
+    """A request that timed out on the client is dropped from the server's batch, not computed to
+    the end behind the client's retry (issue 25: timeouts piled work onto the local server)."""
+    import dataclasses
+    import time
+    import urllib.request
+
+    root = embedded_endpoint.base_urls[0].removesuffix("/v1")
+
+    def cancelled() -> int:
+        with urllib.request.urlopen(f"{root}/lema/cancelled", timeout=10) as answer:
+            return json.loads(answer.read())["generations"]
+
+    before = cancelled()
+    impatient = dataclasses.replace(embedded_endpoint, timeout=1.0)
+    story = Request(messages=(("user", "Write a very long story about a dragon and a baker."),), max_tokens=400)
+
+    async def ask(endpoint, request):
+        async with LLMClient(cache_dir=False, max_retries=0, progress=False) as client:
+            return await client.complete(endpoint, request)
+
+    gave_up = asyncio.run(ask(impatient, story))
+    assert not gave_up.ok and "timed out" in gave_up.error
+    deadline = time.monotonic() + 60  # a bound on the wait, not a figure under test
+    while cancelled() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cancelled() == before + 1
+    short = asyncio.run(ask(embedded_endpoint, Request(messages=(("user", "Say hi."),), max_tokens=8)))
+    assert short.ok  # the server goes on serving
+
+
+def test_a_disconnect_cancels_the_handler_and_an_answer_passes_through():
+    from lema_plugin.llm.embedded.serving import CancelOnDisconnect
+
+    events: list[str] = []
+
+    async def slow_app(scope, receive, send):
+        assert (await receive())["body"] == b"{}"
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+
+    async def quick_app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def client(app, leave: bool):
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+        left = asyncio.Event()
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            if leave:
+                await asyncio.sleep(0.05)
+            else:
+                await left.wait()
+            return {"type": "http.disconnect"}
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await CancelOnDisconnect(app)({"type": "http", "method": "POST"}, receive, send)
+        left.set()
+        return sent
+
+    assert asyncio.run(client(slow_app, leave=True)) == [] and events == ["cancelled"]
+    assert [m["type"] for m in asyncio.run(client(quick_app, leave=False))] == ["http.response.start", "http.response.body"]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from lema_plugin.cli import main
 from lema_plugin.grading import is_correct
 from lema_plugin.import_paths import ImportOptions, import_paths
-from lema_plugin.text import gold_from_value
+from lema_plugin.grading import gold_answer
 from lema_plugin.problems import read_problems_file
 from lema_plugin.records import RecordError
 
@@ -144,14 +144,19 @@ def test_gsm8k_model_solutions_format(tmp_path):
     assert json.loads((out / "import_summary.json").read_text())["total"]["mistakes"] == 2
 
 
-def test_unknown_question_is_a_one_line_error(tmp_path, problems_file):
-    rows = [{"question": QUESTIONS["clips"][0], "solution": "The answer is 72."}, {"question": "What is 1 + 1?", "solution": "The answer is 3."}]
+def test_unmatched_questions_are_left_out_counted_and_named(tmp_path, problems_file):
+    rows = [{"question": QUESTIONS["clips"][0], "solution": "48 + 48 = 96. The answer is 96."},
+            {"question": "What is 1 + 1?", "solution": "The answer is 3."},
+            {"question": QUESTIONS["weng"][0], "solution": "12 * 50 = 600. The answer is 600."}]
     source = write_jsonl(tmp_path / "mine.jsonl", rows)
-    result = CliRunner().invoke(main, ["import", str(source), "--data-file", str(problems_file), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 1
-    error = result.output.strip().splitlines()
-    assert len(error) == 1
-    assert f"{source}:2" in error[0] and "'question'" in error[0] and "--gold-field" in error[0]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["import", str(source), "--data-file", str(problems_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert [p["question"] for p in read(out / "paths.jsonl")] == [QUESTIONS["clips"][0], QUESTIONS["weng"][0]]
+    assert "1 line left out" in result.stderr and f"{source}:2: What is 1 + 1?" in result.stderr
+    assert "--gold-field" in result.stderr
+    summary = json.loads((out / "import_summary.json").read_text())
+    assert summary["unmatched"] == 1 and summary["unmatched_lines"] == [f"{source}:2: What is 1 + 1?"]
 
 
 def test_bad_lines_name_file_line_and_field(tmp_path, problems_file):
@@ -177,11 +182,34 @@ def test_bad_lines_name_file_line_and_field(tmp_path, problems_file):
         ("72", "gsm8k", "72"),
         (72, "gsm8k", "72"),
         (["5"], "gsm8k", "5"),
+        ("3/8", "gsm8k", "3/8"),  # not 8: a bare fraction is the answer as written
+        ("Half of it is left.\nThe answer is 3/8.", "gsm8k", "3/8"),
         ("So the area is $\\boxed{\\frac{1}{2}}$.", "math", "\\frac{1}{2}"),
         ("\\frac{1}{2}", "math", "\\frac{1}{2}"),
+        ("Two lines of reasoning\nthat state no answer, only 5 and 8", "gsm8k", None),  # never a guess
         ("", "gsm8k", None),
         (None, "math", None),
     ],
 )
-def test_gold_from_value(value, dataset, gold):
-    assert gold_from_value(value, dataset) == gold
+def test_the_one_gold_reader(value, dataset, gold):
+    assert gold_answer(value, dataset) == gold
+
+
+def test_own_paths_file_keeps_what_sampling_decided(tmp_path):
+    """Importing the tool's own paths.jsonl applies sampling's rules: a path cut at max_tokens
+    stays truncated (no mistake), a failed request's record is skipped, not imported."""
+    question, gold = QUESTIONS["clips"]
+    base = {"dataset": "gsm8k", "question": question, "answer": gold, "model": "gen", "problem_id": "p"}
+    rows = [
+        {**base, "id": "a", "text": "48 * 2 = 96. The answer is 96.", "finish_reason": "stop", "kind": "wrong"},
+        {**base, "id": "b", "text": "48 * 3 = 144 and then 144 +", "finish_reason": "length", "kind": "truncated"},
+        {**base, "id": "c", "text": "", "finish_reason": None, "kind": "failed", "error": "HTTP 500"},
+    ]
+    source = write_jsonl(tmp_path / "paths.jsonl", rows)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["import", str(source), "--out", str(out)])
+    assert result.exit_code == 0, result.output + result.stderr
+    paths = read(out / "paths.jsonl")
+    assert [(p["kind"], p["finish_reason"]) for p in paths] == [("wrong", "stop"), ("truncated", "length")]
+    assert [m["text"] for m in read(out / "mistakes.jsonl")] == [rows[0]["text"]]
+    assert "1 record of failed requests" in result.stderr

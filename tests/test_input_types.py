@@ -37,10 +37,10 @@ def test_a_wrongly_typed_problem_is_refused_before_any_request(tmp_path, change,
     assert not (tmp_path / "out" / "paths.jsonl").exists()
 
 
-@pytest.mark.parametrize("record, field", [
-    ({"question": "What is 6 times 7?", "answer": 42}, "answer"),  # a raw GSM8K answer is its rationale
+@pytest.mark.parametrize("record, field", [  # ({"question": ..., "answer": 42} is a plain problem line: test_own_problems)
     ({"question": ["What is 6 times 7?"], "answer": "6*7=42\n#### 42"}, "question"),
-], ids=["gsm8k-int-answer", "gsm8k-list-question"])
+    ({"question": "What is 6 times 7?", "answer": {"value": 42}}, "answer"),
+], ids=["gsm8k-list-question", "gsm8k-dict-answer"])
 def test_raw_gsm8k_fields_must_be_text(tmp_path, record, field):
     data = write_lines(tmp_path / "problems.jsonl", [record])
     error = one_line_error(CliRunner().invoke(main, sample_args(data, tmp_path / "out", DEAD_URL)))

@@ -97,6 +97,49 @@ def test_an_endpoint_timeout_overrides_the_client_timeout():
         assert retried.ok and retried.text == "late"
 
 
+def test_timeouts_on_a_local_server_shrink_what_it_gets_at_once(monkeypatch):
+    """Eight requests time out together on a server on this machine: the retries are not all sent
+    again at once onto its queue; they go out within a halved cap, which each answer widens again."""
+    from lema_plugin.llm import pacing
+
+    seen: list[int] = []  # requests in flight to the endpoint whenever a retry goes out
+    slot = pacing.Pacer.slot
+
+    def watched(self):
+        if self.limit is not None:
+            seen.append(self.in_flight + 1)
+        return slot(self)
+
+    monkeypatch.setattr(pacing.Pacer, "slot", watched)
+
+    def hang_first(body, attempt):
+        return Reply(hang=True) if attempt == 0 else "ok"
+
+    with ScriptedServer(hang_first) as server:
+        endpoint = server.endpoint(timeout=0.3)
+        client = make_client(concurrency=8, max_retries=2, backoff_base=0.01)
+        results = run_all(client, [(endpoint, chat(f"q{i}")) for i in range(8)])
+    assert all(c.ok for _, c in results)
+    pacer = next(iter(client._pacers.values()))
+    assert seen and max(seen) <= 4  # after the first timeout: never all eight again
+    assert pacer.limit >= 1
+
+
+def test_a_remote_server_keeps_its_concurrency_after_a_timeout():
+    from lema_plugin.llm.client import _on_this_machine
+
+    assert _on_this_machine("http://127.0.0.1:8000/v1") and _on_this_machine("http://localhost:8000/v1")
+    assert not _on_this_machine("http://gpu1:8000/v1") and not _on_this_machine("https://api.openai.com/v1")
+
+
+def test_when_timeouts_dominate_the_message_names_the_setting():
+    from lema_plugin.summaries import timeout_hint
+
+    hint = timeout_hint([("timed out after 120 s (gave up after 6 attempts)", 7), ("HTTP 500: x", 2)])
+    assert "--timeout" in hint and ";timeout=" in hint and "--concurrency" in hint
+    assert timeout_hint([("timed out after 120 s", 1), ("HTTP 500: x", 3)]) == ""
+
+
 def test_stream_of_nothing_yields_nothing():
     assert run_all(make_client(), []) == []
 

@@ -383,3 +383,43 @@ def test_recipe_refuses_a_restriction_without_the_check(tmp_path):
     path.write_text(yaml.safe_dump({"generators": [{"model": "m"}], "first_error": {"confirmed_only": True}}))
     with pytest.raises(RecipeError, match="first_error: .*confirmed_only needs the check"):
         load_recipe(str(path))
+
+
+def test_a_run_without_verified_corrections_says_so_first_and_exits_4(tmp_path, problems):
+    """The corrector gets every answer wrong: the LeMa mix would be the CoT-only mix. The summary
+    says so on its first line and the run stops before building (exit 4); a recipe that allows it
+    (the demo) builds anyway, saying why."""
+
+    def responder(body: dict, attempt: int) -> str:
+        if "Incorrect Step" in prompt_text(body):
+            return "Incorrect Step: Step 1.\nExplanation: wrong sum.\nCorrect Solution:\nStep 1: The answer is 2."
+        return "Step 1: Add the numbers.\nStep 2: So the total is 1. The answer is 1."
+
+    with ScriptedServer(responder) as server:
+        recipe = write_recipe(tmp_path / "r.yaml", server, tmp_path / "run")
+        result = CliRunner().invoke(main, ["run", str(recipe)])
+        assert result.exit_code == 4, result.output
+        summary = result.output.split("LeMa run summary", 1)[1].splitlines()
+        assert summary[1].startswith("stopped: no verified corrections")
+        assert "export.allow_no_corrections" in summary[1]
+        assert not (tmp_path / "run" / "data" / "lema").exists()
+        assert json.loads((tmp_path / "run" / "run_summary.json").read_text())["alerts"] == [summary[1]]
+
+        allowed = write_recipe(tmp_path / "a.yaml", server, tmp_path / "run",
+                               export={"mixes": ["lema", "cot-only"], "allow_no_corrections": True})
+        result = CliRunner().invoke(main, ["run", str(allowed)])
+        assert result.exit_code == 0, result.output
+        summary = result.output.split("LeMa run summary", 1)[1].splitlines()
+        assert summary[1].startswith("note: no verified corrections") and "the lema mix is the CoT-only mix" in summary[1]
+    out = tmp_path / "run" / "data"
+    assert read_lines(out / "lema" / "train.jsonl") == read_lines(out / "cot-only" / "train.jsonl")
+
+
+def test_only_the_demo_recipe_builds_without_corrections(monkeypatch):
+    from lema_plugin.recipe import load_recipe
+
+    for name in ("LEMA_GEN_URL_7B", "LEMA_GEN_URL_13B", "LEMA_GEN_URL_70B"):
+        monkeypatch.setenv(name, "http://gpu:8000/v1")
+    assert load_recipe("demo").export.allow_no_corrections is True
+    assert load_recipe("gsm8k-paper").export.allow_no_corrections is False
+    assert load_recipe("math-paper").export.allow_no_corrections is False

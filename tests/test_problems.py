@@ -4,7 +4,7 @@ import json
 import pytest
 
 from lema_plugin.problems import Problem, load_problems, read_problems_file
-from lema_plugin.text import gsm8k_gold
+from lema_plugin.grading.gold import gold_answer, stated_answer
 from lema_plugin.records import RecordError
 
 
@@ -14,9 +14,10 @@ def write_jsonl(path, rows):
 
 
 def test_gsm8k_gold_strips_commas_and_takes_last_marker():
-    assert gsm8k_gold("a\n#### 1,234") == "1234"
-    assert gsm8k_gold("x #### 3\n#### -5") == "-5"
-    assert gsm8k_gold("no marker") is None
+    assert gold_answer("a\n#### 1,234", "gsm8k") == "1234"
+    assert gold_answer("x #### 3\n#### -5", "gsm8k") == "-5"
+    assert stated_answer("no marker", "gsm8k") is None  # a rationale that states nothing
+    assert gold_answer("no marker", "gsm8k") == "no marker"  # ... but a one-line gold field is the answer itself
 
 
 def test_real_gsm8k_train_from_data_dir(shared_data, monkeypatch):
@@ -57,7 +58,7 @@ def test_problem_format_round_trips_with_provenance(tmp_path):
     "rows, dataset, line, field",
     [
         ([{"question": "q", "answer": "r\n#### 1"}, {"question": "q2"}], "gsm8k", 2, "answer"),
-        ([{"question": "q", "answer": "no marker"}], "gsm8k", 1, "answer"),
+        ([{"question": "q", "answer": "reasoning\nthat states no answer"}], "gsm8k", 1, "answer"),
         ([{"problem": "p", "solution": "no box"}], "math", 1, "solution"),
         ([{"solution": r"\boxed{1}"}], "math", 1, "problem"),
     ],
@@ -105,7 +106,5 @@ def test_real_math_gold_keeps_every_boxed_value(shared_data, monkeypatch):
 
 
 def test_math_gold_from_a_file_field_takes_every_boxed_value():
-    from lema_plugin.text import gold_from_value
-
-    assert gold_from_value(r"so $\boxed{1}$ and $\boxed{2}$ work.", "math") == "1, 2"
-    assert gold_from_value(r"so $x = \boxed{3}$.", "math") == "3"
+    assert gold_answer(r"so $\boxed{1}$ and $\boxed{2}$ work.", "math") == "1, 2"
+    assert gold_answer(r"so $x = \boxed{3}$.", "math") == "3"

@@ -41,7 +41,7 @@ def test_readme_command_parses(line, tmp_path, monkeypatch):
     command = main.get_command(click.Context(main), args[0])
     assert command is not None, f"unknown command in README: {line}"
     for value in args[1:]:
-        if value.endswith((".jsonl", ".yaml")) and "/" in value:
+        if value.endswith((".jsonl", ".yaml")) and not value.startswith("-"):
             Path(value).parent.mkdir(parents=True, exist_ok=True)
             Path(value).touch()
     with command.make_context(args[0], args[1:]) as ctx:  # raises on unknown or invalid options

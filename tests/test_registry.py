@@ -163,7 +163,8 @@ def test_a_plugin_stage_gets_a_recipe_section_check_estimate_summary_and_report(
     with ScriptedServer(answer) as server:
         path = recipe(tmp_path / "r.yaml", server,
                       critique={"enabled": True, "critic": {"name": "critic", "model": "k", "base_url": server.base_url},
-                                "samples": 3})
+                                "samples": 3},
+                      export={"mixes": ["lema", "cot-only"], "allow_no_corrections": True})  # this corrector verifies none
         check = CliRunner().invoke(main, ["run", str(path), "--check"])
         assert check.exit_code == 0, check.output
         assert "critique:\n" in check.output and re.search(r"^#   critique +6$", check.output, re.M)  # 2 problems x 3

@@ -99,7 +99,7 @@ def test_funnel_counts_every_record(run_dir):
     assert totals(figures)["verified"] == totals(figures)["exported"] == verified
     assert totals(figures)["problems"] == LIMIT  # both generators answered the same questions
     # why records fell out: the second identical sample, right answers, and the corrector's failures
-    assert figures.dropped[("original", "small")]["wrong"] == LIMIT
+    assert figures.dropped[("original", "small")]["duplicate"] == LIMIT  # its own code, not "over the cap"
     assert figures.dropped[("original", "big")]["correct"] == LIMIT
     assert sum(d["bad_step"] for d in figures.dropped.values()) == bad_step
     assert sum(d["unparseable"] for d in figures.dropped.values()) == unparseable

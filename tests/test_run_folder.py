@@ -91,7 +91,8 @@ def test_lema_run_saves_the_recipe_and_refuses_changed_sampling(tmp_path, fresh)
         def recipe(temperature):
             path = tmp_path / "r.yaml"
             path.write_text(f"data_file: {data}\ngenerators: [{{name: g, model: m, base_url: '{server.base_url}', "
-                            f"temperature: {temperature}}}]\ncorrector: {{name: c, model: m, base_url: '{server.base_url}'}}\n")
+                            f"temperature: {temperature}}}]\ncorrector: {{name: c, model: m, base_url: '{server.base_url}'}}\n"
+                            "export: {allow_no_corrections: true}\n")  # this corrector verifies none
             return str(path)
 
         first = CliRunner().invoke(main, ["run", recipe(0.7), "--no-train", "--out", str(out)])

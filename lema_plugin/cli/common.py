@@ -125,11 +125,11 @@ def check_outcome(produced: int, what: str, failed: int = 0, judge_pending: int 
     replies still wait for a judge whose requests failed), 4 when it produced no `what`, so
     `lema sample ... && lema correct ...` stops on an empty result."""
     if failed:
-        raise RequestsFailed(f"{failed} request{'s' if failed != 1 else ''} finally failed{reasons or ' (reasons in the records)'}; "
+        raise RequestsFailed(f"{failed} request{'s' if failed != 1 else ''} finally failed{reasons or ' (their reasons are in the records: error, detail)'}; "
                              "run the same command again to retry only those")
     if judge_pending:
         raise RequestsFailed(f"{judge_pending} repl{'ies' if judge_pending != 1 else 'y'} still wait for the judge "
-                             "(its requests failed); they are not stored: run the same command again to ask it again")
+                             f"(its requests failed{reasons}); they are not stored: run the same command again to ask it again")
     if not produced:
         raise NothingProduced(f"no {what} produced")
 

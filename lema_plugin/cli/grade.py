@@ -7,9 +7,10 @@ import click
 
 from lema_plugin.cli.common import DOLLARS, SPEC_EPILOG, friendly_errors, make_client
 from lema_plugin.cli.options import old_spellings
-from lema_plugin.errors import NothingProduced
+from lema_plugin.errors import NothingProduced, RequestsFailed
 from lema_plugin.fields import GOLD_FIELDS, TEXT_FIELDS
 from lema_plugin.settings import DATASETS
+from lema_plugin.summaries import timeout_hint
 from lema_plugin.tables import format_table
 
 
@@ -114,3 +115,9 @@ def grade(dataset, predictions, text_field, gold_field, gold_file, out_dir, judg
         click.echo(f"wrote {out}")
     if report.graded == 0:  # an empty or all-bad file: exit 4, so `lema grade ... && ...` stops
         raise NothingProduced(f"{predictions}: no line could be graded")
+    failed = sum(report.judge_failures.values())
+    if failed:  # those lines keep the rules' verdict (counted wrong when undecided): say why, exit 5
+        reasons = "; ".join(f"{count}x {reason}" for reason, count in report.judge_failures.most_common(3))
+        reasons += timeout_hint(report.judge_failures)
+        raise RequestsFailed(f"judge: {failed} request{'s' if failed != 1 else ''} finally failed; top reasons: {reasons}; "
+                             "run the same command again to ask the judge again")

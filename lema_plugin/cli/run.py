@@ -59,20 +59,31 @@ def run(recipe: str, out: Path | None, limit: int | None, no_train: bool, quiet:
         return
     if not estimate:
         start_fresh(Path(out or config.out), fresh, everything=True)
-    report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True), estimate=estimate,
-                        progress=not (quiet or click.get_current_context().find_root().meta.get("lema.quiet")))
+    from lema_plugin.errors import NothingProduced
+
+    try:
+        report = run_recipe(config, out, echo=lambda line: click.echo(line, err=True), estimate=estimate,
+                            progress=not (quiet or click.get_current_context().find_root().meta.get("lema.quiet")))
+    except NothingProduced as stop:
+        if stop.report is not None:  # the run got far enough to have a summary: show it, then stop
+            _summary(stop.report)
+        raise
     if estimate:
         click.echo(report.estimate.table())
         return
-    click.echo("")
-    click.echo(f"LeMa run summary ({report.out})")
-    click.echo(report.table())
+    _summary(report)
     click.echo("")
     click.echo("Next:")
     for line in report.next_commands:
         click.echo(f"  {line}")
     click.echo("")
     click.echo(f"Report: {report.html}")
+
+
+def _summary(report) -> None:
+    click.echo("")
+    click.echo(f"LeMa run summary ({report.out})")
+    click.echo(report.table())
 
 
 def _problems(config) -> list | None:

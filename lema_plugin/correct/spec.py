@@ -99,6 +99,9 @@ class CorrectStage(Stage):
     def done(self, run, record_id: str) -> bool:
         return record_id in run.store(CORRECTIONS) or record_id in run.store(REJECTED)
 
+    def answered(self, record: dict) -> bool:
+        return record.get("reason") != "request_failed"
+
     async def run(self, run) -> None:
         from .stage import drop_failures
 

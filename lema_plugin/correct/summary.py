@@ -59,13 +59,9 @@ class CorrectSummary:
         return self.rejected.get("request_failed", 0)
 
     def headline(self) -> list[tuple[str, str]]:
-        """The run summary's rows (and a note when the corrector verified nothing)."""
-        rows = [("corrections verified", f"{self.verified} of {self.attempts} replies"),
+        """The run summary's rows (a run with none verified says so first: `pipeline._check_corrections`)."""
+        return [("corrections verified", f"{self.verified} of {self.attempts} replies ({self.corrector})"),
                 ("correction success", f"{self.corrected_mistakes}/{self.mistakes} ({_pct(self.success_rate)})")]
-        if self.mistakes and not self.verified:
-            rows.append(("note", f"no correction from {self.corrector} reached the right answer; "
-                                 "a GPT-4-class corrector is what makes LeMa data"))
-        return rows
 
     def to_dict(self) -> dict:
         data = asdict(self)

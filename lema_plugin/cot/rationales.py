@@ -2,7 +2,9 @@
 
 - `gold_cot`: the datasets' own rationales, rewritten into the one target style (GSM8K calculator
   annotations `<<48/2=24>>` removed and the `#### 72` line turned into `The answer is 72.`; MATH
-  solutions keep their `\\boxed{}` answer and gain a closing `The answer is X.`).
+  solutions keep their `\\boxed{}` answer and gain a closing `The answer is X.`). A problem
+  whose "rationale" only states its answer (your own `{"question", "answer": "24"}` lines) has no
+  CoT target: it is counted as without a usable rationale, never written as "The answer is 24."
 - `select_rationales`: the correct samples of a strong model, finished the same way,
   de-duplicated and capped per question (the stage that samples them is `spec`).
 """
@@ -21,6 +23,20 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _ANSWER_IS = re.compile(r"the answer is\b", re.IGNORECASE)
 # "The answer is X." up to the period that ends the sentence (not the one inside "3.5") or the line end
 _ANSWER_SENTENCE = re.compile(r"the answer is[^\n]*?(?:\.(?=\s|$)|$)", re.IGNORECASE | re.MULTILINE)
+# a line that only states the answer: "The answer is X.", "Final answer: X", "#### X", "A: X", a lone box
+_ANSWER_ONLY_LINE = re.compile(
+    r"^\s*(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is\b|:)|####|A\s*:|[$\\(\[\s]*\\(?:boxed|fbox)\{[^\n]*\}[$\\)\]\s.]*$)",
+    re.IGNORECASE)
+
+
+class NoWorkedSolution(ValueError):
+    """A gold rationale that only states the answer: no training target for CoT."""
+
+
+def has_worked_steps(rationale: str) -> bool:
+    """Whether a rationale shows any work besides stating its answer ("The answer is 24." alone,
+    or a lone `#### 24` or `\\boxed{24}`, teaches nothing and is never exported as CoT)."""
+    return any(line.strip() and not _ANSWER_ONLY_LINE.match(line) for line in rationale.splitlines())
 
 
 def strong_model_spec(spec: str | None = None, environ=os.environ) -> str:
@@ -45,13 +61,17 @@ def gsm8k_gold_rationale(solution: str, answer: str | None = None) -> str:
     answer = answer if answer is not None else stated
     if answer is None:
         raise ValueError("GSM8K rationale has no '#### <answer>' line and no answer was given")
-    lines = [line.rstrip() for line in body.strip().splitlines() if line.strip()]
-    return "\n".join(_without_answer_line(lines) + [answer_sentence(answer)])
+    lines = _without_answer_line([line.rstrip() for line in body.strip().splitlines() if line.strip()])
+    if not has_worked_steps("\n".join(lines)):
+        raise NoWorkedSolution("the GSM8K rationale states only its answer")
+    return "\n".join(lines + [answer_sentence(answer)])
 
 
 def math_gold_rationale(solution: str, answer: str) -> str:
     """MATH solution as written (boxed answer kept), closed by `The answer is X.`."""
     lines = _without_answer_line(solution.rstrip().splitlines())
+    if not has_worked_steps("\n".join(lines)):
+        raise NoWorkedSolution("the MATH solution states only its answer")
     return "\n".join(lines + [answer_sentence(answer)])
 
 
@@ -90,7 +110,8 @@ def cot_record(problem: Problem, rationale: str, source: str) -> dict:
 
 
 def gold_cot(problems: Iterable[Problem]) -> list[dict]:
-    """CoT records from the gold rationales; problems without a usable rationale are skipped."""
+    """CoT records from the gold rationales; problems without a usable rationale (none, or one
+    that only states the answer) are skipped: the summary counts them."""
     records = []
     for problem in problems:
         try:

@@ -73,8 +73,12 @@ class CotSummary:
 
     def lines(self) -> list[str]:
         if self.source != "model":
-            return [f"problems: {self.questions}; {self.source} rationales written: {self.kept} "
-                    f"({self.without_rationale} without a usable rationale)"]
+            lines = [f"problems: {self.questions}; {self.source} rationales written: {self.kept} "
+                     f"({self.without_rationale} without a usable rationale)"]
+            if self.without_rationale:
+                lines.append(f"{self.without_rationale} problem{'s have' if self.without_rationale != 1 else ' has'} no worked "
+                             "solution (only an answer): no CoT example; --source model samples rationales for them")
+            return lines
         graded = self.samples
         rate = f"{self.correct / graded:.1%}" if graded else "n/a"
         lines = [
@@ -87,6 +91,8 @@ class CotSummary:
 
     def headline(self) -> list[tuple[str, str]]:
         how = {"gold": "gold rationales", "none": "no CoT"}.get(self.source, f"rejection-sampled from {self.model}")
+        if self.source == "gold" and self.without_rationale:
+            how += f"; {self.without_rationale} problems without a worked solution"
         return [("cot examples", f"{self.kept} ({how})" if self.source != "none" else "0")]
 
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lema_plugin.cot import answer_sentence
+from lema_plugin.cot import answer_sentence, has_worked_steps
 from lema_plugin.prompts import render
 from lema_plugin.records import RecordError, read_jsonl
 
@@ -114,8 +114,9 @@ def load_examples(path: str | Path, kind: str, prompt: str = "lema") -> tuple[li
 
     Returns the examples and counts of skipped records: repeated ids (files concatenated twice),
     corrections marked `correct: false` (a rejected.jsonl passed by mistake must not train
-    the model on wrong answers), and a correction that repeats another of the same mistake word
-    for word (the same example twice would weigh it double).
+    the model on wrong answers), a correction that repeats another of the same mistake word
+    for word (the same example twice would weigh it double), and a CoT rationale that only states
+    its answer (`no_worked_solution`: "The answer is 24." teaches no reasoning).
     """
     path = Path(path)
     required, convert = (COT_FIELDS, cot_example) if kind == "cot" else (CORRECTION_FIELDS, correction_example)
@@ -125,11 +126,16 @@ def load_examples(path: str | Path, kind: str, prompt: str = "lema") -> tuple[li
     skipped = {"duplicate_id": 0, "not_verified": 0}
     if kind != "cot":
         skipped["duplicate_correction"] = 0
+    else:
+        skipped["no_worked_solution"] = 0
     texts: set[tuple[str, str]] = set()
     for index, record in enumerate(read_jsonl(path, required=required)):
         where = (path, lines[index])
         if record.get("correct") is False:
             skipped["not_verified"] += 1
+            continue
+        if kind == "cot" and isinstance(record["rationale"], str) and not has_worked_steps(record["rationale"]):
+            skipped["no_worked_solution"] += 1
             continue
         example = convert(record, where, prompt)
         if example.id in seen:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lema_plugin.cot import has_worked_steps
 from lema_plugin.records import RecordError, numbered_jsonl, read_jsonl
 from lema_plugin.steps import split_steps
 
@@ -27,7 +28,7 @@ from .examples import COT_FIELDS, CORRECTION_FIELDS, _with_answer_line
 CORRECTION_SKIPS = (
     "duplicate_id", "not_verified", "single_step_path", "step_outside_path", "no_corrected_steps", "not_confirmed",
 )
-COT_SKIPS = ("duplicate_id", "not_gold")
+COT_SKIPS = ("duplicate_id", "not_gold", "no_worked_solution")
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ def load_gold_solutions(path: str | Path) -> Loaded:
         problems.add(str(record["problem_id"]))
         if record.get("source") != "gold":
             skipped["not_gold"] += 1
+            continue
+        if isinstance(record["rationale"], str) and not has_worked_steps(record["rationale"]):
+            skipped["no_worked_solution"] += 1  # "The answer is 24." alone vouches for no step
             continue
         rationale = _with_answer_line(record["rationale"], record.get("answer"), (path, line), "rationale")
         kept.append(GoldSolution(

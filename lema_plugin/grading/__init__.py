@@ -9,7 +9,7 @@ import these functions, so a path is judged the same way everywhere.
     extract_strict(text, dataset)   only "The answer is X" or a final \\boxed{X}
     answers_match(pred, gold, dataset)  equivalence of an extracted answer and the gold answer
     last_boxed(text)                content of the last \\boxed{}/\\fbox{}
-    gold_answer(gold, dataset)      a gold final answer, also from a full rationale
+    gold_answer(gold, dataset)      the one gold reader: a bare answer or a rationale's stated one
     dataset_kind(dataset)           which rules a dataset is graded by ("gsm8k" or "math")
 
 `dataset` is "gsm8k", "math" or "math500" (graded as "math"). Nothing here raises on model
@@ -44,36 +44,12 @@ from dataclasses import dataclass
 from .compare import Verdict, gsm8k_verdict, math_verdict, single_value
 from .datasets import dataset_kind
 from .extract import extract_answer, extract_strict, find_answer, joined_answers
+from .gold import gold_answer
 from .latex import last_boxed
 from .subproblems import asked_section
 
 __all__ = ["grade", "Graded", "extract_answer", "extract_strict", "answers_match", "is_correct", "last_boxed",
            "gold_answer", "dataset_kind"]
-
-
-def gold_answer(gold: object, dataset: str) -> str | None:
-    """The gold final answer from a bare answer or a whole gold rationale.
-
-    GSM8K: the text after the last `####`; MATH: the last `\\boxed{}` (with the boxes next to it
-    when several values are boxed together, and every boxed value when a solution boxes several
-    different answers); a rationale that ends "The answer is X" (the LeMa test files) gives X.
-    """
-    if gold is None:
-        return None
-    gold = str(gold).strip()
-    dataset = dataset_kind(dataset)
-    if dataset == "gsm8k" and "####" in gold:
-        return gold.rsplit("####", 1)[1].strip().replace(",", "") or None
-    if dataset == "math" and ("\\boxed" in gold or "\\fbox" in gold):
-        answer = find_answer(gold, dataset)
-        if answer.value is None:
-            return last_boxed(gold)
-        return joined_answers((*answer.others, answer.value)) if answer.others else answer.value
-    if "answer is" in gold.lower() and len(gold) > 40:
-        return extract_answer(gold, dataset)
-    if dataset == "gsm8k":
-        gold = gold.replace(",", "")
-    return gold or None
 
 
 def answer_verdict(pred: object, gold: object, dataset: str) -> Verdict:

@@ -46,6 +46,7 @@ class GradeReport:
     unsettled: int = 0  # graded not correct because nothing could decide (no judge, or it did not answer)
     by_level: dict[str, list[int]] = field(default_factory=dict)  # name -> [correct, graded]
     by_subject: dict[str, list[int]] = field(default_factory=dict)
+    judge_failures: Counter = field(default_factory=Counter)  # why judge requests finally failed: reason -> requests
 
     @property
     def accuracy(self) -> float:
@@ -56,7 +57,8 @@ class GradeReport:
         return {"graded": self.graded, "correct": self.correct, "accuracy": round(self.accuracy, 6),
                 "answer_found": self.extracted, "layouts": dict(self.formats), "datasets": dict(self.datasets),
                 "decided_by": dict(self.decided_by), "undecided": self.unsettled, "repeated_lm_eval_rows": self.repeated,
-                "bad_lines": len(self.bad_lines), "by_level": self.by_level, "by_subject": self.by_subject}
+                "bad_lines": len(self.bad_lines), "by_level": self.by_level, "by_subject": self.by_subject,
+                "judge_failures": self.judge_failures.most_common(5)}
 
     def add(self, correct: bool, extracted: bool, level: object, subject: object) -> None:
         self.graded += 1
@@ -81,6 +83,10 @@ def _first_text(value: object) -> str | None:
 def _gold_from(record: dict, gold_field: str | None, skip: tuple[str, ...] = ()) -> object:
     name = first_field(record, GOLD_FIELDS, gold_field, skip=skip)
     value = record.get(name) if name else None
+    if name == "solution" and not gold_field:  # a gold rationale: only one that states its answer, as a problem file reads it
+        from .gold import stated_answer
+
+        return value if stated_answer(value, "math") else None
     return None if value in (None, "") else value
 
 
@@ -188,7 +194,7 @@ def grade_file(
             rules = dataset or record_dataset(record, doc, predictions)
             rows.append((record, grade(text, gold, rules, _question(record, doc)), gold, layout, doc, text, rules))
     if judge is not None and rows:
-        grades = _judged(rows, judge, client)
+        grades = _judged(rows, judge, client, report.judge_failures)
         rows = [(record, graded, *rest) for (record, _, *rest), graded in zip(rows, grades)]
     graded_records: list[dict] = []
     seen_docs: set[tuple] = set()
@@ -218,7 +224,7 @@ def _question(record: dict, doc: dict) -> str | None:
                  if isinstance(source.get(name), str)), None)
 
 
-def _judged(rows, judge, client) -> list[Graded]:
+def _judged(rows, judge, client, failures: Counter) -> list[Graded]:
     import asyncio
 
     from .judge import JudgeItem, judge_graded
@@ -230,7 +236,7 @@ def _judged(rows, judge, client) -> list[Graded]:
 
     async def run():
         try:
-            return await judge_graded(items, judge, client)
+            return await judge_graded(items, judge, client, failures=failures)
         finally:
             await client.aclose()
 

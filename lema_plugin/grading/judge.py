@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -77,13 +78,15 @@ def _asker(ask_or_client):
 
 
 async def judge_graded(
-    items: Sequence[tuple[Graded, JudgeItem]], endpoint: Endpoint, ask, desc: str = "judge"
+    items: Sequence[tuple[Graded, JudgeItem]], endpoint: Endpoint, ask, desc: str = "judge",
+    failures: Counter | None = None,
 ) -> list[Graded]:
     """Settle the unsettled grades of `items` with the judge at `endpoint`; `ask` is the request
     loop (`run.ask`) or an `LLMClient`.
 
     Returns one `Graded` per item, in order. Only unsettled items cost a request; an item whose
-    request failed, or whose reply holds no verdict, keeps its rule grade (unsettled)."""
+    request failed, or whose reply holds no verdict, keeps its rule grade (unsettled). The
+    reasons of the judge requests that finally failed are added to `failures`."""
     results = [graded for graded, _ in items]
     queue = JudgeQueue(endpoint, ask, desc)
     for index, (graded, item) in enumerate(items):
@@ -91,7 +94,11 @@ async def judge_graded(
             results[index] = settled
 
         queue.put(graded, item, done)
-    await queue.settle()
+    try:
+        await queue.settle()
+    finally:
+        if failures is not None:
+            failures.update(queue.failures)
     return results
 
 
@@ -130,6 +137,7 @@ class JudgeQueue:
         self.judge, self.desc = judge, desc
         self.ask = _asker(ask) if ask is not None else None
         self.pending = 0  # items left unsettled this run because their judge request failed or was not sent
+        self.failures: Counter = Counter()  # why judge requests finally failed: reason -> requests
         self._waiting: list[tuple[Graded, JudgeItem, Callable[[Graded], None]]] = []
 
     def put(self, graded: Graded, item: JudgeItem, done: Callable[[Graded], None]) -> None:
@@ -157,6 +165,7 @@ class JudgeQueue:
             nonlocal answered
             graded, _, done = ask.owner
             if not completion.ok:
+                self.failures[" ".join((completion.error or "request failed").split())[:160]] += 1
                 return  # stays pending: counted below, asked again on the next run
             answered += 1
             verdict = parse_verdict(completion.text)

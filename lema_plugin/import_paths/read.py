@@ -15,8 +15,14 @@ Three input formats:
 The gold answer comes from the file when a line carries one (lm-eval's ``target``, the
 ``answer`` of every record lema-plugin writes, or ``gold_field``: "#### 72" and "A: 72"
 rationales, a final ``\\boxed{}`` and bare answers all work); otherwise the question must match a
-known problem (by its text, whitespace aside), which supplies the gold answer and the problem id,
-or the import stops with the file and line. Known problems are loaded only when a line needs them.
+known problem (by its text, whitespace aside), which supplies the gold answer and the problem id;
+a line that matches none is left out, counted and named in the summary (`unmatched`), and the
+rest is imported. Known problems are loaded only when a line needs them. A gold answer is read as
+a problem file's is (`problems.normalize`, the one gold reader), so `3/8` stays `3/8`.
+
+A path record lema-plugin wrote keeps what its stage decided: its `finish_reason` comes along, so
+a path cut at max_tokens is `truncated` again (not a mistake unless `--keep-unfinished`), and the
+records of failed requests (`kind: failed`) are counted, not imported.
 Questions found in the dataset's test split are counted (`test_questions`): training on their
 mistakes would leak the test set into the fine-tune.
 
@@ -27,15 +33,14 @@ after `lema sample` (mistakes, de-duplication, caps), with the figures in `impor
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..fields import GOLD_FIELDS, TEXT_FIELDS, first_field, get as _get
-from ..problems import Problem, grader_dataset
+from ..problems import Problem, normalize
 from ..records import RecordError, make_id, numbered_jsonl
 from ..settings import DATASETS
-from ..text import gold_from_value
 
 FORMATS = ("auto", "lm-eval", "jsonl", "gsm8k-solutions")
 
@@ -53,20 +58,45 @@ class RawPath:
     subject: str | None = None
     extra: dict | None = None
     dataset: str | None = None  # the line's own `dataset` field, if any
+    gold_field: str | None = None  # the field the gold answer was read from
+    finish_reason: str | None = None  # a path record's own: "length" keeps a truncated path truncated
 
 
-def matched_paths(sources: Sequence[str | Path], options, known: "Known") -> Iterator[tuple]:
+@dataclass
+class Unmatched:
+    """Lines whose question matched no known problem (and that carry no gold answer): left out,
+    counted, and the first few named, so one stray question does not stop a whole file."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+    failed: int = 0  # records of requests that failed (`kind: failed`): no path to import
+    SHOWN = 5
+
+    def add(self, source: Path, raw: "RawPath") -> None:
+        self.count += 1
+        if len(self.examples) < self.SHOWN:
+            snippet = _question_key(raw.question)
+            self.examples.append(f"{source}:{raw.line}: {snippet[:70]}{'...' if len(snippet) > 70 else ''}")
+
+
+def matched_paths(sources: Sequence[str | Path], options, known: "Known",
+                  unmatched: Unmatched | None = None) -> Iterator[tuple]:
     """(problem, raw path, sample index, record id, source) for every solution text in
-    `sources`, matched to its problem (its own gold answer, else a known problem by question).
-    The id depends on the problem, the model, the file's name and the index, so a rerun of the
-    same import finds every path it stored."""
+    `sources`, matched to its problem (its own gold answer, else a known problem by question);
+    a line that matches none is added to `unmatched` and left out. The id depends on the
+    problem, the model, the file's name and the index, so a rerun of the same import finds every
+    path it stored."""
+    unmatched = unmatched if unmatched is not None else Unmatched()
     for source in sources:
         source = Path(source)
         if not source.exists():
             raise RecordError(source, None, "file not found")
         counts: dict[tuple[str, str], int] = {}
-        for raw in read_raw_paths(source, options):
+        for raw in read_raw_paths(source, options, unmatched):
             problem = _problem_for(raw, source, options, known)
+            if problem is None:
+                unmatched.add(source, raw)
+                continue
             key = (problem.id, raw.model)
             sample_index = counts.get(key, 0)
             counts[key] = sample_index + 1
@@ -92,9 +122,15 @@ class Known:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def read_raw_paths(path: Path, options) -> Iterator[RawPath]:
-    """Yield the solution texts of one file, whatever its format."""
+def read_raw_paths(path: Path, options, unmatched: Unmatched | None = None) -> Iterator[RawPath]:
+    """Yield the solution texts of one file, whatever its format. The records of failed
+    requests that a lema path file holds (`kind: failed`, no text) are counted in `unmatched`."""
     records = _read_objects(path)
+    if unmatched is not None:
+        failed = sum(1 for _, r in records if r.get("kind") == "failed")
+        unmatched.failed += failed
+        if failed:
+            records = [(line, r) for line, r in records if r.get("kind") != "failed"]
     fmt = options.format
     if fmt == "auto":
         first = next((r for _, r in records), None)
@@ -128,12 +164,13 @@ def _question_field(record: dict, options) -> str:
     return "problem" if "problem" in record and "question" not in record else "question"
 
 
-def _gold(record: dict, options, skip: tuple[str, ...] = ()):
-    """The gold answer a line carries: `gold_field`, else the first of `fields.GOLD_FIELDS`."""
+def _gold(record: dict, options, skip: tuple[str, ...] = ()) -> tuple[object, str | None]:
+    """The gold answer a line carries and its field: `gold_field`, else the first of
+    `fields.GOLD_FIELDS`."""
     if options.gold_field is not None:
-        return _get(record, options.gold_field)
+        return _get(record, options.gold_field), options.gold_field
     name = first_field(record, GOLD_FIELDS, skip=skip)
-    return record.get(name) if name else None
+    return (record.get(name), name) if name else (None, None)
 
 
 def _dataset(record: dict) -> str | None:
@@ -161,11 +198,13 @@ def _read_lm_eval(path: Path, records, options) -> Iterator[RawPath]:
         field = _question_field(doc, options)
         question = _need_text(path, line, doc, field) if _get(doc, field) is not None else _need_text(path, line, record, field)
         if options.gold_field is not None:
-            gold = _get(doc, options.gold_field)
+            gold, gold_field = _get(doc, options.gold_field), options.gold_field
             if gold is None:
                 gold = _get(record, options.gold_field)
-        else:  # lm-eval logs the task's target with every sample
-            gold = record.get("target") if record.get("target") not in (None, "") else _gold(doc, options)
+        elif record.get("target") not in (None, ""):  # lm-eval logs the task's target with every sample
+            gold, gold_field = record["target"], "target"
+        else:
+            gold, gold_field = _gold(doc, options)
         texts = []
         for response in record["resps"] or []:
             for text in response if isinstance(response, list) else [response]:
@@ -176,7 +215,7 @@ def _read_lm_eval(path: Path, records, options) -> Iterator[RawPath]:
             raise RecordError(path, line, "no generations", field="resps")
         for text in texts:
             yield RawPath(line, question, text, model, gold, doc.get("level"), doc.get("type") or doc.get("subject"), {"doc_id": doc_id},
-                          _dataset(doc) or _dataset(record))
+                          _dataset(doc) or _dataset(record), gold_field)
 
 
 def _read_generic(path: Path, records, options) -> Iterator[RawPath]:
@@ -195,9 +234,12 @@ def _read_generic(path: Path, records, options) -> Iterator[RawPath]:
         else:  # a path record names its model; a correction or CoT record its writer
             model = next((record[name] for name in ("model", "corrector", "source_model")
                           if isinstance(record.get(name), str) and record[name]), path.stem)
+        gold, gold_field = _gold(record, options, skip=(text_field,))
+        # a lema path record keeps what its stage found: a reply cut at max_tokens stays truncated
+        finish = record.get("finish_reason") if isinstance(record.get("finish_reason"), str) else None
         for text in texts:
-            yield RawPath(line, question, text, model, _gold(record, options, skip=(text_field,)), record.get("level"),
-                          record.get("type") or record.get("subject"), dataset=_dataset(record))
+            yield RawPath(line, question, text, model, gold, record.get("level"), record.get("type") or record.get("subject"),
+                          dataset=_dataset(record), gold_field=gold_field, finish_reason=finish)
 
 
 def _read_gsm8k_solutions(path: Path, records, options) -> Iterator[RawPath]:
@@ -214,7 +256,8 @@ def _read_gsm8k_solutions(path: Path, records, options) -> Iterator[RawPath]:
             if not isinstance(text, str):
                 raise RecordError(path, line, "expected text", field=f"{key}.solution")
             extra = {"reported_correct": value["is_correct"]} if isinstance(value.get("is_correct"), bool) else {}
-            yield RawPath(line, question, text, key, _gold(record, options), extra=extra)
+            gold, gold_field = _gold(record, options)
+            yield RawPath(line, question, text, key, gold, extra=extra, gold_field=gold_field)
         if not found:
             raise RecordError(path, line, "no model objects with a 'solution'")
 
@@ -227,30 +270,20 @@ def _question_key(question: str) -> str:
 
 
 def _problem_for(raw: RawPath, source: Path, options, index: "Known") -> Problem:
-    dataset = grader_dataset(options.dataset or raw.dataset or "gsm8k")
+    dataset = options.dataset or raw.dataset or "gsm8k"
     if options.gold_field is not None or raw.gold not in (None, ""):
-        gold = gold_from_value(raw.gold, dataset)
-        if gold is None:
-            raise RecordError(source, raw.line, "no gold answer found", field=options.gold_field or "answer")
-        return Problem(
-            id=make_id(dataset, raw.question),
-            dataset=dataset,
-            question=raw.question,
-            answer=gold,
-            solution=raw.gold if isinstance(raw.gold, str) else "",
-            level=_level(raw.level),
-            subject=raw.subject,
-        )
-    problem = index.get(_question_key(raw.question))
-    if problem is None:
-        snippet = _question_key(raw.question)[:60]
-        raise RecordError(
-            source, raw.line,
-            f"no gold answer in the line, and the question matches no known problem ({snippet!r}...); "
-            "check --dataset/--split/--data-file or name the gold answer's field with --gold-field",
-            field=options.question_field or "question",
-        )
-    return problem
+        # the line's own gold, read as a problem file's line is (the one gold reader)
+        field = "solution" if raw.gold_field == "solution" else "answer"
+        line = {"question": raw.question, field: raw.gold, "dataset": dataset, "level": _level(raw.level),
+                "subject": raw.subject if isinstance(raw.subject, str) else None}
+        try:
+            return normalize(line, dataset, (str(source), raw.line))
+        except RecordError as exc:
+            if exc.field not in ("answer", "solution"):
+                raise
+            raise RecordError(source, raw.line, "no gold answer found (a bare answer, or a solution ending '#### X', "
+                              "'The answer is X' or \\boxed{X})", field=options.gold_field or raw.gold_field or "answer") from None
+    return index.get(_question_key(raw.question))
 
 
 def _level(value) -> int | None:

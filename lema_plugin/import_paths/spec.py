@@ -82,10 +82,10 @@ class ImportStage(Stage):
     in_pipeline = False
     old_spellings = {"model_name": ("--model",)}
 
-    def _matched(self, files, settings):
+    def _matched(self, files, settings, unmatched=None):
         from .read import Known, matched_paths
 
-        return matched_paths(files, settings, Known(None if settings.gold_field else lambda: _known(settings)))
+        return matched_paths(files, settings, Known(None if settings.gold_field else lambda: _known(settings)), unmatched)
 
     def plan(self, items, endpoints, settings) -> list[Ask]:
         """No model is asked; with a judge, the texts the rules cannot grade are (the plan a preview prices)."""
@@ -108,10 +108,12 @@ class ImportStage(Stage):
 
     async def run(self, run) -> None:
         from ..sample.paths import path_grade, path_record
+        from .read import Unmatched
 
         store = run.store(PATHS_FILE)
-        run.result = problem_order, model_order, questions = [], [], {}
-        for problem, raw, sample_index, record_id, source in self._matched(run.items, run.settings):
+        unmatched = Unmatched()
+        run.result = problem_order, model_order, questions, unmatched = [], [], {}, unmatched
+        for problem, raw, sample_index, record_id, source in self._matched(run.items, run.settings, unmatched):
             questions.setdefault(problem.id, " ".join(raw.question.split()))
             if problem.id not in problem_order:
                 problem_order.append(problem.id)
@@ -121,7 +123,7 @@ class ImportStage(Stage):
                 continue
 
             def done(graded, problem=problem, raw=raw, sample_index=sample_index, record_id=record_id, source=source):
-                store.append(path_record(problem, raw.model, sample_index, raw.text, None, record_id, graded,
+                store.append(path_record(problem, raw.model, sample_index, raw.text, raw.finish_reason, record_id, graded,
                                          source=source.name, **(raw.extra or {})))
 
             run.judge.put(path_grade(problem, raw.text),
@@ -132,11 +134,13 @@ class ImportStage(Stage):
     def summarize(self, run):
         from ..sample.paths import finalize_run, write_summary
 
-        problem_order, model_order, questions = run.result
+        problem_order, model_order, questions, unmatched = run.result
         settings = run.settings
         summary = finalize_run(run.out_dir, problem_order=problem_order, model_order=model_order,
                                max_mistakes_per_question=settings.max_mistakes_per_question,
                                keep_unfinished=settings.keep_unfinished)
+        summary.unmatched, summary.unmatched_lines, summary.failed_records = \
+            unmatched.count, unmatched.examples, unmatched.failed
         if questions:
             test = _test_questions(settings)
             summary.test_questions = sum(question in test for question in questions.values())
@@ -210,7 +214,7 @@ class _WithProblems(ImportStage):
     def __init__(self, problems):
         self.problems = problems
 
-    def _matched(self, files, settings):
+    def _matched(self, files, settings, unmatched=None):
         from .read import Known, matched_paths
 
-        return matched_paths(files, settings, Known(self.problems))
+        return matched_paths(files, settings, Known(self.problems), unmatched)

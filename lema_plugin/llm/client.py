@@ -16,7 +16,8 @@ through the official `openai` package and adds what long data-generation runs ne
   billed, so it keeps its worst case; an error status or a refused connection costs nothing); an
   attempt that would cross the cap is not sent (`Completion.extra["over_budget"]`);
 - online rate limits: an endpoint's `rpm` / `tpm` caps, and the server's
-  `x-ratelimit-remaining-*` / `x-ratelimit-reset-*` headers, pace the next request to it;
+  `x-ratelimit-remaining-*` / `x-ratelimit-reset-*` headers, pace the next request to it; a
+  timeout from a server on this machine halves what it gets in flight (`pacing.Pacer.overloaded`);
 - for batch-mode endpoints, the folder of the Batch API ledger (`batch_dir`, see `llm.batch`),
   and a cost preview (`estimate`) that makes the asking helper count instead of send.
 
@@ -440,8 +441,9 @@ class LLMClient:
             try:
                 if pacer.rpm or pacer.tpm or pacer.not_before:
                     await pacer.wait(tokens)
-                async with self._slots(endpoint), self._semaphore:
+                async with self._slots(endpoint), pacer.slot(), self._semaphore:
                     response = await client.post(path, body=body, cast_to=httpx.Response)
+                    pacer.answered()
                 pacer.note(response.headers)
                 completion = parse_completion(response.content, chat)
                 completion.text = scrub(repair_text(completion.text))
@@ -462,6 +464,8 @@ class LLMClient:
                 reason = _connection_failure(exc, endpoint.timeout or self.timeout)
                 if _never_sent(exc):
                     billed = None
+                if isinstance(exc, openai.APITimeoutError) and _on_this_machine(urls[(first + retry) % len(urls)]):
+                    pacer.overloaded()  # the retry waits for room instead of queueing behind what timed out
             finally:
                 if self.budget is not None:
                     self.budget.settle(token, billed)
@@ -504,3 +508,9 @@ def _never_sent(exc: openai.APIConnectionError) -> bool:
             break
         root = deeper
     return isinstance(root, ConnectionRefusedError) or "Connection refused" in str(root)
+
+
+def _on_this_machine(url: str) -> bool:
+    """A server on this machine (the embedded model, a local llama.cpp): its timeouts mean load."""
+    host = httpx.URL(url).host
+    return host in ("localhost", "::1") or host.startswith("127.")

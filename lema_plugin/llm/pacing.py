@@ -5,11 +5,17 @@ tokens counted as the request's worst case, prompt bound plus max_tokens, as the
 it admits a request), and what the server says on each answer: `x-ratelimit-remaining-requests`
 or `-tokens` at 0 means wait for `x-ratelimit-reset-requests` / `-tokens` (e.g. `1s`, `6m0s`,
 `20ms`) before the next request. A 429's `retry-after` is handled by the client's retries.
+
+A third, for a server on this machine (the embedded model, a local llama.cpp): a request that
+timed out there means the server has more at once than it can finish in time, and sending the
+retry at once only adds to its queue. `overloaded()` halves the requests in flight it may get
+(`slot()`); each answer that comes back in time lets one more in again.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import re
 import time
 
@@ -43,6 +49,10 @@ class Pacer:
         self.not_before = 0.0
         self.waited = 0.0  # seconds spent waiting, for the benchmark and the curious
         self._lock = asyncio.Lock()
+        self.limit: int | None = None  # requests in flight allowed after an overload; None: no cap of its own
+        self.in_flight = 0
+        self._freed: asyncio.Condition | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def delay(self, tokens: int) -> float:
         """Seconds to wait before sending a request of `tokens` (0 when it may go now)."""
@@ -82,3 +92,32 @@ class Pacer:
             seconds = reset_seconds(headers.get(f"x-ratelimit-reset-{kind}"))
             if seconds:
                 self.not_before = max(self.not_before, self.clock() + min(seconds, MAX_WAIT))
+
+    # -- an overloaded server on this machine ----------------------------------------------------
+
+    def overloaded(self) -> None:
+        """A request timed out on a local server: halve what it may have in flight (at least 1)."""
+        now = self.in_flight + 1  # the request that timed out has left already
+        self.limit = max(1, min(self.limit or now, now) // 2)
+
+    def answered(self) -> None:
+        """An answer came back in time: one more request may be in flight again."""
+        if self.limit is not None:
+            self.limit += 1
+
+    @contextlib.asynccontextmanager
+    async def slot(self):
+        """Hold one of the requests in flight this endpoint may have (any number while no
+        overload was seen)."""
+        loop = asyncio.get_running_loop()
+        if self._freed is None or self._loop is not loop:  # asyncio primitives belong to one loop
+            self._freed, self._loop, self.in_flight = asyncio.Condition(), loop, 0
+        async with self._freed:
+            await self._freed.wait_for(lambda: self.limit is None or self.in_flight < self.limit)
+            self.in_flight += 1
+        try:
+            yield
+        finally:
+            async with self._freed:
+                self.in_flight -= 1
+                self._freed.notify_all()

@@ -4,9 +4,10 @@ is served.
 A run that starts against a dead server, a wrong port, a refused key or a misspelt model name
 would otherwise spend its retries (and, on a paid API, its money) on every request before
 anything says so. One GET of `/models` per base URL tells all three: no answer is a dead
-endpoint, 401/403 a refused key, and a list of model ids that lacks ours a wrong name. A server
-that offers no `/models` (404, a body that is no model list) or lists nothing is taken at its
-word: the first requests will tell.
+endpoint, 401/403 a refused key, and a list of model ids that lacks ours a wrong name. A 404
+where `URL/v1/models` answers is a URL missing its `/v1` (every request would fail with 404): the
+check names the `/v1` form. A server that offers no `/models` (404, a body that is no model list)
+or lists nothing is taken at its word: the first requests will tell.
 
 Each endpoint is checked once per process. `transformers serve` lists the hub
 cache, not a model it loads from a folder, so such a model (the embedded one behind `lema serve`,
@@ -55,6 +56,13 @@ async def check_endpoint(endpoint: Endpoint, role: str = "model", timeout: float
             reason = "no answer within {:g} s".format(timeout) if isinstance(exc, openai.APITimeoutError) \
                 else scrub(f"{type(root).__name__}: {root}")
             raise EndpointError(f"{where} does not answer ({reason}); nothing was requested") from None
+        except openai.NotFoundError:
+            served = []  # no /models here: the first requests will tell, unless the API sits under /v1
+            better = await _answers_under_v1(url, api_key, timeout)
+            if better:
+                raise EndpointError(f"{where}: no OpenAI-compatible API at this URL (GET {url.rstrip('/')}/models: "
+                                    f"HTTP 404), but {better} answers: use {endpoint.model}@{better}; nothing was "
+                                    "requested") from None
         except (openai.APIStatusError, ValueError, TypeError, AttributeError):
             served = []  # no usable /models here: the first requests will tell
         finally:
@@ -65,6 +73,24 @@ async def check_endpoint(endpoint: Endpoint, role: str = "model", timeout: float
             raise EndpointError(f"{where}: model {endpoint.model!r} is not served there (it serves: {shown}); "
                                 "nothing was requested")
         _checked.add(_key(endpoint, url))
+
+
+async def _answers_under_v1(url: str, api_key: str, timeout: float) -> str | None:
+    """`URL/v1` when the URL lacks the `/v1` every OpenAI-compatible server puts its API under
+    and `URL/v1/models` answers there (vLLM, TGI, llama.cpp, `transformers serve`); else None."""
+    if url.rstrip("/").endswith("/v1"):
+        return None
+    better = url.rstrip("/") + "/v1"
+    client = openai.AsyncOpenAI(base_url=better, api_key=api_key, max_retries=0, timeout=timeout)
+    try:
+        await client.models.list()
+    except (openai.AuthenticationError, openai.PermissionDeniedError):
+        return better  # it is there, and refuses the key: the check of the right URL will say so
+    except (openai.APIError, ValueError, TypeError, AttributeError):
+        return None
+    finally:
+        await client.close()
+    return better
 
 
 def _served_from_disk(model: str) -> bool:

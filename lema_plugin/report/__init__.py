@@ -21,7 +21,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, comparisons
     data = read_run(run_dir)
     figures = compute(data)
     html = page.render(f"LeMa report: {Path(run_dir).resolve()}", figures, plots.all_plots(figures),
-                       data.evals, data.run_summary, comparisons)
+                       data.evals, data.run_summary, comparisons,
+                       training=(data.export_rows, data.export_format, data.export_counts))
     target = Path(out) if out else Path(run_dir) / REPORT_FILE
     write_atomic(target, html)
     return target

@@ -41,6 +41,9 @@ class Question:
     question: str
     level: str
     subject: str
+    answer_a: str | None = None  # the final answer each model stated (the metric's reading), and the gold
+    answer_b: str | None = None
+    gold: str | None = None
 
 
 @dataclass
@@ -92,9 +95,9 @@ def sample_files(source: str | Path) -> list[Path]:
     return sorted(latest.values())
 
 
-def read_samples(source: str | Path, metric: str) -> dict[tuple, tuple[float, dict, str]]:
-    """(task, doc_id) -> (score, doc, doc_hash) for every logged question. A task with several
-    filters logs a row per filter: the first filter's row is the one compared."""
+def read_samples(source: str | Path, metric: str) -> dict[tuple, tuple[float, dict, str, dict]]:
+    """(task, doc_id) -> (score, doc, doc_hash, the logged row) for every logged question. A task
+    with several filters logs a row per filter: the first filter's row is the one compared."""
     samples = {}
     for path in sample_files(source):
         task = _task_name(path)
@@ -110,15 +113,37 @@ def read_samples(source: str | Path, metric: str) -> dict[tuple, tuple[float, di
             except (TypeError, ValueError):
                 raise RecordError(path, lineno, "not a number", field=metric) from None
             key = (task, record["doc_id"])
-            samples.setdefault(key, (score, record.get("doc") or {}, str(record.get("doc_hash", ""))))
+            samples.setdefault(key, (score, record.get("doc") or {}, str(record.get("doc_hash", "")), record))
     return samples
 
 
-def _question(key: tuple, doc: dict) -> Question:
+def _question(key: tuple, doc: dict, row_a: dict | None = None, row_b: dict | None = None, metric: str = "exact_match") -> Question:
     level = doc.get("level")
     level = "" if level in (None, "") else (str(level) if str(level).lower().startswith("level") else f"Level {level}")
     text = doc.get("question") or doc.get("problem") or ""
-    return Question(task=key[0], doc_id=key[1], question=str(text), level=level, subject=str(doc.get("subject") or doc.get("type") or ""))
+    question = Question(task=key[0], doc_id=key[1], question=str(text), level=level,
+                        subject=str(doc.get("subject") or doc.get("type") or ""))
+    if row_a is not None and row_b is not None:
+        question.answer_a, question.answer_b, question.gold = _answers(key[0], doc, row_a, row_b, metric)
+    return question
+
+
+def _answers(task: str, doc: dict, row_a: dict, row_b: dict, metric: str) -> tuple:
+    """Each model's final answer as the metric reads it (the one grader's), and the gold as written."""
+    from lema_plugin.grading import extract_answer, extract_strict, gold_answer
+
+    own = doc.get("dataset")
+    dataset = own if own in ("gsm8k", "math", "math500") else ("math" if "math" in task else "gsm8k")
+    extract = extract_strict if metric == "strict_match" else extract_answer
+
+    def said(row: dict) -> str | None:
+        text = row.get("resps")
+        while isinstance(text, list) and text:
+            text = text[0]
+        return extract(text, dataset) if isinstance(text, str) else None
+
+    gold = row_a.get("target") if row_a.get("target") not in (None, "") else doc.get("answer")
+    return said(row_a), said(row_b), gold_answer(gold, dataset)
 
 
 def paired_stats(a: np.ndarray, b: np.ndarray, label: str, rng: np.random.Generator, rounds: int = BOOTSTRAP) -> Paired:
@@ -155,7 +180,7 @@ def compare(a_source: str | Path, b_source: str | Path, metric: str = PAPER_METR
             raise CompareError(f"task {key[0]} doc_id {key[1]}: the two outputs hold different questions (doc_hash differs)")
     scores_a = np.array([a[k][0] for k in common])
     scores_b = np.array([b[k][0] for k in common])
-    questions = [_question(k, a[k][1]) for k in common]
+    questions = [_question(k, a[k][1], a[k][3], b[k][3], metric) for k in common]
     rng = np.random.default_rng(seed)
     result = Comparison(a=str(a_source), b=str(b_source), metric=metric,
                         overall=paired_stats(scores_a, scores_b, "all", rng, rounds),
@@ -201,7 +226,8 @@ def text(result: Comparison, show: int = 10) -> str:
         lines += ["", f"{title}: {len(flipped)}"]
         for q in flipped[:show]:
             snippet = " ".join(q.question.split())
-            lines.append(f"  {q.task} #{q.doc_id}: {snippet[:100]}{'...' if len(snippet) > 100 else ''}")
+            lines.append(f"  {q.task} #{q.doc_id}: {snippet[:100]}{'...' if len(snippet) > 100 else ''}"
+                         f"  [A: {q.answer_a}, B: {q.answer_b}, gold: {q.gold}]")
         if len(flipped) > show:
             lines.append(f"  ... and {len(flipped) - show} more")
     return "\n".join(lines)

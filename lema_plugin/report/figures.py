@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from lema_plugin import stage as registry
+from lema_plugin.text import dedupe_key
 
 from .gather import ORIGINAL, RunData
 
@@ -21,12 +22,19 @@ REASON_LABELS = {
     "unextractable": "no final answer",
     "truncated": "cut off at max tokens",
     "failed": "request failed",
-    "wrong": "duplicate or over the per-question cap",
+    "over_cap": "over the per-question cap",
+    "duplicate": "repeats a wrong path of its question",
     "request_failed": "request failed",
     "unparseable": "reply not in the correction format",
     "bad_step": "named a step the path lacks",
     "wrong_answer": "corrected answer wrong",
     "not_exported": "left out of every export mix",
+}
+CHECK_LABELS = {  # the first-error check's verdicts (first_error.stage)
+    "confirmed": "named step confirmed",
+    "before_fails": "the steps before it already fail",
+    "step_recovers": "the path recovers after the step",
+    "incomplete": "continuations missing",
 }
 
 
@@ -57,6 +65,9 @@ class Figures:
     problems: int = 0  # distinct questions over all generators and stages
     cot: int = 0  # CoT examples
     items: dict = field(default_factory=dict)  # the viewer's data (see `viewer_data`)
+    correctors: dict[str, dict[str, int]] = field(default_factory=dict)  # corrector -> replies, parsed, verified, mistakes, corrected
+    first_error: dict[str, dict[str, Rate]] = field(default_factory=dict)  # "generator" / "level" / "corrector" -> confirmed / checked
+    first_error_reasons: Counter = field(default_factory=Counter)  # verdict -> checked corrections
 
 
 def _generator(record: dict) -> str:
@@ -79,6 +90,7 @@ def compute(data: RunData) -> Figures:
     per_question: dict[str, Counter] = defaultdict(Counter)
     datasets = Counter()
 
+    seen_texts: set = set()  # (question, text) of the candidate mistakes met so far, as sampling de-duplicates
     for path in data.paths.values():
         key = (path["_stage"], _generator(path))
         funnel[key]["paths"] += 1
@@ -89,7 +101,9 @@ def compute(data: RunData) -> Figures:
             accuracy[key[1]].total += 1
             accuracy[key[1]].hits += kind == "correct"
         if path["id"] not in data.mistakes:
-            dropped[key][kind] += 1
+            dropped[key][_drop_code(path, kind, seen_texts)] += 1
+        else:
+            seen_texts.add((path.get("problem_id"), dedupe_key(str(path.get("text") or ""))))
 
     # mistakes: those in mistakes.jsonl, or (a `lema correct` folder alone) the paths the replies name
     mistakes = dict(data.mistakes)
@@ -134,6 +148,8 @@ def compute(data: RunData) -> Figures:
 
     for key, ids in problems.items():
         funnel[key]["problems"] = len(ids - {None})
+    correctors = _correctors(data, mistakes)
+    first_error, reasons = _first_error(data, mistakes)
     tokens, stages_funnel, stage_sections = _stage_figures(data)
 
     by_level: dict[str, Rate] = defaultdict(Rate)
@@ -164,7 +180,61 @@ def compute(data: RunData) -> Figures:
         items=viewer_data(data, mistakes),
         problems=len(set().union(*problems.values()) - {None}) if problems else 0,
         cot=data.cot,
+        correctors=correctors,
+        first_error=first_error,
+        first_error_reasons=reasons,
     )
+
+
+def _drop_code(path: dict, kind: str, seen: set) -> str:
+    """Why a path is not a mistake: its kind, with a wrong one told apart as a duplicate (the text
+    of an earlier wrong path of its question, case and spacing aside) or one over the per-question
+    cap."""
+    if kind != "wrong":
+        return kind
+    text = (path.get("problem_id"), dedupe_key(str(path.get("text") or "")))
+    if text in seen:
+        return "duplicate"
+    seen.add(text)
+    return "over_cap"
+
+
+def _correctors(data: RunData, mistakes: dict[str, dict]) -> dict[str, dict[str, int]]:
+    """Per corrector: replies that arrived, parsed, verified; the mistakes it was asked about and
+    those it corrected (two correction folders with different correctors stay apart)."""
+    rows: dict[str, dict] = {}
+    for reply in data.replies.values():
+        name = str(reply.get("corrector") or "unknown")
+        row = rows.setdefault(name, {"replies": 0, "parsed": 0, "verified": 0, "failed": 0, "asked": set(), "fixed": set()})
+        row["asked"].add(str(reply.get("path_id")))
+        if reply.get("reason") == "request_failed":
+            row["failed"] += 1
+            continue
+        row["replies"] += 1
+        row["parsed"] += reply.get("reason") != "unparseable"
+        if reply.get("correct"):
+            row["verified"] += 1
+            row["fixed"].add(str(reply.get("path_id")))
+    return {name: {"replies": r["replies"], "parsed": r["parsed"], "verified": r["verified"], "failed": r["failed"],
+                   "mistakes": len(r["asked"]), "corrected": len(r["fixed"])} for name, r in sorted(rows.items())}
+
+
+def _first_error(data: RunData, mistakes: dict[str, dict]) -> tuple[dict[str, dict[str, Rate]], Counter]:
+    """Confirmation rates of the first-error checks, by the generator that made the mistake, by
+    MATH level and by corrector; and the checks by verdict."""
+    groups: dict[str, dict[str, Rate]] = {"generator": defaultdict(Rate), "level": defaultdict(Rate),
+                                          "corrector": defaultdict(Rate)}
+    reasons: Counter = Counter()
+    for check in data.checks.values():
+        reasons[str(check.get("reason"))] += 1
+        if check.get("confirmed") is None:  # incomplete: not judged yet
+            continue
+        level = _level(check)
+        for group, key in (("generator", check.get("mistake_model")), ("level", level), ("corrector", check.get("corrector"))):
+            if key:
+                groups[group][str(key)].total += 1
+                groups[group][str(key)].hits += bool(check.get("confirmed"))
+    return {name: dict(sorted(rates.items())) for name, rates in groups.items() if rates}, reasons
 
 
 def _stage_figures(data: RunData) -> tuple[dict, list, list]:
@@ -236,25 +306,36 @@ def viewer_data(data: RunData, mistakes: dict[str, dict]) -> dict:
         mistake = mistakes[str(reply.get("path_id"))]
         replied.add(mistake["id"])
         verdict = "verified" if reply.get("correct") else "rejected"
+        check = data.checks.get(str(reply.get("id"))) or {}
         items.append([
             question(mistake), path(mistake, reply), _generator(mistake), _level(mistake) or "", str(mistake.get("subject") or ""),
             verdict, "" if reply.get("correct") else str(reply.get("reason") or ""), mistake["_stage"],
             reply.get("incorrect_step") if isinstance(reply.get("incorrect_step"), int) else None,
             _text(reply.get("explanation")), _text(reply.get("corrected_solution") or ("" if reply.get("explanation") else reply.get("raw"))),
             _text(reply.get("prediction")), str(reply.get("corrector") or ""), _text(reply.get("detail")),
+            str(check.get("reason") or ""), _rates(check),
         ])
     for mistake in mistakes.values():
         if mistake["id"] not in replied:
             items.append([question(mistake), path(mistake, None), _generator(mistake), _level(mistake) or "",
                           str(mistake.get("subject") or ""), "not corrected", "", mistake["_stage"],
-                          None, "", "", "", "", ""])
+                          None, "", "", "", "", "", "", ""])
     return {
         "fields": ["q", "p", "generator", "level", "subject", "verdict", "reason", "stage", "step",
-                   "explanation", "corrected", "corrected_answer", "corrector", "detail"],
+                   "explanation", "corrected", "corrected_answer", "corrector", "detail", "check", "check_rates"],
         "questions": question_rows,  # [question, gold answer]
         "paths": path_rows,  # [steps, predicted answer]
         "items": items,
     }
+
+
+def _rates(check: dict) -> str:
+    """"3/4 reached the answer from the steps before the named one, 0/4 from those through it"."""
+    before, through = check.get("before") or {}, check.get("including") or {}
+    if not before and not through:
+        return ""
+    return (f"{before.get('correct', 0)}/{before.get('samples', 0)} continuations reached the answer from the steps "
+            f"before the named one, {through.get('correct', 0)}/{through.get('samples', 0)} from the steps through it")
 
 
 def _text(value) -> str:

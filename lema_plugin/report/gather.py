@@ -37,6 +37,9 @@ class RunData:
     cot: int = 0  # CoT examples (only counted)
     exported: dict[str, set[str]] = field(default_factory=dict)  # mix -> example ids (train + val)
     export_counts: dict[str, dict] = field(default_factory=dict)  # mix -> dataset_info counts
+    export_rows: dict[str, list[dict]] = field(default_factory=dict)  # mix -> a few train rows of each kind, as written
+    export_format: dict[str, str] = field(default_factory=dict)  # mix -> its axolotl format (or step kind)
+    checks: dict[str, dict] = field(default_factory=dict)  # correction id -> its first-error check (checks.jsonl)
     evals: list[dict] = field(default_factory=list)  # one row per (results file, task)
     stage_summaries: dict[tuple[str, str], dict] = field(default_factory=dict)  # (origin, stage) -> its summary file
     usage: dict[tuple[str, str], dict] = field(default_factory=dict)  # (origin, stage) -> the client's counts, all runs
@@ -62,6 +65,26 @@ def _read_records(path: Path, stage: str, into: dict[str, dict]) -> None:
 
 def _read_ids(path: Path) -> set[str]:
     return {str(record["id"]) for _, record in numbered_jsonl(path) if "id" in record}
+
+
+ROWS_SHOWN = 2  # training rows shown per mix and kind of row
+
+
+def _read_export(path: Path, data: "RunData") -> None:
+    """The ids a mix exported, and its first rows of each kind (to show what training reads)."""
+    mix = path.parent.name
+    ids = data.exported.setdefault(mix, set())
+    shown = data.export_rows.setdefault(mix, [])
+    kinds: dict[str, int] = {}
+    for row in shown:
+        kinds[str(row.get("kind"))] = kinds.get(str(row.get("kind")), 0) + 1
+    for _, record in numbered_jsonl(path):
+        if "id" in record:
+            ids.add(str(record["id"]))
+        kind = str(record.get("kind"))
+        if path.name == "train.jsonl" and kinds.get(kind, 0) < ROWS_SHOWN:
+            kinds[kind] = kinds.get(kind, 0) + 1
+            shown.append(record)
 
 
 def _read_json(path: Path) -> dict:
@@ -138,11 +161,16 @@ def read_run(root: str | Path) -> RunData:
             with open(path, "rb") as handle:
                 data.cot += sum(1 for line in handle if line.strip())
         elif name in ("train.jsonl", "val.jsonl") and (path.parent / "dataset_info.json").exists():
-            data.exported.setdefault(path.parent.name, set()).update(_read_ids(path))
+            _read_export(path, data)
         elif name == "dataset_info.json":
             info = _read_json(path)
             data.export_counts[path.parent.name] = info.get("counts", {})
+            data.export_format[path.parent.name] = str(info.get("kind") or info.get("format") or "")
             data.exported.setdefault(path.parent.name, set())
+        elif name == "checks.jsonl":
+            for _, record in numbered_jsonl(path):
+                if "correction_id" in record:
+                    data.checks[str(record["correction_id"])] = record
         elif name.startswith("results_") and name.endswith(".json"):
             data.evals += _eval_rows(path, relative)
         elif name in summaries:
@@ -157,7 +185,7 @@ def read_run(root: str | Path) -> RunData:
             continue
         data.found.append(str(relative))
     if not (data.paths or data.mistakes or data.replies or data.cot or data.exported or data.evals
-            or data.stage_summaries):
+            or data.stage_summaries or data.checks):
         raise NoRunData(f"{root}: no LeMa records found (paths.jsonl, mistakes.jsonl, corrections.jsonl, "
                         "rejected.jsonl, cot.jsonl, an export or lm-eval results)")
     return data

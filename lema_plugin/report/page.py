@@ -15,7 +15,8 @@ from importlib import resources
 
 from lema_plugin.grading.official import METRICS
 
-from .figures import FUNNEL, REASON_LABELS, Figures, totals
+from .figures import CHECK_LABELS, FUNNEL, REASON_LABELS, Figures, totals
+from .rows import training_section
 
 
 def _asset(name: str) -> str:
@@ -107,10 +108,15 @@ def _generators_section(figures: Figures, svgs: dict[str, str]) -> str:
 
 
 def _corrections_section(figures: Figures, svgs: dict[str, str]) -> str:
-    if not any(figures.first_step.values()) and not figures.by_level and not figures.by_subject:
+    if not any(figures.first_step.values()) and not figures.by_level and not figures.by_subject and not figures.correctors:
         return ""
     html = ["<section id='corrections'><h2>Corrections</h2><div class='plots'>",
             _plot(svgs, "first_step"), _plot(svgs, "by_level"), _plot(svgs, "by_subject"), "</div>"]
+    if figures.correctors:
+        html.append("<h4>By corrector</h4>" + _table(
+            ["corrector", "mistakes asked", "replies", "parsed", "verified", "requests failed", "mistakes corrected", "success"],
+            [[name, c["mistakes"], c["replies"], c["parsed"], c["verified"], c["failed"], c["corrected"],
+              c["corrected"] / c["mistakes"] if c["mistakes"] else None] for name, c in figures.correctors.items()]))
     for title, rates in (("MATH level", figures.by_level), ("subject", figures.by_subject)):
         if rates:
             html.append(_table([title, "mistakes", "corrected", "success"],
@@ -118,6 +124,24 @@ def _corrections_section(figures: Figures, svgs: dict[str, str]) -> str:
     if not figures.by_level and not figures.by_subject:
         html.append("<p class='note'>Success by level and subject needs MATH records (GSM8K has neither).</p>")
     return "".join(html) + "</section>"
+
+
+def _first_error_section(figures: Figures) -> str:
+    """The first-error checks: how often the named first wrong step is confirmed, by the generator
+    that made the mistake, by MATH level and by corrector (each check is in the viewer too)."""
+    if not figures.first_error_reasons:
+        return ""
+    checked = sum(figures.first_error_reasons.values())
+    html = ["<section id='first-error'><h2>First-error checks</h2>",
+            _table(["verdict", "meaning", "corrections"],
+                   [[reason, CHECK_LABELS.get(reason, reason), count]
+                    for reason, count in figures.first_error_reasons.most_common()], 2)]
+    for group, rates in figures.first_error.items():
+        title = {"generator": "generator (made the mistake)", "level": "MATH level"}.get(group, group)
+        html.append(_table([title, "checked", "confirmed", "rate"], [[k, r.total, r.hits, r.rate] for k, r in rates.items()]))
+    html.append(f"<p class='note'>{checked:,} corrections checked by sampled continuations (<code>lema first-error</code>); "
+                "the viewer shows each one's verdict and success rates (filter by check).</p></section>")
+    return "".join(html)
 
 
 def _tokens_section(figures: Figures, svgs: dict[str, str], run_summary: dict | None) -> str:
@@ -194,8 +218,9 @@ def compare_section(result, show: int = 50) -> str:
     for title, flipped in (("Right in A, wrong in B", result.a_wins), ("Right in B, wrong in A", result.b_wins)):
         html.append(f"<h4>{title}: {len(flipped):,}</h4>")
         if flipped:
-            html.append(_table(["task", "doc_id", "level", "subject", "question"],
-                               [[q.task, q.doc_id, q.level, q.subject, q.question[:300]] for q in flipped[:show]], 5))
+            html.append(_table(["task", "doc_id", "level", "subject", "question", "answer A", "answer B", "gold"],
+                               [[q.task, q.doc_id, q.level, q.subject, q.question[:300], q.answer_a, q.answer_b, q.gold]
+                                for q in flipped[:show]], 8))
         if len(flipped) > show:
             html.append(f"<p class='note'>... and {len(flipped) - show:,} more</p>")
     return "".join(html) + "</section>"
@@ -220,6 +245,8 @@ def _overview(title: str, figures: Figures | None, run_summary: dict | None) -> 
              f"<p class='sub'>LeMa report, written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
              + (f"; datasets: {escape(', '.join(figures.datasets))}" if figures and figures.datasets else "")
              + (f"; {figures.cot:,} CoT examples" if figures and figures.cot else "") + "</p>"]
+    for alert in (run_summary or {}).get("alerts") or []:
+        parts.append(f"<p class='alert'>{escape(str(alert))}</p>")
     if run_summary and run_summary.get("rows"):
         rows = [[label, value] for label, value in run_summary["rows"].items()]
         timings = run_summary.get("timings") or {}
@@ -231,12 +258,16 @@ def _overview(title: str, figures: Figures | None, run_summary: dict | None) -> 
 
 def render(title: str, figures: Figures | None = None, svgs: dict[str, str] | None = None,
            evals: list[dict] | None = None, run_summary: dict | None = None,
-           comparisons=()) -> str:
+           comparisons=(), training=None) -> str:
+    """The page. `training` is (rows, formats, counts) of the exported mixes (`gather.RunData`)."""
     svgs = svgs or {}
     body = [_overview(title, figures, run_summary)]
     if figures is not None:
         body += [_funnel_section(figures, svgs), _generators_section(figures, svgs),
-                 _corrections_section(figures, svgs), _stage_sections(figures), _tokens_section(figures, svgs, run_summary)]
+                 _corrections_section(figures, svgs), _first_error_section(figures), _stage_sections(figures),
+                 _tokens_section(figures, svgs, run_summary)]
+    if training is not None:
+        body.append(training_section(*training))
     body.append(_eval_section(evals or []))
     body += [compare_section(c) for c in comparisons]
     if figures is not None:

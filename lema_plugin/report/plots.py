@@ -64,12 +64,18 @@ def accuracy(figures: Figures) -> str | None:
     with plt.rc_context(STYLE):
         fig, ax = _figure(4.9, 0.35 * len(rates) + 0.9)
         names = list(rates)[::-1]
-        bars = ax.barh(names, [rates[n].rate for n in names], color=BLUE)
-        ax.bar_label(bars, labels=[f"{rates[n].rate:.1%} of {rates[n].total:,}" for n in names], padding=3)
-        ax.set_xlim(0, 1.25)
+        ax.barh([f"{n}  {rates[n].rate:.1%} of {rates[n].total:,}" for n in names], [rates[n].rate for n in names], color=BLUE)
+        _share_axis(ax)
         ax.set_title("Generator accuracy")
         ax.set_xlabel("share of answered paths that are right")
         return _svg(fig)
+
+
+def _share_axis(ax) -> None:
+    """An x axis of shares that ends at 1.0 (100%); the figures sit in the bar labels, not past the end."""
+    ax.set_xlim(0, 1)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
+    ax.set_xticklabels(["0", "25%", "50%", "75%", "100%"])
 
 
 def mistakes_per_question(figures: Figures) -> str | None:
@@ -122,9 +128,8 @@ def success(rates: dict[str, Rate], title: str) -> str | None:
     with plt.rc_context(STYLE):
         fig, ax = _figure(4.9, 0.32 * len(rates) + 0.9)
         names = list(rates)[::-1]
-        bars = ax.barh(names, [rates[n].rate or 0 for n in names], color=ORANGE)
-        ax.bar_label(bars, labels=[f"{rates[n].hits}/{rates[n].total}" for n in names], padding=3)
-        ax.set_xlim(0, 1.2)
+        ax.barh([f"{n}  {rates[n].hits}/{rates[n].total}" for n in names], [rates[n].rate or 0 for n in names], color=ORANGE)
+        _share_axis(ax)
         ax.set_xlabel("mistakes with a verified correction")
         ax.set_title(title)
         return _svg(fig)

@@ -59,6 +59,9 @@ class SampleSummary:
     usage_lines: list[str] = field(default_factory=list)
     test_questions: int = 0  # `lema import`: questions found in the dataset's test split (contamination)
     test_split: str = ""  # ... of which dataset
+    unmatched: int = 0  # `lema import`: lines left out, their question matching no known problem
+    unmatched_lines: list[str] = field(default_factory=list)  # ... the first few, "FILE:LINE: question"
+    failed_records: int = 0  # `lema import`: records of failed requests in the files, not paths
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,10 +101,21 @@ class SampleSummary:
 
     def warnings(self) -> list[str]:
         """What the user must know about the data (shown on stderr)."""
-        if not self.test_questions:
-            return []
-        return [f"warning: {self.test_questions} of {self.questions} questions are from the {self.test_split} test "
-                "split: training on their mistakes contaminates any test-set score (collect mistakes on the train split)"]
+        out = []
+        if self.unmatched:
+            out.append(f"warning: {self.unmatched} line{'s' if self.unmatched != 1 else ''} left out: no gold answer in the "
+                       "line and the question matches no known problem (check --dataset/--split/--data-file, or name the "
+                       "gold answer's field with --gold-field):")
+            out += [f"  {line}" for line in self.unmatched_lines]
+            if self.unmatched > len(self.unmatched_lines):
+                out.append(f"  ... and {self.unmatched - len(self.unmatched_lines)} more")
+        if self.failed_records:
+            out.append(f"note: {self.failed_records} record{'s' if self.failed_records != 1 else ''} of failed requests "
+                       "(kind: failed) skipped: they hold no path")
+        if self.test_questions:
+            out.append(f"warning: {self.test_questions} of {self.questions} questions are from the {self.test_split} test "
+                       "split: training on their mistakes contaminates any test-set score (collect mistakes on the train split)")
+        return out
 
     @property
     def produced(self) -> int:
@@ -196,6 +210,21 @@ def failed_record(problem: Problem, model: str, sample_index: int, sample_id: st
         **problem.tags(),
     }
     return record
+
+
+def drop_unasked_failures(out_dir: str | Path, labels: set[str], asked: set[str]) -> None:
+    """Take out of `paths.jsonl` the failure records of these generators for requests this run
+    does not ask (a misspelt model name fixed, fewer samples): they are no pending work, and
+    would keep the folder "failed" for good."""
+    path = Path(out_dir) / PATHS_FILE
+    if not path.exists():
+        return
+    with RunStore(path, PATH_FIELDS) as store:
+        records = list(store)
+    kept = [r for r in records if not (r.get("kind") == "failed" and r.get("model") in labels
+                                       and r.get("sample_id") not in asked)]
+    if len(kept) < len(records):
+        write_jsonl_atomic(path, kept)
 
 
 # -- finalizing a run folder ---------------------------------------------------------------

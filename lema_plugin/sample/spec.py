@@ -120,8 +120,18 @@ class SampleStage(Stage):
         else:
             run.judge.put(graded, JudgeItem.of(text, problem.answer, problem.dataset, problem.question), done)
 
+    async def run(self, run) -> None:
+        from .paths import drop_unasked_failures
+
+        plan = self.plan(run.items, run.endpoints, run.settings)
+        drop_unasked_failures(run.out_dir, {e.label for e in run.endpoints["generator"]}, {ask.id for ask in plan})
+        await super().run(run)
+
     def done(self, run, record_id: str) -> bool:
         return record_id in run.store(PATHS_FILE)
+
+    def answered(self, record: dict) -> bool:
+        return record.get("kind") != "failed"
 
     def finish(self, run) -> None:
         run.close()  # finalize rewrites paths.jsonl from the store

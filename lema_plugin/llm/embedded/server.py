@@ -1,5 +1,7 @@
 """The embedded server's process: `transformers serve` on 127.0.0.1, started, watched and stopped.
 
+It runs through `serving`, which makes the server cancel a generation whose client went away.
+
 The server runs as a subprocess in its own process group, pinned to the model, on CPU, offline, on
 127.0.0.1 and a free port, with the memory plan's settings. It is started from the models folder
 so the model name a client sends is the short, machine-independent `smollm2-135m-instruct`.
@@ -137,7 +139,8 @@ def embedded_server(
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"embedded-{port}.log"
     command = [
-        sys.executable, "-m", "transformers.cli.transformers", "serve", served_model_name(),
+        # `transformers serve`, with generation cancelled when a client gives up (see `serving`)
+        sys.executable, "-m", "lema_plugin.llm.embedded.serving", "serve", served_model_name(),
         "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
         "--log-level", "warning",
         # batch concurrent requests into one forward pass: about twice the tokens/s of serving

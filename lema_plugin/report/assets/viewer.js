@@ -8,8 +8,10 @@
   var data = JSON.parse(blob.textContent);
   var F = {};
   data.fields.forEach(function (name, i) { F[name] = i; });
-  var FILTERS = ["generator", "level", "subject", "verdict", "reason", "stage"];
+  var FILTERS = ["generator", "corrector", "level", "subject", "verdict", "reason", "check", "stage"];
   var PAGE = 20;
+  var LONG = 800;  // characters of a text shown before it is folded
+  var STEPS = 12;  // steps of a wrong path shown before the rest are folded
   var state = { page: 1 };
   var shown = [];
 
@@ -18,6 +20,32 @@
     if (cls) node.className = cls;
     if (text !== undefined && text !== null) node.textContent = String(text);
     return node;
+  }
+
+  // A long text folded: its start shown, the whole of it one click away.
+  function long(tag, cls, text) {
+    text = String(text);
+    if (text.length <= LONG) return el(tag, cls, text);
+    var box = el("details", "long");
+    var head = el("summary");
+    head.appendChild(el(tag, cls, text.slice(0, LONG / 2) + "\u2026"));
+    head.appendChild(el("span", "more", "show all " + text.length + " characters"));
+    box.appendChild(head);
+    box.appendChild(el(tag, cls, text));
+    return box;
+  }
+
+  function stepList(steps, bad, from) {
+    var list = el("ol", "steps");
+    if (from > 1) list.start = from;
+    steps.forEach(function (text, i) {
+      var n = from + i;
+      var li = el("li", n === bad ? "bad" : null);
+      li.appendChild(long("span", null, text));
+      if (n === bad) li.title = "the step the corrector named";
+      list.appendChild(li);
+    });
+    return list;
   }
 
   function readHash() {
@@ -85,7 +113,8 @@
     var q = data.questions[item[F.q]], path = data.paths[item[F.p]];
     var box = el("article", "item verdict-" + item[F.verdict].replace(/\W+/g, "-"));
     var head = el("header");
-    [item[F.generator], item[F.level], item[F.subject], item[F.stage] === "evolved" ? "evolved question" : ""].forEach(function (tag) {
+    [item[F.generator], item[F.corrector] ? "corrected by " + item[F.corrector] : "", item[F.level], item[F.subject],
+     item[F.stage] === "evolved" ? "evolved question" : ""].forEach(function (tag) {
       if (tag) head.appendChild(el("span", "tag", tag));
     });
     var verdict = el("span", "badge", item[F.verdict] + (item[F.reason] ? ": " + item[F.reason] : ""));
@@ -94,24 +123,28 @@
     box.appendChild(el("h4", null, "Question"));
     box.appendChild(el("p", "question", q[0]));
     box.appendChild(el("h4", null, "Wrong path" + (path[1] ? " (answer " + path[1] + ", gold " + q[1] + ")" : " (gold " + q[1] + ")")));
-    var steps = el("ol", "steps");
-    path[0].forEach(function (text, i) {
-      var li = el("li", i + 1 === item[F.step] ? "bad" : null, text);
-      if (i + 1 === item[F.step]) li.title = "the step the corrector named";
-      steps.appendChild(li);
-    });
-    box.appendChild(steps);
+    var shownSteps = Math.max(STEPS, item[F.step] || 0);
+    box.appendChild(stepList(path[0].slice(0, shownSteps), item[F.step], 1));
+    if (path[0].length > shownSteps) {
+      var rest = el("details", "long");
+      rest.appendChild(el("summary", "more", "show " + (path[0].length - shownSteps) + " more steps"));
+      rest.appendChild(stepList(path[0].slice(shownSteps), item[F.step], shownSteps + 1));
+      box.appendChild(rest);
+    }
     if (item[F.step] !== null && (item[F.step] < 1 || item[F.step] > path[0].length)) {
       box.appendChild(el("p", "note", "The corrector named step " + item[F.step] + "; the path has " + path[0].length + "."));
     }
     if (item[F.explanation]) {
       box.appendChild(el("h4", null, "Explanation (step " + item[F.step] + ")"));
-      box.appendChild(el("p", "explanation", item[F.explanation]));
+      box.appendChild(long("p", "explanation", item[F.explanation]));
     }
     if (item[F.corrected]) {
       var heading = item[F.reason] === "unparseable" ? "Corrector reply (not in the correction format)" : "Corrected solution";
-      box.appendChild(el("h4", null, heading + (item[F.corrected_answer] ? " (answer " + item[F.corrected_answer] + ")" : "")));
-      box.appendChild(el("pre", "corrected", item[F.corrected]));
+      box.appendChild(el("h4", null, heading + (item[F.corrected_answer] ? " (answer " + item[F.corrected_answer] + ", gold " + q[1] + ")" : "")));
+      box.appendChild(long("pre", "corrected", item[F.corrected]));
+    }
+    if (item[F.check]) {
+      box.appendChild(el("p", "check", "first-error check: " + item[F.check] + (item[F.check_rates] ? " (" + item[F.check_rates] + ")" : "")));
     }
     if (item[F.detail]) box.appendChild(el("p", "note", item[F.detail]));
     if (item[F.corrector]) box.appendChild(el("p", "meta", "corrector: " + item[F.corrector]));
