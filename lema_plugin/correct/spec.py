@@ -133,7 +133,7 @@ class CorrectStage(Stage):
             keep(record)
             return
         solution = record["corrected_solution"]
-        graded = grade_solution(solution, mistake["answer"], mistake["dataset"])
+        graded = grade_solution(solution, mistake["answer"], mistake["dataset"], mistake["question"])
         item = JudgeItem.of(solution, mistake["answer"], grader_dataset(mistake["dataset"]), mistake["question"])
         run.judge.put(graded, item, lambda settled: keep(judge(mistake, corrector, settings, attempt, completion, ask.id,
                                                                 settled)))

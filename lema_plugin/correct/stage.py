@@ -126,7 +126,7 @@ def judge(mistake: dict, corrector: Endpoint, settings, attempt: int, completion
         explanation=parsed.explanation,
         corrected_solution=parsed.corrected_solution,
     )
-    verdict = verify(parsed, mistake["steps"], mistake["answer"], mistake["dataset"], graded)
+    verdict = verify(parsed, mistake["steps"], mistake["answer"], mistake["dataset"], graded, mistake.get("question"))
     record["prediction"] = verdict.prediction
     record["decided_by"] = verdict.decided_by
     if not verdict.ok:

@@ -234,7 +234,7 @@ class Evolution:
             for reply in got:
                 if reply.get("finish_reason") == "length":
                     continue
-                graded = grade(reply["text"], answer, seed.dataset)
+                graded = grade(reply["text"], answer, seed.dataset, record["question"])
                 if graded.settled:
                     continue
 
