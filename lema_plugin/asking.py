@@ -31,7 +31,7 @@ from collections import Counter
 from typing import Callable, Iterable
 
 from . import keys
-from .errors import ConfigError, RequestsFailed
+from .errors import RequestsFailed
 from .llm import probe
 from .llm.batch import BatchPending, run_batches
 from .llm.client import cache_key, request_body
@@ -52,13 +52,6 @@ def loop(client) -> Callable:
         return await ask_missing(client, asks, done or (lambda _: False), on_reply, desc=desc, role=role)
 
     return ask
-
-
-def one_endpoint(endpoints, role: str) -> Endpoint:
-    """The single endpoint of a stage that asks one model (`role` names it in the error)."""
-    if len(endpoints) != 1:
-        raise ConfigError(f"{role} takes one endpoint, not {len(endpoints)}")
-    return endpoints[0]
 
 
 async def ask_missing(

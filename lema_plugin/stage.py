@@ -34,7 +34,6 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from .errors import ConfigError
@@ -344,10 +343,6 @@ def feedback_chain(stage: Stage, chosen: Sequence[Stage] | None = None) -> list[
         chain.append(step)
         artifact = step.produces
     return chain
-
-
-def output_paths(stage: Stage, out_dir: str | Path) -> list[Path]:
-    return [Path(out_dir) / name for name in stage.outputs]
 
 
 @dataclass

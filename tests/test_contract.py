@@ -391,11 +391,14 @@ def test_the_wheel_holds_the_tasks_and_configs(tmp_path):
 
 
 def test_a_one_model_stage_refuses_two_endpoints_as_a_user_error():
-    from lema_plugin.asking import one_endpoint
+    from lema_plugin import stage as registry
     from lema_plugin.errors import LemaError
     from lema_plugin.llm.endpoints import make_endpoint
+    from lema_plugin.stage_run import endpoints_for
 
+    cot = registry.get("cot")
+    settings = cot.settings(source="model")
     a, b = make_endpoint("a", ["http://127.0.0.1:9/v1"]), make_endpoint("b", ["http://127.0.0.1:9/v1"])
-    assert one_endpoint([a], "CoT sampling") is a
-    with pytest.raises(LemaError, match="CoT sampling takes one endpoint, not 2"):
-        one_endpoint([a, b], "CoT sampling")
+    assert endpoints_for(cot, [a], settings) == {"cot model": [a]}
+    with pytest.raises(LemaError, match="the cot stage takes one cot model endpoint, not 2"):
+        endpoints_for(cot, [a, b], settings)

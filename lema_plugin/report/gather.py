@@ -46,10 +46,6 @@ class RunData:
     run_summary: dict | None = None
     found: list[str] = field(default_factory=list)  # files read, relative to root
 
-    def stage_of_path(self, path_id: str, default: str = ORIGINAL) -> str:
-        record = self.mistakes.get(path_id) or self.paths.get(path_id)
-        return record["_stage"] if record else default
-
 
 def _stage(relative: Path) -> str:
     return EVOLVED if "evolve" in relative.parts[:-1] else ORIGINAL
@@ -61,10 +57,6 @@ def _read_records(path: Path, stage: str, into: dict[str, dict]) -> None:
             raise RecordError(path, lineno, "missing", field="id")
         record["_stage"] = stage
         into.setdefault(str(record["id"]), record)
-
-
-def _read_ids(path: Path) -> set[str]:
-    return {str(record["id"]) for _, record in numbered_jsonl(path) if "id" in record}
 
 
 ROWS_SHOWN = 2  # training rows shown per mix and kind of row
