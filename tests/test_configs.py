@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "axolotl_configs").glob("*.yml"))
 # Built by the step-level kinds (`lema build --mix step-dpo|prm`), which write no ready config.
 STEP_LEVEL = {"qwen2.5-1.5b-instruct-gsm8k-step-dpo", "qwen2.5-1.5b-instruct-gsm8k-prm"}
-NOT_PAPER = {"qwen2.5-1.5b-instruct-gsm8k-lema", "smollm2-135m-cpu-smoke", *STEP_LEVEL}
+NOT_PAPER = {"qwen2.5-1.5b-instruct-gsm8k-lema", "smollm2-135m-cpu-smoke", "smollm2-135m-cpu-prm", *STEP_LEVEL}
 PAPER = [p for p in CONFIGS if p.stem not in NOT_PAPER]
 
 

@@ -16,7 +16,8 @@ import pytest
 README = Path(__file__).resolve().parent.parent / "README.md"
 # exit statuses each command may end with: 4 is "nothing produced" (a 135M model may find no
 # mistake in three easy questions, and verifies almost no correction), as the README says
-ALLOWED = {"sample": {0, 4}, "import": {0}, "correct": {0, 4}, "cot": {0}, "build": {0}, "report": {0}}
+ALLOWED = {"sample": {0, 4}, "import": {0}, "correct": {0, 4}, "cot": {0}, "build": {0}, "report": {0}, "axolotl": {0}}
+STEPS = ["sample", "import", "correct", "cot", "build", "build", "axolotl", "report"]
 
 
 def walkthrough() -> str:
@@ -28,8 +29,9 @@ def walkthrough() -> str:
 
 def test_the_walkthrough_is_what_the_test_runs():
     script = walkthrough()
-    commands = [line.split()[1] for line in script.splitlines() if line.startswith("lema ")]
-    assert commands == ["sample", "import", "correct", "cot", "build", "build", "report"]
+    commands = [line.split()[1] if line.startswith("lema ") else "axolotl" for line in script.splitlines()
+                if line.startswith("lema ") or " axolotl train " in f" {line}"]
+    assert commands == STEPS
     assert "--generator embedded" in script and "--corrector embedded" in script
 
 
@@ -43,14 +45,17 @@ def test_the_walkthrough_runs_as_printed(tmp_path, embedded_endpoint):
             line = line.replace("--generator embedded", f"--generator '{spec}'").replace("--corrector embedded",
                                                                                          f"--corrector '{spec}'")
             line += f' -q; echo "{line.split()[1]} $?" >> exits.txt'
+        elif " axolotl train " in f" {line}":  # the printed train command of the step-level kind
+            line += '; echo "axolotl $?" >> exits.txt'
         lines.append(line)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+           "WANDB_MODE": "disabled", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("LEMA_DATA_DIR", None)  # nothing here reads a dataset: the problems are the walkthrough's own
     done = subprocess.run(["bash", "-c", "\n".join(lines)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=1500)
     output = done.stdout + done.stderr
     exits = [line.split() for line in (tmp_path / "exits.txt").read_text().splitlines()]
-    assert [name for name, _ in exits] == ["sample", "import", "correct", "cot", "build", "build", "report"], output
+    assert [name for name, _ in exits] == STEPS, output
     for name, status in exits:
         assert int(status) in ALLOWED[name], f"lema {name} exited {status}\n{output}"
 
@@ -60,4 +65,6 @@ def test_the_walkthrough_runs_as_printed(tmp_path, embedded_endpoint):
     assert "1 line left out" in output and "my_outputs.jsonl:4: What is the capital of France?" in output
     assert [r["question"][:3] for r in map(json.loads, (own / "cot" / "cot.jsonl").read_text().splitlines())] == ["Tom"]
     assert (own / "data" / "lema" / "train.jsonl").read_text() and (own / "data" / "prm" / "train.jsonl").read_text()
+    adapter = json.loads((own / "data" / "prm" / "adapter" / "current" / "adapter_config.json").read_text())
+    assert adapter["task_type"] == "TOKEN_CLS"  # the printed command trained the process reward model
     assert "id='training'" in (own / "report.html").read_text()

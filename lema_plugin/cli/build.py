@@ -60,7 +60,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
               "(checks.jsonl from `lema first-error`).")
 @click.option("--base-model", show_default="the axolotl config's",
               help="With --axolotl-config: the model to fine-tune, a local folder or a hub name (written as the "
-              "ready config's base_model; its tokenizer also counts the row tokens).")
+              "ready config's base_model; its tokenizer also counts the row tokens); `embedded` is the embedded model's folder.")
 @click.option("--gpus", type=click.IntRange(1), show_default="the axolotl config's layout",
               help="With --axolotl-config: train on this many GPUs. The effective batch stays the config's "
               "(gradient accumulation is derived), and the printed command starts exactly this many processes.")
@@ -92,6 +92,10 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
         raise click.UsageError("--base-model, --gpus and --nodes shape the ready axolotl config: give --axolotl-config too")
     if prompt and mix in STEP_KINDS:
         raise click.UsageError(f"--prompt applies to the SFT mixes, not to {mix} (its rows use the LeMa solve prompt)")
+    if base_model == "embedded":  # the cached folder of the embedded model, as a recipe's train.base_model
+        from lema_plugin.llm.embedded import base_model_path
+
+        base_model = base_model_path(base_model)
     overrides = {"base_model": base_model} if base_model else None
     if mix in STEP_KINDS:
         info = build_step_dataset(out_dir, mix, cot_path, corrections_path, val_fraction=val_fraction, seed=seed,
