@@ -222,3 +222,21 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     result = runner.invoke(main, ["build", "--cot", str(COT), "--mix", "lema", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "needs a corrections file" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_lema_mix_without_a_verified_correction_says_it_is_the_cot_only_data(tmp_path):
+    from click.testing import CliRunner
+
+    from lema_plugin.cli import main
+
+    fixtures = Path(__file__).parent / "fixtures"
+    empty = tmp_path / "corrections.jsonl"
+    empty.write_text("")
+    result = CliRunner().invoke(main, ["build", "--cot", str(fixtures / "cot.jsonl"), "--corrections", str(empty),
+                                       "--mix", "lema", "--out", str(tmp_path / "lema")])
+    assert result.exit_code == 0, result.output
+    assert f"warning: no verified correction in {empty}: the lema mix holds CoT examples only" in result.output
+    with_corrections = CliRunner().invoke(main, ["build", "--cot", str(fixtures / "cot.jsonl"), "--corrections",
+                                                 str(fixtures / "corrections.jsonl"), "--mix", "lema",
+                                                 "--out", str(tmp_path / "real")])
+    assert with_corrections.exit_code == 0 and "warning: no verified correction" not in with_corrections.output

@@ -118,6 +118,10 @@ def build(cot_path, corrections_path, mix, fmt, out_dir, val_fraction, seed, ext
         click.echo(f"size-matched to {pad['target']}: {pad['extra_cot']} extra CoT, {pad['repeated']} repeated")
     for warning in info.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
+    if mix in ("lema", "cot-size-matched") and not any(
+            info["counts"][split]["by_kind"].get("correction") for split in ("train", "val") if split in info["counts"]):
+        click.echo(f"warning: no verified correction in {corrections_path or '(no --corrections)'}: the {mix} mix holds "
+                   "CoT examples only, the same data as cot-only", err=True)
     check_outcome(info["counts"]["train"]["examples"], "training examples")  # before any "Next:" to train on nothing
     if "token_budget" in info:
         report = info["token_budget"]
