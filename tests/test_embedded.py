@@ -119,12 +119,12 @@ def test_lema_serve_answers_chat_and_completion_and_stops_on_ctrl_c(tmp_path):
             assert result.finish_reason in ("stop", "length")
     finally:
         serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(timeout=60)
+        try:  # drain both pipes while waiting: a child blocked writing to a full pipe never exits
+            _, errors = serve.communicate(timeout=60)
         finally:
             if serve.poll() is None:
                 serve.kill()
-    assert serve.returncode == 0, serve.stderr.read()
+    assert serve.returncode == 0, errors
     assert server_processes(port) == []
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
