@@ -87,6 +87,9 @@ def test_lema_serve_answers_chat_and_completion_and_stops_on_ctrl_c(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # as in a terminal: a background job of a non-interactive shell (as CI may run the tests)
+        # starts with SIGINT ignored, and the child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines = []

@@ -6,6 +6,7 @@ Completion; no job is ever lost or answered twice; the cache makes a re-run free
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -102,13 +103,15 @@ def test_timeouts_on_a_local_server_shrink_what_it_gets_at_once(monkeypatch):
     again at once onto its queue; they go out within a halved cap, which each answer widens again."""
     from lema_plugin.llm import pacing
 
-    seen: list[int] = []  # requests in flight to the endpoint whenever a retry goes out
+    seen: list[int] = []  # requests in flight to the endpoint whenever one is let in under the cap
     slot = pacing.Pacer.slot
 
-    def watched(self):
-        if self.limit is not None:
-            seen.append(self.in_flight + 1)
-        return slot(self)
+    @contextlib.asynccontextmanager
+    async def watched(self):
+        async with slot(self):  # counted once admitted: a retry that waits for room is not in flight
+            if self.limit is not None:
+                seen.append(self.in_flight)
+            yield
 
     monkeypatch.setattr(pacing.Pacer, "slot", watched)
 
