@@ -19,6 +19,17 @@ def _shared_data() -> Path | None:
     return None
 
 
+@pytest.fixture(autouse=True)
+def _endpoints_unchecked():
+    """Each test starts with no endpoint checked. The client checks an endpoint once per process,
+    keyed by URL and model; the scripted servers of two tests may get the same port from the OS,
+    and the second test's check would then be skipped as already done."""
+    from lema_plugin.llm import probe
+
+    probe._checked.clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (or $LEMA_DATA_DIR): real GSM8K and MATH records."""
