@@ -8,7 +8,6 @@ import logging
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 from click.testing import CliRunner
 

@@ -16,6 +16,7 @@ from lema_plugin.first_error import CHECKS, CONTINUATIONS, SUMMARY, FirstErrorSe
 from lema_plugin.llm import LLMClient
 from lema_testing.scripted_server import Reply, ScriptedServer, prompt_text
 from lema_plugin.prompts import render
+from lema_testing.files import read_jsonl as read
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COT = FIXTURES / "cot.jsonl"
@@ -68,10 +69,6 @@ def run_check(server, out: Path, corrections: Path, mode: str = "chat", **settin
                                             FirstErrorSettings(**settings), skipped=loaded.skipped)
 
     return asyncio.run(go())
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_check_confirms_by_the_two_success_rates_and_reports_by_generator_and_level(tmp_path):

@@ -13,6 +13,7 @@ from lema_plugin.import_paths import ImportOptions, import_paths
 from lema_plugin.grading import gold_answer
 from lema_plugin.problems import read_problems_file
 from lema_plugin.records import RecordError
+from lema_testing.files import write_jsonl, read_jsonl as read
 
 QUESTIONS = {
     "clips": ("Natalia sold 48 clips in April and half as many in May. How many clips did she sell in all?", "72"),
@@ -21,21 +22,11 @@ QUESTIONS = {
 }
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def problems_file(tmp_path) -> Path:
     """Known problems in GSM8K's own format (rationale ending in '#### N')."""
     rows = [{"question": q, "answer": f"Some reasoning.\n#### {a}"} for q, a in QUESTIONS.values()]
     return write_jsonl(tmp_path / "known" / "train.jsonl", rows)
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def lm_eval_sample(doc_id: int, key: str, texts: list[str], filter_key: str) -> dict:

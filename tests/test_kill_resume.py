@@ -6,7 +6,6 @@ endpoint checks, batch uploads, creations, polls, downloads), drawn with a fixed
 and printed, so a failure can be replayed."""
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -117,7 +116,6 @@ def test_killed_at_random_points_and_resumed_the_run_is_the_same_and_within_its_
             pass
         assert whole.statuses[-1] == 0, whole.messages[-1]
         whole_bill = server.billed
-        hits = server.hits
 
         # the killed run: a cap a little above what the whole run cost; each kill may leave the
         # worst case of the requests in flight reserved (the server may have billed them), and

@@ -6,8 +6,6 @@ against the wrong gold.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -18,6 +16,7 @@ from lema_plugin.grading import grade
 from lema_plugin.problems import load_problems
 from lema_plugin.report.figures import compute
 from lema_plugin.report.gather import read_run
+from lema_testing.files import write_jsonl, read_jsonl as read
 
 # (question, gold as the file writes it, a solution text); every gold is read to the value in GOLD
 LINES = [
@@ -32,16 +31,6 @@ LINES = [
 ]
 GOLD = ["3/8", "3/8", "3/8", "8", "1234", "18", "6", "1/8"]
 RIGHT = [True, True, True, True, True, True, True, False]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_every_command_reads_and_grades_the_same_file_alike(tmp_path):

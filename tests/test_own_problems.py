@@ -12,20 +12,11 @@ from lema_plugin.cli import main
 from lema_plugin.export import build_dataset, build_step_dataset
 from lema_plugin.problems import EXAMPLE_LINE, load_problems
 from lema_plugin.records import RecordError, make_id
+from lema_testing.files import write_jsonl, read_jsonl as read
 
 CLIPS = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?"
 WORKED = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### 72"
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_plain_lines_load_with_the_stated_id_rule(tmp_path):

@@ -1,16 +1,11 @@
 """Problem loading from local files and $LEMA_DATA_DIR, and its error messages."""
-import json
 
 import pytest
 
 from lema_plugin.problems import Problem, load_problems, read_problems_file
 from lema_plugin.grading.gold import gold_answer, stated_answer
 from lema_plugin.records import RecordError
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+from lema_testing.files import write_jsonl
 
 
 def test_gsm8k_gold_strips_commas_and_takes_last_marker():

@@ -16,15 +16,10 @@ from lema_plugin.report.figures import compute
 from lema_plugin.report.gather import read_run
 from lema_plugin.report.page import compare_section
 from lema_plugin.report.rows import LONG
+from lema_testing.files import write_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CORRECTIONS = [json.loads(line) for line in (FIXTURES / "corrections.jsonl").read_text().splitlines()]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def mistake_of(correction: dict) -> dict:

@@ -19,6 +19,7 @@ from lema_testing.scripted_server import Reply, ScriptedServer
 from lema_plugin.problems import Problem, read_problems_file
 from lema_plugin.records import make_id
 from lema_plugin.sample import SampleSettings, sample_paths, solve_request
+from lema_testing.files import read_jsonl as read
 
 SEED = 1000  # sample k is sent with seed SEED + k: the responder tells samples apart by it
 
@@ -72,10 +73,6 @@ def scripted(body: dict, attempt: int):
     if isinstance(reply, tuple):
         return Reply(content=reply[1], finish_reason=reply[0])
     return reply
-
-
-def read(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def run_stage(server, out, **settings):

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
-from lema_plugin.errors import ConfigError, LemaError
+from lema_plugin.errors import ConfigError
 from lema_plugin.llm.types import Endpoint
 from lema_plugin.records import RecordError
 from lema_plugin.score_corrector import ProcessBenchSource, load_items

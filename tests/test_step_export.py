@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from lema_plugin.cli import main
@@ -13,6 +12,7 @@ from lema_plugin.export import STEP_KINDS, build_dataset, build_step_dataset
 from lema_plugin.prompts import render
 from lema_plugin.records import RecordError
 from lema_plugin.steps import split_steps
+from lema_testing.files import write_jsonl
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COT, CORRECTIONS = FIXTURES / "cot.jsonl", FIXTURES / "corrections.jsonl"
@@ -34,11 +34,6 @@ def answer_closed(text: str, answer: str) -> list[str]:
 
 def corrected_steps(rec: dict) -> list[str]:
     return answer_closed(rec["corrected_solution"], rec["answer"])
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
 
 
 def build(tmp_path: Path, kind: str, corrections: Path = CORRECTIONS, **kwargs) -> tuple[dict, list[dict]]:

@@ -2,7 +2,6 @@
 `lema run --check` shows the resolved recipe and the requests it will send."""
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from pathlib import Path
@@ -18,7 +17,7 @@ from lema_plugin.cot import CotSettings
 from lema_plugin.evolve import EvolveSettings
 from lema_plugin.first_error import FirstErrorSettings
 from lema_plugin.llm.types import SPEC_GRAMMAR
-from lema_plugin.recipe import Recipe, load_recipe
+from lema_plugin.recipe import load_recipe
 from lema_plugin.recipe_check import request_plan, schema_markdown, schema_rows
 from lema_plugin.sample import SampleSettings
 from lema_plugin.settings import ClientSettings
