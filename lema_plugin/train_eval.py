@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, ToolError
+from .export.next_steps import shown
 from .grading.official import METRICS, PAPER_METRIC
 from .recipe import Recipe
 from .llm.embedded import base_model_path
@@ -69,8 +70,8 @@ def is_trained(adapter: Path) -> bool:
 
 def run_logged(command: list[str], log: Path, echo, env: dict[str, str] | None = None) -> None:
     """Run a tool (axolotl, lm_eval) with its output shown live on stderr and kept in `log`."""
-    shown = " ".join(f"{key}={shlex.quote(value)}" for key, value in (env or {}).items())
-    echo("$ " + (shown + " " if shown else "") + shlex.join(command))
+    assigned = " ".join(f"{key}={shlex.quote(value)}" for key, value in (env or {}).items())
+    echo("$ " + (assigned + " " if assigned else "") + shlex.join(command))
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "AXOLOTL_DO_NOT_TRACK": "1", "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled"),
            **(env or {})}
@@ -125,7 +126,7 @@ def train(recipe: Recipe, out: Path, report, echo) -> None:
     info = json.loads((out / "data" / "lema" / "dataset_info.json").read_text(encoding="utf-8"))
     adapter = trained_adapter(out)
     if is_trained(adapter):
-        report.add("adapter", f"{adapter} (already trained on these files with this config)")
+        report.add("adapter", f"{shown(adapter)} (already trained on these files with this config)")
         return
     planned = info["train_command"]
     ready = info["axolotl_config"]
@@ -133,7 +134,7 @@ def train(recipe: Recipe, out: Path, report, echo) -> None:
     env = {**info.get("environment", {}), **train_environment(per_node, planned["env"], echo)}
     argv = [tool(planned["argv"][0]), *planned["argv"][1:]]
     run_logged(argv, out / "train" / "train.log", echo, env)
-    report.add("adapter", str(adapter))
+    report.add("adapter", shown(adapter))
 
 
 def eval_command(recipe: Recipe, out: Path) -> list[str]:
@@ -161,15 +162,15 @@ def eval_command(recipe: Recipe, out: Path) -> list[str]:
 
 def score_line(metrics: dict) -> str | None:
     """One summary row: the paper-comparable score first, then the robust views."""
-    shown = {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in METRICS}
-    if not shown:
+    scores = {k.split(",")[0]: v for k, v in metrics.items() if k.split(",")[0] in METRICS}
+    if not scores:
         return None
     parts = []
     for metric in METRICS:
-        if metric in shown:
+        if metric in scores:
             note = " (paper-comparable: the official LeMa scoring)" if metric == PAPER_METRIC else ""
-            parts.append(f"{metric} {shown[metric]:.3f}{note}")
-    return ", ".join(parts) + ("; strict_match and exact_match are the robust views" if PAPER_METRIC in shown else "")
+            parts.append(f"{metric} {scores[metric]:.3f}{note}")
+    return ", ".join(parts) + ("; strict_match and exact_match are the robust views" if PAPER_METRIC in scores else "")
 
 
 def evaluate(recipe: Recipe, out: Path, report, echo) -> None:

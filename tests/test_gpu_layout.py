@@ -229,3 +229,27 @@ def test_lema_run_refuses_a_gpu_recipe_before_any_paid_stage(tmp_path, monkeypat
         result = CliRunner().invoke(main, ["run", str(path)])
         assert result.exit_code == 1 and "trains on 1 GPU and this machine shows none" in result.output
         assert server.request_count == 0
+
+
+def test_lema_run_reuses_an_adapter_trained_on_these_files_and_names_it_as_typed(tmp_path, monkeypatch):
+    """The train step of `lema run` trains nothing when the ready config's adapter exists, and the
+    summary row names that folder relative to the working folder, as the printed commands do."""
+    from lema_plugin.train_eval import train
+
+    monkeypatch.chdir(tmp_path)
+    out = Path("runs") / "r"
+    lema = out / "data" / "lema"
+    adapter = (lema / "adapter" / "0123abcd").resolve()
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    (lema / "axolotl.yml").write_text(yaml.safe_dump({"output_dir": str(adapter)}))
+    (lema / "dataset_info.json").write_text(json.dumps({"train_command": {"argv": ["false"], "env": {}}}))
+    rows = []
+
+    class Report:
+        def add(self, name, value):
+            rows.append((name, value))
+
+    train(None, out, Report(), echo=lambda line: rows.append(("echo", line)))
+    assert rows == [("adapter", "runs/r/data/lema/adapter/0123abcd (already trained on these files with this config)")]
