@@ -34,7 +34,7 @@ from . import keys
 from .errors import RequestsFailed
 from .llm import probe
 from .llm.batch import BatchPending, run_batches
-from .llm.client import cache_key, request_body
+from .llm.wire import cache_key, request_body
 from .llm.costs import BudgetStop
 from .llm.types import Ask, Completion, Endpoint
 from .summaries import timeout_hint

@@ -17,7 +17,7 @@ import pytest
 
 from lema_plugin.llm import Completion, Endpoint, LLMClient, Request
 from lema_plugin.llm.cache import ResponseCache
-from lema_plugin.llm.client import cache_key, request_body, retry_after_seconds
+from lema_plugin.llm.wire import cache_key, request_body, retry_after_seconds
 from lema_testing.scripted_server import Reply, ScriptedServer, count_tokens, prompt_text
 
 

@@ -38,9 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import hashlib
-import json
 import logging
 import os
 import random
@@ -60,6 +57,7 @@ from .costs import Budget, Estimate, dollars, prompt_token_bound, worst_case
 from .pacing import Pacer
 from .types import Completion, Endpoint, Request
 from .usage import Usage, usage_line
+from .wire import MalformedResponse, cache_key, parse_completion, request_body, retry_after_seconds
 
 try:  # aiohttp transport: far less CPU per request than the default one
     from openai import DefaultAioHttpClient as _HttpClient
@@ -77,93 +75,6 @@ _NO_PLATFORM_HEADERS = {
                  "X-Stainless-Runtime", "X-Stainless-Runtime-Version")
 } if hasattr(openai, "omit") else None
 MAX_RETRY_AFTER = 120.0  # never sleep longer than this on a server's say-so
-
-
-class MalformedResponse(ValueError):
-    """A 200 answer whose body is not a usable completion (broken JSON, no choices)."""
-
-
-def request_body(endpoint: Endpoint, request: Request) -> dict:
-    """The JSON body for /chat/completions or /completions.
-
-    A prompt-only request to a chat endpoint becomes one user message; messages sent to a
-    completion endpoint are a caller bug (there is no template to render them) and raise.
-    """
-    body: dict = {"model": endpoint.model}
-    if endpoint.mode == "chat":
-        messages = request.messages if request.messages is not None else (("user", request.prompt or ""),)
-        body["messages"] = [{"role": role, "content": content} for role, content in messages]
-    elif endpoint.mode == "completion":
-        if request.prompt is None:
-            raise ValueError(f"endpoint {endpoint.label!r} is in completion mode but the request has no prompt")
-        body["prompt"] = request.prompt
-    else:
-        raise ValueError(f"endpoint {endpoint.label!r}: unknown mode {endpoint.mode!r}")
-    body["temperature"] = request.temperature
-    body["top_p"] = request.top_p
-    body["max_tokens"] = request.max_tokens
-    if request.stop:
-        body["stop"] = list(request.stop)
-    if request.seed is not None:
-        body["seed"] = request.seed
-    return body
-
-
-def cache_key(endpoint: Endpoint, request: Request) -> str:
-    """`Request.cache_key(model)`, told apart by mode: the same prompt in chat and completion
-    mode gets different answers."""
-    key = request.cache_key(endpoint.model)
-    if endpoint.mode == "chat":
-        return key
-    return hashlib.sha256(f"{endpoint.mode}:{key}".encode()).hexdigest()
-
-
-def parse_completion(raw: bytes, chat: bool) -> Completion:
-    """Read the first choice of a completion body; raise MalformedResponse if it has none.
-
-    Empty or null content is a valid (empty) answer; finish_reason is kept as sent.
-    """
-    try:
-        payload = json.loads(raw)
-        choice = payload["choices"][0]
-        if chat:
-            text = (choice.get("message") or {}).get("content")
-        else:
-            text = choice.get("text")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        snippet = raw[:80].decode("utf-8", "replace")
-        raise MalformedResponse(f"malformed response body ({type(exc).__name__}): {snippet!r}") from None
-    usage = payload.get("usage") or {}
-    return Completion(
-        text=text if isinstance(text, str) else "",
-        finish_reason=choice.get("finish_reason"),
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-    )
-
-
-def retry_after_seconds(headers) -> float | None:
-    """Seconds the server asked us to wait (retry-after-ms, retry-after as seconds or a date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return float(value) / 1000.0
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class LLMClient:
