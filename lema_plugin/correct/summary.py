@@ -60,7 +60,7 @@ class CorrectSummary:
 
     def headline(self) -> list[tuple[str, str]]:
         """The run summary's rows (a run with none verified says so first: `pipeline._check_corrections`)."""
-        return [("corrections verified", f"{self.verified} of {self.attempts} replies ({self.corrector})"),
+        return [("corrections verified", f"{self.verified} of {self.attempts} replies, corrector {self.corrector}"),
                 ("correction success", f"{self.corrected_mistakes}/{self.mistakes} ({_pct(self.success_rate)})")]
 
     def to_dict(self) -> dict:
