@@ -39,32 +39,36 @@ def module_file(name: str) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
+def imported_modules(node: ast.AST, name: str, modules: set[str]) -> set[str]:
+    """The package modules one import statement of module `name` names (none for other nodes)."""
+    if isinstance(node, ast.Import):
+        targets = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+            package = name if module_file(name).name == "__init__.py" else name.rsplit(".", 1)[0]
+            anchor = package.split(".")
+            base = ".".join(anchor[: len(anchor) - (node.level - 1)] + ([base] if base else []))
+        targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+    else:
+        return set()
+    found = set()
+    for target in targets:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        if target and target != name:
+            found.add(target)
+    return found
+
+
 def import_graph() -> dict[str, set[str]]:
     """module -> the package modules it imports, at the top or inside a function."""
     modules = set(all_modules()) | {"lema_plugin"}
-    graph: dict[str, set[str]] = {}
-    for name in modules - {"lema_plugin"}:
-        path = module_file(name)
-        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        edges = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")
-                    anchor = anchor[: len(anchor) - (node.level - 1)]
-                    base = ".".join(anchor + ([base] if base else []))
-                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
-            for target in targets:
-                while target and target not in modules:
-                    target = target.rpartition(".")[0]
-                if target and target != name:
-                    edges.add(target)
-        graph[name] = edges
-    return graph
+    return {
+        name: set().union(*(imported_modules(node, name, modules)
+                            for node in ast.walk(ast.parse(module_file(name).read_text(encoding="utf-8")))))
+        for name in modules - {"lema_plugin"}
+    }
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -139,32 +143,18 @@ RUNTIME = ("lema_plugin.asking", "lema_plugin.stage_run", "lema_plugin.llm.clien
 def top_level_imports(name: str, modules: set[str]) -> set[str]:
     """The package modules `name` imports when it is imported: module and class bodies, not
     function bodies (those are imported when the function runs)."""
-    path = module_file(name)
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
 
     def visit(nodes):
         for node in nodes:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")
-                    base = ".".join(anchor[: len(anchor) - (node.level - 1)] + ([base] if base else []))
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                found.update(imported_modules(node, name, modules))
             else:
                 visit(ast.iter_child_nodes(node))
-                continue
-            for target in targets:
-                while target and target not in modules:
-                    target = target.rpartition(".")[0]
-                if target and target != name:
-                    found.add(target)
 
-    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    visit(ast.parse(module_file(name).read_text(encoding="utf-8")).body)
     return found
 
 

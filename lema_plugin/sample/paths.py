@@ -163,12 +163,7 @@ def path_record(
         kind = "wrong"
     record = {
         "id": record_id,
-        "problem_id": problem.id,
-        "dataset": grader_dataset(problem.dataset),
-        "question": problem.question,
-        "answer": problem.answer,
-        "model": model,
-        "sample_index": sample_index,
+        **_whose(problem, model, sample_index),
         "text": text,
         "steps": split_steps(text),
         "prediction": prediction,
@@ -180,6 +175,18 @@ def path_record(
     }
     record.update(extra)
     return record
+
+
+def _whose(problem: Problem, model: str, sample_index: int) -> dict:
+    """The fields that say whose path a record is: its problem (with its gold), model and sample."""
+    return {
+        "problem_id": problem.id,
+        "dataset": grader_dataset(problem.dataset),
+        "question": problem.question,
+        "answer": problem.answer,
+        "model": model,
+        "sample_index": sample_index,
+    }
 
 
 def path_grade(problem: Problem, text: str) -> Graded:
@@ -194,12 +201,7 @@ def failed_record(problem: Problem, model: str, sample_index: int, sample_id: st
     record = {
         "id": make_id(sample_id, "failed", time.time_ns()),
         "sample_id": sample_id,
-        "problem_id": problem.id,
-        "dataset": grader_dataset(problem.dataset),
-        "question": problem.question,
-        "answer": problem.answer,
-        "model": model,
-        "sample_index": sample_index,
+        **_whose(problem, model, sample_index),
         "text": "",
         "steps": [],
         "prediction": None,
