@@ -229,12 +229,17 @@ def test_recipe_judge_is_an_endpoint_built_field_by_field(tmp_path):
         load_recipe(str(path))
 
 
-def test_import_judges_only_the_undecided_paths(tmp_path):
+def _outputs(tmp_path):
+    """Three MATH outputs to import with their gold; the rules cannot settle `\\log_3 x`, a judge can."""
     gold = {row["problem"]: row["solution"] for row in PROBLEMS}
-    outputs = _write(tmp_path / "outputs.jsonl", [
+    return _write(tmp_path / "outputs.jsonl", [
         {"question": question, "solution": text, "gold": gold[question]}
         for question, text in ((TRIANGLE, PATHS[TRIANGLE][0]), (LINE, "The answer is $y = \\log_3 x$."), (COUNT, "The answer is 8."))
     ])
+
+
+def test_import_judges_only_the_undecided_paths(tmp_path):
+    outputs = _outputs(tmp_path)
     script = Scripted()
     with ScriptedServer(script) as server:
         args = ["import", str(outputs), "--format", "jsonl", "--dataset", "math", "--gold-field", "gold",
@@ -358,11 +363,7 @@ def test_the_cost_preview_counts_the_judge_and_writes_nothing(tmp_path):
 
 
 def test_import_takes_the_budget_and_the_preview(tmp_path):
-    gold = {row["problem"]: row["solution"] for row in PROBLEMS}
-    outputs = _write(tmp_path / "outputs.jsonl", [
-        {"question": question, "solution": text, "gold": gold[question]}
-        for question, text in ((TRIANGLE, PATHS[TRIANGLE][0]), (LINE, "The answer is $y = \\log_3 x$."), (COUNT, "The answer is 8."))
-    ])
+    outputs = _outputs(tmp_path)
     script = Scripted()
     with ScriptedServer(script) as server:
         args = ["import", str(outputs), "--format", "jsonl", "--dataset", "math", "--gold-field", "gold", "--quiet",
