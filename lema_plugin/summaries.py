@@ -98,6 +98,19 @@ def _add_counts(entry: dict, counts: dict) -> None:
         entry["cost"] = round((entry["cost"] or 0.0) + counts["cost"], 6)
 
 
+def request_lines(summary) -> list[str]:
+    """The closing lines of a stage summary that has `failed_requests`, `failure_example`,
+    `requests` and `usage`: what still failed (asked again next run), and what this run asked."""
+    out = []
+    if summary.failed_requests:
+        out.append(f"failed requests: {summary.failed_requests}, asked again on the next run "
+                   f"(first error: {summary.failure_example})")
+    total = summary.usage.get("total", {})
+    out.append(f"{summary.requests} new requests; tokens this run: {total.get('prompt_tokens', 0):,} prompt, "
+               f"{total.get('completion_tokens', 0):,} completion")
+    return out
+
+
 def top_reasons(summary, limit: int = 3) -> str:
     """"; top reasons: 4x HTTP 500: ..." from a summary's `failure_reasons` (empty when none),
     and which setting to change when most of them are timeouts."""

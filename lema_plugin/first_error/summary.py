@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from lema_plugin.summaries import request_lines
 from lema_plugin.tables import format_table
 
 REASONS = ("confirmed", "before_fails", "step_recovers", "incomplete")
@@ -78,12 +79,7 @@ class FirstErrorSummary:
         skipped = {k: v for k, v in self.skipped.items() if v}
         if skipped:
             out.append("skipped: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items()))
-        if self.failed_requests:
-            out.append(f"failed requests: {self.failed_requests}, asked again on the next run "
-                       f"(first error: {self.failure_example})")
-        total = self.usage.get("total", {})
-        out.append(f"requests: {self.requests} new; tokens: {total.get('prompt_tokens', 0)} prompt, "
-                   f"{total.get('completion_tokens', 0)} completion")
+        out += request_lines(self)
         for title, group in (("generator", self.by_generator), ("MATH level", self.by_level)):
             if group:
                 rows = [(key, g.checked, g.confirmed, _pct(g.rate)) for key, g in group.items()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lema_plugin.summaries import request_lines
 from lema_plugin.tables import format_table
 
 from .costs import ALL, RunCost
@@ -135,12 +136,7 @@ class ScoreSummary:
         counts = "; ".join(f"{split}: {info['items']} items, {info['erroneous']} erroneous, {info['lema']} with a wrong "
                            "final answer" for split, info in self.splits.items())
         out = [f"scored on {counts}", "", format_table(headers, rows), ""]
-        if self.failed_requests:
-            out.append(f"failed requests: {self.failed_requests}, asked again on the next run (first error: "
-                       f"{self.failure_example})")
-        total = self.usage.get("total", {})
-        out.append(f"{self.requests} new requests; tokens this run: {total.get('prompt_tokens', 0):,} prompt, "
-                   f"{total.get('completion_tokens', 0):,} completion")
+        out += request_lines(self)
         return out
 
     def to_dict(self) -> dict:
